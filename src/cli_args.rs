@@ -1,0 +1,165 @@
+//! Command-line surface of `outpost`, parsed with clap. Subcommands that are not built yet say so and exit
+//! non-zero rather than pretending to work.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// outpost: a ZooKeeper-compatible coordination service with observers and a NATS relay.
+#[derive(Debug, Parser)]
+#[command(name = "outpost", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a server (standalone, participant or observer, as zoo.cfg says) in the foreground.
+    Server(ServerArgs),
+    /// Print the mode of the server a zoo.cfg describes, like `zkServer.sh status`.
+    Status(ConfigArg),
+    /// ZooKeeper command-line client, like zkCli.sh (`outpost cli -server host:port [cmd args...]`).
+    Cli(CliArgs),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Conf(ConfCommand),
+    /// Relay tools (committed-txn stream to NATS).
+    #[command(subcommand)]
+    Relay(RelayCommand),
+    /// Load generator speaking the ZooKeeper protocol; compares two servers side by side.
+    Bench(BenchArgs),
+}
+
+/// `--config zoo.cfg`.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Path to zoo.cfg.
+    #[arg(long, short = 'c', value_name = "ZOO_CFG")]
+    pub config: PathBuf,
+}
+
+/// Arguments of `outpost server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Path to zoo.cfg.
+    #[arg(long, short = 'c', value_name = "ZOO_CFG")]
+    pub config: PathBuf,
+}
+
+/// Arguments of `outpost cli`.
+#[derive(Debug, Args)]
+pub struct CliArgs {
+    /// host:port[,host:port...] to connect to (zkCli's `-server`).
+    #[arg(long = "server", default_value = "127.0.0.1:2181")]
+    pub server: String,
+    /// Session timeout in ms (zkCli's `-timeout`).
+    #[arg(long = "timeout", default_value_t = 30000)]
+    pub timeout_ms: u32,
+    /// A command and its arguments to run once; without it, commands are read from stdin.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// `outpost conf ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfCommand {
+    /// Parse and validate zoo.cfg (and its dynamic file and myid); print the resolved configuration.
+    Check(ConfigArg),
+}
+
+/// `outpost relay ...`.
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Print relay events from a NATS stream for humans.
+    Tail(RelayTailArgs),
+}
+
+/// Arguments of `outpost relay tail`.
+#[derive(Debug, Args)]
+pub struct RelayTailArgs {
+    /// NATS server URL.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// JetStream stream name.
+    #[arg(long, default_value = "OUTPOST")]
+    pub stream: String,
+    /// First zxid to print.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only events under this path.
+    #[arg(long)]
+    pub path: Option<String>,
+}
+
+/// Arguments of `outpost bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// host:port[,host:port...] of the servers to load.
+    #[arg(long)]
+    pub servers: String,
+    /// create | set | get | mixed.
+    #[arg(long, default_value = "mixed")]
+    pub workload: String,
+    /// Concurrent client sessions.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Outstanding requests per client.
+    #[arg(long, default_value_t = 16)]
+    pub depth: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// A second server (host:port[,..]) to run the same load against, printing ratios.
+    #[arg(long)]
+    pub compare: Option<String>,
+}
+
+/// Rewrites zkCli-style single-dash long options (`-server`, `-timeout`) into clap's `--server` form, so
+/// commands copied from a ZooKeeper guide work unchanged. Only options before the command are touched.
+pub fn normalize_zkcli_args(args: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut in_cli = false;
+    let mut past_options = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        if i == 1 && arg == "cli" {
+            in_cli = true;
+        } else if in_cli && !past_options && (arg == "-server" || arg == "-timeout") {
+            out.push(format!("-{arg}"));
+            continue;
+        } else if in_cli && i > 1 && !arg.starts_with('-') && !past_options {
+            // The value of an option is not the command; only a bare word after a value is.
+            let prev_is_option = out
+                .last()
+                .is_some_and(|p: &String| p == "--server" || p == "--timeout");
+            if !prev_is_option {
+                past_options = true;
+            }
+        }
+        out.push(arg);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// zkCli's `-server host:port cmd` form parses, and options inside the command are left alone.
+    #[test]
+    fn zkcli_style_server_option_parses() {
+        let args: Vec<String> = ["outpost", "cli", "-server", "h:1", "create", "-e", "/a"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let cli = Cli::try_parse_from(normalize_zkcli_args(args)).expect("parses");
+        match cli.command {
+            Command::Cli(c) => {
+                assert_eq!(c.server, "h:1");
+                assert_eq!(c.command, vec!["create", "-e", "/a"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

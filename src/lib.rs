@@ -1,0 +1,4 @@
+//! The composition root of the `outpost` binary: wires configuration, the core server, the observer role
+//! and the relay together. Each subcommand of `outpost` has its module here; the logic lives in the crates.
+
+pub mod cli_args;
