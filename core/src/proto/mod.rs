@@ -1,0 +1,11 @@
+//! The ZooKeeper 3.8 wire vocabulary: opcodes, error codes and every jute record of the client protocol,
+//! the quorum protocol and the txn log, byte-compatible with Apache ZooKeeper 3.8.
+//!
+//! Records are plain data with `Record` implementations; nothing here does IO or holds state. The byte
+//! layouts are tabulated in `docs/wire.md`.
+
+pub mod codes;
+pub mod data;
+
+pub use codes::{ErrorCode, OpCode};
+pub use data::{perms, Acl, Id, Stat, StatPersisted};
