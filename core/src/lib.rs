@@ -7,3 +7,4 @@
 pub mod ids;
 pub mod jute;
 pub mod proto;
+pub mod server;

@@ -1,0 +1,213 @@
+//! Shared helpers for the root package's integration tests: free loopback ports, child processes that are
+//! killed on drop (an outpost server, a real Apache ZooKeeper 3.8 from the Debian package, a nats-server),
+//! and four-letter-word queries.
+//!
+//! Every process listens on 127.0.0.1 only and every wait is bounded, so a hung server fails the test
+//! instead of hanging CI.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A loopback port that was free a moment ago (bind to port 0, read it back, release it).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Sends a four-letter word and returns the whole reply (the server closes after answering).
+pub fn four_letter(addr: SocketAddr, word: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(word.as_bytes())?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// Waits until `srvr` answers on `addr`, or panics with `what` after `limit`.
+pub fn wait_for_srvr(addr: SocketAddr, limit: Duration, what: &str) {
+    let start = Instant::now();
+    loop {
+        if let Ok(reply) = four_letter(addr, "srvr") {
+            if reply.contains("Mode:") {
+                return;
+            }
+        }
+        assert!(start.elapsed() < limit, "{what} did not answer srvr on {addr} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+pub struct ChildGuard {
+    /// The process.
+    pub child: Child,
+    /// Where its stdout/stderr go, for failure messages.
+    pub log: PathBuf,
+}
+
+impl ChildGuard {
+    /// Kills the process now (kill -9), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The last lines of the process's log, for assertion messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_logged(mut cmd: Command, log: &Path) -> ChildGuard {
+    let out = std::fs::File::create(log).expect("create log file");
+    let err = out.try_clone().expect("clone log file");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    ChildGuard {
+        child,
+        log: log.to_path_buf(),
+    }
+}
+
+/// The `outpost` binary built for this test run.
+pub fn outpost_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_outpost"))
+}
+
+/// A standalone outpost server on a free loopback port, with its data in `dir`.
+pub struct OutpostStandalone {
+    /// The process.
+    pub process: ChildGuard,
+    /// Its client address.
+    pub addr: SocketAddr,
+    /// The zoo.cfg it runs with.
+    pub config: PathBuf,
+}
+
+impl OutpostStandalone {
+    /// Writes a zoo.cfg (plus `extra` lines) into `dir` and starts `outpost server` on it.
+    pub fn start(dir: &Path, extra: &str) -> OutpostStandalone {
+        let port = free_port();
+        let config = dir.join("zoo.cfg");
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).expect("create dataDir");
+        std::fs::write(
+            &config,
+            format!(
+                "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+                 4lw.commands.whitelist=*\nadmin.enableServer=false\nmetricsProvider.httpPort=0\n{extra}\n",
+                data.display()
+            ),
+        )
+        .expect("write zoo.cfg");
+        OutpostStandalone::start_with_config(&config, port)
+    }
+
+    /// Starts `outpost server --config <config>`, which must listen on `port`.
+    pub fn start_with_config(config: &Path, port: u16) -> OutpostStandalone {
+        let dir = config.parent().expect("config dir");
+        let mut cmd = Command::new(outpost_bin());
+        cmd.arg("server").arg("--config").arg(config);
+        cmd.env("RUST_LOG", "info");
+        let process = spawn_logged(cmd, &dir.join("outpost.log"));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let server = OutpostStandalone {
+            process,
+            addr,
+            config: config.to_path_buf(),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let start = Instant::now();
+        while four_letter(self.addr, "srvr").map(|r| r.contains("Mode:")) != Ok(true) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "outpost did not start on {}:\n{}",
+                self.addr,
+                self.process.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// True when Debian's Apache ZooKeeper 3.8 is installed (the jar and a java runtime).
+pub fn zookeeper_installed() -> bool {
+    Path::new("/usr/share/java/zookeeper.jar").exists() && Path::new("/usr/bin/java").exists()
+}
+
+/// A standalone Apache ZooKeeper 3.8 (Debian package) on a free loopback port, data in `dir`.
+pub struct ZooKeeperStandalone {
+    /// The java process.
+    pub process: ChildGuard,
+    /// Its client address.
+    pub addr: SocketAddr,
+}
+
+impl ZooKeeperStandalone {
+    /// Starts ZooKeeper with a minimal zoo.cfg plus `extra` lines. Panics with a clear message when the
+    /// Debian package is missing: CI installs it, so a missing package is a setup bug, not a skip.
+    pub fn start(dir: &Path, extra: &str) -> ZooKeeperStandalone {
+        assert!(
+            zookeeper_installed(),
+            "Apache ZooKeeper 3.8 is not installed: apt-get install zookeeper (see .ci/run)"
+        );
+        let port = free_port();
+        let data = dir.join("zkdata");
+        std::fs::create_dir_all(&data).expect("create zk dataDir");
+        let config = dir.join("zk.cfg");
+        std::fs::write(
+            &config,
+            format!(
+                "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+                 admin.enableServer=false\n4lw.commands.whitelist=*\n{extra}\n",
+                data.display()
+            ),
+        )
+        .expect("write zk.cfg");
+        let mut cmd = Command::new("/usr/bin/java");
+        cmd.arg("-cp")
+            .arg("/etc/zookeeper/conf:/usr/share/java/zookeeper.jar")
+            .arg(format!("-Dzookeeper.log.dir={}", dir.display()))
+            .arg("-Dzookeeper.extendedTypesEnabled=true")
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(&config);
+        let process = spawn_logged(cmd, &dir.join("zookeeper.log"));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        wait_for_srvr(addr, Duration::from_secs(60), "Apache ZooKeeper");
+        ZooKeeperStandalone { process, addr }
+    }
+}
+
+/// Resident set size of a process in KiB, from /proc.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
