@@ -7,4 +7,7 @@
 pub mod ids;
 pub mod jute;
 pub mod proto;
+pub mod path;
+pub mod acl;
+pub mod session;
 pub mod server;
