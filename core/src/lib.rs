@@ -10,4 +10,5 @@ pub mod proto;
 pub mod path;
 pub mod acl;
 pub mod session;
+pub mod watch;
 pub mod server;
