@@ -12,3 +12,4 @@ pub mod acl;
 pub mod session;
 pub mod watch;
 pub mod server;
+pub mod client;

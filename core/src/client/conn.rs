@@ -1,0 +1,851 @@
+//! The connection task: owns the socket, the session and the client-side watch registry.
+//!
+//! One task per client. It writes request frames in the order callers submitted them (many may be
+//! outstanding: pipelining), and a reader task per socket forwards reply frames back to it. ZooKeeper answers
+//! ordinary requests in xid order, so each reply must match the head of the pending queue; a mismatch is a
+//! protocol violation and drops the connection. Pings (xid -2), auth (-4), set-watches (-8) and
+//! notifications (-1) are handled outside that queue.
+//!
+//! When the connection breaks, every outstanding request fails with [`ClientError::ConnectionLoss`], and
+//! the task reconnects to the next host of the list with the same session id and password, then re-sends
+//! the auth credentials and a `setWatches2` with every watch it still holds.
+
+use super::types::{ClientError, EventType, KeeperState, State, WatchedEvent, WatcherType};
+use crate::jute::{JuteReader, JuteWriter};
+use crate::proto::{ErrorCode, OpCode};
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep_until, timeout, Instant};
+
+/// The largest reply frame accepted by default: generous, since a getChildren of a big node can exceed
+/// the server's 1 MiB `jute.maxbuffer`.
+pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
+
+/// Split set-watches batches at about this many bytes (Java's `SET_WATCHES_MAX_LENGTH`).
+const SET_WATCHES_MAX_LEN: usize = 128 * 1024;
+
+/// A raw reply: the header's zxid and error, and the undecoded body.
+#[derive(Debug, Clone)]
+pub struct RawReply {
+    /// `ReplyHeader.zxid`.
+    pub zxid: i64,
+    /// `ReplyHeader.err`.
+    pub err: ErrorCode,
+    /// The bytes after the header (empty when `err` is not `Ok`).
+    pub body: Vec<u8>,
+}
+
+/// What a successful request does to the client-side watch registry.
+#[derive(Debug, Clone)]
+pub enum WatchReg {
+    /// Nothing.
+    None,
+    /// getData with watch: a data watch.
+    Data(String),
+    /// exists with watch: a data watch if the node exists, an exist watch if not.
+    Exists(String),
+    /// getChildren with watch.
+    Child(String),
+    /// addWatch PERSISTENT.
+    Persistent(String),
+    /// addWatch PERSISTENT_RECURSIVE.
+    Recursive(String),
+    /// removeWatches: drop these.
+    Remove(String, WatcherType),
+}
+
+/// A command from a `Client` handle to the connection task.
+pub enum Cmd {
+    /// An ordinary request (positive xid assigned by the task).
+    Request {
+        /// The opcode.
+        op: OpCode,
+        /// The encoded request record (after the header).
+        body: Vec<u8>,
+        /// Watch bookkeeping on success.
+        watch: WatchReg,
+        /// Where the reply goes.
+        reply: oneshot::Sender<Result<RawReply, ClientError>>,
+    },
+    /// An auth packet (xid -4); remembered and re-sent on reconnect when it succeeds.
+    Auth {
+        /// Scheme, e.g. `digest`.
+        scheme: String,
+        /// Scheme data, e.g. `user:password`.
+        auth: Vec<u8>,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<ErrorCode, ClientError>>,
+    },
+    /// closeSession, then stop.
+    Close {
+        /// Done.
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
+}
+
+/// Session facts shared with the handles.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Connection state.
+    pub state: State,
+    /// Session id (0 before the first handshake).
+    pub session_id: i64,
+    /// Session password.
+    pub password: Vec<u8>,
+    /// Negotiated timeout.
+    pub timeout_ms: u32,
+    /// The server currently connected to.
+    pub host: String,
+    /// Highest zxid seen.
+    pub last_zxid: i64,
+}
+
+/// Settings the task needs.
+#[derive(Debug, Clone)]
+pub struct ConnConfig {
+    /// `host:port` list.
+    pub hosts: Vec<String>,
+    /// Requested session timeout.
+    pub session_timeout_ms: u32,
+    /// Largest reply frame.
+    pub max_frame: usize,
+}
+
+#[derive(Default)]
+struct Watches {
+    data: HashSet<String>,
+    exist: HashSet<String>,
+    child: HashSet<String>,
+    persistent: HashSet<String>,
+    recursive: HashSet<String>,
+}
+
+impl Watches {
+    fn is_empty(&self) -> bool {
+        self.data.is_empty()
+            && self.exist.is_empty()
+            && self.child.is_empty()
+            && self.persistent.is_empty()
+            && self.recursive.is_empty()
+    }
+}
+
+enum Pending {
+    User {
+        xid: i32,
+        watch: WatchReg,
+        reply: oneshot::Sender<Result<RawReply, ClientError>>,
+    },
+    Close {
+        xid: i32,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
+}
+
+impl Pending {
+    fn xid(&self) -> i32 {
+        match self {
+            Pending::User { xid, .. } | Pending::Close { xid, .. } => *xid,
+        }
+    }
+}
+
+/// How one connection ended.
+enum Ended {
+    /// Socket broke; reconnect.
+    Lost(String),
+    /// Session over (closed by us, expired, auth failed, or every handle dropped).
+    Finished(ClientError),
+}
+
+/// The task's state across connections.
+pub struct ConnTask {
+    cfg: ConnConfig,
+    shared: Arc<Mutex<SessionInfo>>,
+    cmds: mpsc::Receiver<Cmd>,
+    events: mpsc::UnboundedSender<WatchedEvent>,
+    watches: Watches,
+    auths: Vec<(String, Vec<u8>)>,
+    next_host: usize,
+    next_xid: i32,
+}
+
+/// A live socket after the handshake.
+pub struct Connected {
+    write: BufWriter<OwnedWriteHalf>,
+    frames: mpsc::UnboundedReceiver<Result<Vec<u8>, String>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+fn frame(xid: i32, op: OpCode, body: &[u8]) -> Vec<u8> {
+    let mut w = JuteWriter::new();
+    w.write_i32(0); // length, patched below
+    w.write_i32(xid);
+    w.write_i32(op.code());
+    w.write_raw(body);
+    let mut bytes = w.into_inner();
+    let len = (bytes.len() - 4) as i32;
+    bytes[..4].copy_from_slice(&len.to_be_bytes());
+    bytes
+}
+
+async fn read_frame(read: &mut OwnedReadHalf, max: usize) -> Result<Vec<u8>, String> {
+    let mut len = [0u8; 4];
+    read.read_exact(&mut len).await.map_err(|e| e.to_string())?;
+    let len = i32::from_be_bytes(len);
+    if len < 0 || len as usize > max {
+        return Err(format!("reply frame length {len} out of range"));
+    }
+    let mut buf = vec![0u8; len as usize];
+    read.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+    Ok(buf)
+}
+
+impl ConnTask {
+    /// A task for `cfg` that will report to `shared` and `events`.
+    pub fn new(
+        cfg: ConnConfig,
+        shared: Arc<Mutex<SessionInfo>>,
+        cmds: mpsc::Receiver<Cmd>,
+        events: mpsc::UnboundedSender<WatchedEvent>,
+    ) -> ConnTask {
+        ConnTask {
+            cfg,
+            shared,
+            cmds,
+            events,
+            watches: Watches::default(),
+            auths: Vec::new(),
+            next_host: 0,
+            next_xid: 1,
+        }
+    }
+
+    fn info(&self) -> SessionInfo {
+        self.shared
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SessionInfo)) {
+        match self.shared.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    fn emit_state(&self, state: KeeperState) {
+        let _ = self.events.send(WatchedEvent {
+            event_type: EventType::None,
+            state,
+            path: None,
+        });
+    }
+
+    fn xid(&mut self) -> i32 {
+        let x = self.next_xid;
+        self.next_xid = if self.next_xid >= i32::MAX - 1 {
+            1
+        } else {
+            self.next_xid + 1
+        };
+        x
+    }
+
+    /// Tries each host once, in list order from where the last attempt stopped, until one accepts the
+    /// session or `deadline` passes.
+    pub async fn connect(&mut self, deadline: Instant) -> Result<Connected, ClientError> {
+        let mut last_err = String::from("no attempt made");
+        let n = self.cfg.hosts.len().max(1);
+        let mut round = 0u32;
+        loop {
+            for _ in 0..n {
+                if Instant::now() >= deadline {
+                    return Err(ClientError::ConnectFailed {
+                        hosts: self.cfg.hosts.join(","),
+                        reason: last_err,
+                    });
+                }
+                let host = self.cfg.hosts[self.next_host % n].clone();
+                self.next_host = (self.next_host + 1) % n;
+                let per_try = (deadline - Instant::now()).min(Duration::from_millis(
+                    u64::from(self.cfg.session_timeout_ms) / n as u64 + 1,
+                ));
+                match timeout(per_try, self.handshake(&host)).await {
+                    Ok(Ok(c)) => return Ok(c),
+                    Ok(Err(ClientError::SessionExpired)) => {
+                        return Err(ClientError::SessionExpired)
+                    }
+                    Ok(Err(e)) => last_err = format!("{host}: {e}"),
+                    Err(_) => last_err = format!("{host}: handshake timed out"),
+                }
+            }
+            round += 1;
+            // Back off between rounds, a little longer each time.
+            let pause = Duration::from_millis(u64::from(100 * round.min(10)));
+            let wake = (Instant::now() + pause).min(deadline);
+            sleep_until(wake).await;
+        }
+    }
+
+    async fn handshake(&mut self, host: &str) -> Result<Connected, ClientError> {
+        let stream = TcpStream::connect(host).await?;
+        stream.set_nodelay(true)?;
+        let (mut read, write) = stream.into_split();
+        let mut write = BufWriter::with_capacity(64 * 1024, write);
+        let info = self.info();
+        let mut w = JuteWriter::new();
+        w.write_i32(0); // protocolVersion
+        w.write_i64(info.last_zxid);
+        w.write_i32(self.cfg.session_timeout_ms as i32);
+        w.write_i64(info.session_id);
+        let mut pw = info.password.clone();
+        pw.resize(16, 0);
+        w.write_buffer(&pw);
+        w.write_bool(false); // readOnly: we want a read-write server
+        let body = w.into_inner();
+        write.write_all(&(body.len() as i32).to_be_bytes()).await?;
+        write.write_all(&body).await?;
+        write.flush().await?;
+        let reply = read_frame(&mut read, 4096).await.map_err(|e| {
+            ClientError::Protocol(format!("no connect reply (server closed or refused): {e}"))
+        })?;
+        let mut r = JuteReader::new(&reply);
+        let _proto = r.read_i32()?;
+        let negotiated = r.read_i32()?;
+        let session_id = r.read_i64()?;
+        let password = r.read_buffer()?;
+        let read_only = if r.remaining() > 0 {
+            r.read_bool()?
+        } else {
+            false
+        };
+        if negotiated <= 0 {
+            return Err(ClientError::SessionExpired);
+        }
+        let state = if read_only {
+            State::ConnectedReadOnly
+        } else {
+            State::Connected
+        };
+        self.update(|s| {
+            s.state = state;
+            s.session_id = session_id;
+            s.password = password;
+            s.timeout_ms = negotiated as u32;
+            s.host = host.to_string();
+        });
+        let (tx, frames) = mpsc::unbounded_channel();
+        let max = self.cfg.max_frame;
+        let reader = tokio::spawn(async move {
+            loop {
+                let f = read_frame(&mut read, max).await;
+                let stop = f.is_err();
+                if tx.send(f).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        let mut conn = Connected {
+            write,
+            frames,
+            reader,
+        };
+        self.prime(&mut conn).await?;
+        Ok(conn)
+    }
+
+    /// Re-sends stored credentials and watches on a fresh connection (Java's `primeConnection` order).
+    async fn prime(&mut self, conn: &mut Connected) -> Result<(), ClientError> {
+        for (scheme, auth) in &self.auths {
+            conn.write
+                .write_all(&frame(-4, OpCode::Auth, &auth_body(scheme, auth)))
+                .await?;
+        }
+        if !self.watches.is_empty() {
+            let last_zxid = self.info().last_zxid;
+            for body in set_watches_bodies(last_zxid, &self.watches) {
+                conn.write
+                    .write_all(&frame(-8, OpCode::SetWatches2, &body))
+                    .await?;
+            }
+        }
+        conn.write.flush().await?;
+        Ok(())
+    }
+
+    /// Runs until the session ends: connection, reconnections, close.
+    pub async fn run(mut self, first: Connected) {
+        let mut conn = first;
+        self.emit_state(KeeperState::SyncConnected);
+        loop {
+            let ended = self.serve(&mut conn).await;
+            match ended {
+                Ended::Finished(e) => {
+                    self.finish(e);
+                    return;
+                }
+                Ended::Lost(why) => {
+                    tracing::debug!("connection lost: {why}");
+                    self.update(|s| s.state = State::Connecting);
+                    self.emit_state(KeeperState::Disconnected);
+                    let timeout_ms = u64::from(self.info().timeout_ms.max(1000));
+                    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+                    match self.connect(deadline).await {
+                        Ok(c) => {
+                            conn = c;
+                            self.emit_state(KeeperState::SyncConnected);
+                        }
+                        Err(ClientError::SessionExpired) => {
+                            self.emit_state(KeeperState::Expired);
+                            self.finish(ClientError::SessionExpired);
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::debug!("giving up reconnecting: {e}");
+                            self.finish(ClientError::Closed);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, why: ClientError) {
+        self.update(|s| s.state = State::Closed);
+        self.cmds.close();
+        while let Ok(cmd) = self.cmds.try_recv() {
+            fail_cmd(cmd, &why);
+        }
+        if matches!(why, ClientError::Closed) {
+            self.emit_state(KeeperState::Closed);
+        }
+    }
+
+    async fn serve(&mut self, conn: &mut Connected) -> Ended {
+        let mut pending: VecDeque<Pending> = VecDeque::new();
+        let mut auth_pending: VecDeque<
+            Option<(
+                String,
+                Vec<u8>,
+                oneshot::Sender<Result<ErrorCode, ClientError>>,
+            )>,
+        > = (0..self.auths.len()).map(|_| None).collect();
+        let timeout_ms = u64::from(self.info().timeout_ms.max(300));
+        let ping_every = Duration::from_millis(timeout_ms / 3);
+        let read_timeout = Duration::from_millis(timeout_ms * 2 / 3);
+        let mut last_send = Instant::now();
+        let mut last_recv = Instant::now();
+        let mut closing = false;
+        let ended = loop {
+            let next_ping = last_send + ping_every;
+            let dead_at = last_recv + read_timeout;
+            tokio::select! {
+                biased;
+                f = conn.frames.recv() => {
+                    last_recv = Instant::now();
+                    let bytes = match f {
+                        Some(Ok(b)) => b,
+                        Some(Err(e)) => break Ended::Lost(e),
+                        None => break Ended::Lost("reader stopped".into()),
+                    };
+                    match self.on_frame(&bytes, &mut pending, &mut auth_pending) {
+                        Ok(Some(done)) => break done,
+                        Ok(None) => {}
+                        Err(e) => break Ended::Lost(e.to_string()),
+                    }
+                }
+                cmd = self.cmds.recv(), if !closing => {
+                    let Some(cmd) = cmd else {
+                        // Every handle is gone: close the session politely.
+                        let xid = self.xid();
+                        let (tx, _rx) = oneshot::channel();
+                        pending.push_back(Pending::Close { xid, reply: tx });
+                        if let Err(e) = conn.write.write_all(&frame(xid, OpCode::CloseSession, &[])).await {
+                            break Ended::Lost(e.to_string());
+                        }
+                        let _ = conn.write.flush().await;
+                        closing = true;
+                        continue;
+                    };
+                    let mut batch = 0;
+                    let mut next = Some(cmd);
+                    let mut write_err = None;
+                    while let Some(cmd) = next.take() {
+                        if let Err(e) = self.send(conn, cmd, &mut pending, &mut auth_pending, &mut closing).await {
+                            write_err = Some(e);
+                            break;
+                        }
+                        batch += 1;
+                        if batch < 256 && !closing {
+                            next = self.cmds.try_recv().ok();
+                        }
+                    }
+                    if write_err.is_none() {
+                        if let Err(e) = conn.write.flush().await {
+                            write_err = Some(e);
+                        }
+                    }
+                    if let Some(e) = write_err {
+                        break Ended::Lost(e.to_string());
+                    }
+                    last_send = Instant::now();
+                }
+                _ = sleep_until(next_ping) => {
+                    let ping = frame(-2, OpCode::Ping, &[]);
+                    if conn.write.write_all(&ping).await.is_err() || conn.write.flush().await.is_err() {
+                        break Ended::Lost("ping write failed".into());
+                    }
+                    last_send = Instant::now();
+                }
+                _ = sleep_until(dead_at) => {
+                    break Ended::Lost(format!("no reply from the server for {} ms", read_timeout.as_millis()));
+                }
+            }
+        };
+        // Whatever is still outstanding gets CONNECTIONLOSS (or the final error).
+        let err_of = |e: &Ended| match e {
+            Ended::Lost(_) => ClientError::ConnectionLoss,
+            Ended::Finished(ClientError::SessionExpired) => ClientError::SessionExpired,
+            Ended::Finished(ClientError::AuthFailed) => ClientError::AuthFailed,
+            Ended::Finished(_) => ClientError::Closed,
+        };
+        for p in pending.drain(..) {
+            match p {
+                Pending::User { reply, .. } => {
+                    let _ = reply.send(Err(err_of(&ended)));
+                }
+                Pending::Close { reply, .. } => {
+                    // A close whose connection died: the session will expire on its own.
+                    let _ = reply.send(Ok(()));
+                }
+            }
+        }
+        for (_, _, reply) in auth_pending.drain(..).flatten() {
+            let _ = reply.send(Err(err_of(&ended)));
+        }
+        if closing && matches!(ended, Ended::Lost(_)) {
+            return Ended::Finished(ClientError::Closed);
+        }
+        ended
+    }
+
+    async fn send(
+        &mut self,
+        conn: &mut Connected,
+        cmd: Cmd,
+        pending: &mut VecDeque<Pending>,
+        auth_pending: &mut VecDeque<
+            Option<(
+                String,
+                Vec<u8>,
+                oneshot::Sender<Result<ErrorCode, ClientError>>,
+            )>,
+        >,
+        closing: &mut bool,
+    ) -> std::io::Result<()> {
+        match cmd {
+            Cmd::Request {
+                op,
+                body,
+                watch,
+                reply,
+            } => {
+                let xid = self.xid();
+                conn.write.write_all(&frame(xid, op, &body)).await?;
+                pending.push_back(Pending::User { xid, watch, reply });
+            }
+            Cmd::Auth {
+                scheme,
+                auth,
+                reply,
+            } => {
+                conn.write
+                    .write_all(&frame(-4, OpCode::Auth, &auth_body(&scheme, &auth)))
+                    .await?;
+                auth_pending.push_back(Some((scheme, auth, reply)));
+            }
+            Cmd::Close { reply } => {
+                let xid = self.xid();
+                conn.write
+                    .write_all(&frame(xid, OpCode::CloseSession, &[]))
+                    .await?;
+                pending.push_back(Pending::Close { xid, reply });
+                *closing = true;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn on_frame(
+        &mut self,
+        bytes: &[u8],
+        pending: &mut VecDeque<Pending>,
+        auth_pending: &mut VecDeque<
+            Option<(
+                String,
+                Vec<u8>,
+                oneshot::Sender<Result<ErrorCode, ClientError>>,
+            )>,
+        >,
+    ) -> Result<Option<Ended>, ClientError> {
+        let mut r = JuteReader::new(bytes);
+        let xid = r.read_i32()?;
+        let zxid = r.read_i64()?;
+        let err = ErrorCode::from_code(r.read_i32()?);
+        let body = r.rest();
+        if zxid > 0 {
+            self.update(|s| {
+                if zxid > s.last_zxid {
+                    s.last_zxid = zxid;
+                }
+            });
+        }
+        match xid {
+            -1 => {
+                let mut br = JuteReader::new(body);
+                let etype = EventType::from_code(br.read_i32()?);
+                let state = KeeperState::from_code(br.read_i32()?);
+                let path = br.read_string()?;
+                self.on_event(etype, &path);
+                let _ = self.events.send(WatchedEvent {
+                    event_type: etype,
+                    state,
+                    path: Some(path),
+                });
+                Ok(None)
+            }
+            -2 => Ok(None),
+            -8 => {
+                if !err.is_ok() {
+                    tracing::warn!("setWatches failed: {err}");
+                }
+                Ok(None)
+            }
+            -4 => {
+                let entry = auth_pending.pop_front().flatten();
+                if err.is_ok() {
+                    if let Some((scheme, auth, reply)) = entry {
+                        self.auths.push((scheme, auth));
+                        let _ = reply.send(Ok(ErrorCode::Ok));
+                    }
+                    Ok(None)
+                } else {
+                    if let Some((_, _, reply)) = entry {
+                        let _ = reply.send(Ok(err));
+                    }
+                    self.update(|s| s.state = State::AuthFailed);
+                    self.emit_state(KeeperState::AuthFailed);
+                    Ok(Some(Ended::Finished(ClientError::AuthFailed)))
+                }
+            }
+            _ => {
+                let Some(head) = pending.pop_front() else {
+                    return Err(ClientError::Protocol(format!(
+                        "reply xid {xid} with nothing outstanding"
+                    )));
+                };
+                if head.xid() != xid {
+                    return Err(ClientError::Protocol(format!(
+                        "xid out of order: got {xid}, expected {}",
+                        head.xid()
+                    )));
+                }
+                match head {
+                    Pending::User { watch, reply, .. } => {
+                        self.on_reply_watch(watch, err);
+                        let _ = reply.send(Ok(RawReply {
+                            zxid,
+                            err,
+                            body: body.to_vec(),
+                        }));
+                        Ok(None)
+                    }
+                    Pending::Close { reply, .. } => {
+                        let _ = reply.send(Ok(()));
+                        Ok(Some(Ended::Finished(ClientError::Closed)))
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_reply_watch(&mut self, watch: WatchReg, err: ErrorCode) {
+        let ok = err.is_ok();
+        match watch {
+            WatchReg::None => {}
+            WatchReg::Data(p) if ok => {
+                self.watches.data.insert(p);
+            }
+            WatchReg::Exists(p) => {
+                if ok {
+                    self.watches.data.insert(p);
+                } else if err == ErrorCode::NoNode {
+                    self.watches.exist.insert(p);
+                }
+            }
+            WatchReg::Child(p) if ok => {
+                self.watches.child.insert(p);
+            }
+            WatchReg::Persistent(p) if ok => {
+                self.watches.persistent.insert(p);
+            }
+            WatchReg::Recursive(p) if ok => {
+                self.watches.recursive.insert(p);
+            }
+            WatchReg::Remove(p, kind) if ok => {
+                let w = &mut self.watches;
+                let mut removed = Vec::new();
+                if matches!(kind, WatcherType::Data | WatcherType::Any)
+                    && (w.data.remove(&p) | w.exist.remove(&p))
+                {
+                    removed.push(EventType::DataWatchRemoved);
+                }
+                if matches!(kind, WatcherType::Children | WatcherType::Any) && w.child.remove(&p) {
+                    removed.push(EventType::ChildWatchRemoved);
+                }
+                if matches!(kind, WatcherType::Any)
+                    && (w.persistent.remove(&p) | w.recursive.remove(&p))
+                {
+                    removed.push(EventType::PersistentWatchRemoved);
+                }
+                for event_type in removed {
+                    let _ = self.events.send(WatchedEvent {
+                        event_type,
+                        state: KeeperState::SyncConnected,
+                        path: Some(p.clone()),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_event(&mut self, etype: EventType, path: &str) {
+        let w = &mut self.watches;
+        match etype {
+            EventType::NodeCreated | EventType::NodeDataChanged => {
+                w.data.remove(path);
+                w.exist.remove(path);
+            }
+            EventType::NodeDeleted => {
+                w.data.remove(path);
+                w.exist.remove(path);
+                w.child.remove(path);
+            }
+            EventType::NodeChildrenChanged => {
+                w.child.remove(path);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn fail_cmd(cmd: Cmd, why: &ClientError) {
+    let err = || match why {
+        ClientError::SessionExpired => ClientError::SessionExpired,
+        ClientError::AuthFailed => ClientError::AuthFailed,
+        _ => ClientError::Closed,
+    };
+    match cmd {
+        Cmd::Request { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+        Cmd::Auth { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+        Cmd::Close { reply } => {
+            let _ = reply.send(Ok(()));
+        }
+    }
+}
+
+fn auth_body(scheme: &str, auth: &[u8]) -> Vec<u8> {
+    let mut w = JuteWriter::new();
+    w.write_i32(0);
+    w.write_string(scheme);
+    w.write_buffer(auth);
+    w.into_inner()
+}
+
+/// `SetWatches2` records re-registering `watches`, split so none exceeds about 128 KiB.
+fn set_watches_bodies(last_zxid: i64, watches: &Watches) -> Vec<Vec<u8>> {
+    let lists: [Vec<&String>; 5] = [
+        watches.data.iter().collect(),
+        watches.exist.iter().collect(),
+        watches.child.iter().collect(),
+        watches.persistent.iter().collect(),
+        watches.recursive.iter().collect(),
+    ];
+    let mut out = Vec::new();
+    let mut idx = [0usize; 5];
+    loop {
+        let mut batch: [Vec<&String>; 5] = Default::default();
+        let mut size = 0;
+        for (k, list) in lists.iter().enumerate() {
+            while idx[k] < list.len() && size < SET_WATCHES_MAX_LEN {
+                size += list[idx[k]].len() + 4;
+                batch[k].push(list[idx[k]]);
+                idx[k] += 1;
+            }
+        }
+        let mut w = JuteWriter::new();
+        w.write_i64(last_zxid);
+        for b in &batch {
+            w.write_string_vec(b);
+        }
+        out.push(w.into_inner());
+        if idx.iter().zip(lists.iter()).all(|(i, l)| *i >= l.len()) {
+            return out;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Request frames are `len | xid | type | body` with the length not counting itself.
+    #[test]
+    fn request_frame_layout() {
+        let f = frame(7, OpCode::GetData, &[1, 2]);
+        assert_eq!(f, vec![0, 0, 0, 10, 0, 0, 0, 7, 0, 0, 0, 4, 1, 2]);
+    }
+
+    /// Many watches are split into several setWatches2 records, each below the size cap, none lost.
+    #[test]
+    fn set_watches_split() {
+        let mut w = Watches::default();
+        for i in 0..20_000 {
+            w.data.insert(format!("/some/long/path/{i:08}"));
+        }
+        let bodies = set_watches_bodies(5, &w);
+        assert!(bodies.len() > 1);
+        let mut total = 0;
+        for b in &bodies {
+            assert!(b.len() < SET_WATCHES_MAX_LEN + 1024);
+            let mut r = JuteReader::new(b);
+            assert_eq!(r.read_i64().unwrap(), 5);
+            total += r.read_string_vec().unwrap().len();
+            for _ in 0..4 {
+                r.read_string_vec().unwrap();
+            }
+            r.finish().unwrap();
+        }
+        assert_eq!(total, 20_000);
+    }
+}
