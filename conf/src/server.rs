@@ -91,7 +91,7 @@ pub struct ServerSpec {
 }
 
 /// Java's `String.split`: trailing empty strings are removed (an empty input gives one empty string).
-fn java_split<'a>(s: &'a str, sep: char) -> Vec<&'a str> {
+fn java_split(s: &str, sep: char) -> Vec<&str> {
     if s.is_empty() {
         return vec![""];
     }
