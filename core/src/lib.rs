@@ -11,5 +11,6 @@ pub mod path;
 pub mod acl;
 pub mod session;
 pub mod watch;
+pub mod tree;
 pub mod server;
 pub mod client;
