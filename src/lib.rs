@@ -2,3 +2,4 @@
 //! and the relay together. Each subcommand of `outpost` has its module here; the logic lives in the crates.
 
 pub mod cli_args;
+pub mod conf_cmd;

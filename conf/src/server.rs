@@ -57,6 +57,22 @@ pub fn delimited_host(host: &str) -> String {
     }
 }
 
+/// The host as Java's `InetSocketAddress.getHostString` prints it in the configuration text: names and
+/// IPv4 literals as configured; IPv6 literals in Java's full form (`::1` → `0:0:0:0:0:0:0:1`, in
+/// brackets); IPv4-mapped IPv6 literals as the IPv4 address (Java resolves them to `Inet4Address`).
+pub fn java_host_string(host: &str) -> String {
+    match host.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let groups: Vec<String> = v6.segments().iter().map(|g| format!("{g:x}")).collect();
+                format!("[{}]", groups.join(":"))
+            }
+        },
+        Err(_) => delimited_host(host),
+    }
+}
+
 impl fmt::Display for HostPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", delimited_host(&self.host), self.port)
@@ -222,7 +238,7 @@ impl ServerSpec {
             .map(|a| {
                 format!(
                     "{}:{}:{}",
-                    delimited_host(&a.host),
+                    java_host_string(&a.host),
                     a.quorum_port,
                     a.election_port
                 )
@@ -234,7 +250,11 @@ impl ServerSpec {
         if let Some(client) = &self.client {
             if !self.client_from_static {
                 out.push(';');
-                out.push_str(&client.to_string());
+                out.push_str(&format!(
+                    "{}:{}",
+                    java_host_string(&client.host),
+                    client.port
+                ));
             }
         }
         out
@@ -276,7 +296,17 @@ mod tests {
         let s = ServerSpec::parse(1, "[::1]:2888:3888:observer;[::1]:2181", false).expect("ok");
         assert_eq!(s.addrs[0].host, "::1");
         assert_eq!(s.client.as_ref().map(|c| c.host.as_str()), Some("::1"));
-        assert_eq!(s.render(), "[::1]:2888:3888:observer;[::1]:2181");
+        // Java prints IPv6 literals in full, as checked against ZooKeeper 3.8.0's QuorumPeerConfig.
+        assert_eq!(
+            s.render(),
+            "[0:0:0:0:0:0:0:1]:2888:3888:observer;[0:0:0:0:0:0:0:1]:2181"
+        );
+        let m =
+            ServerSpec::parse(2, "[::ffff:10.0.0.1]:2888:3888;[fe80::1]:2181", false).expect("ok");
+        assert_eq!(
+            m.render(),
+            "10.0.0.1:2888:3888:participant;[fe80:0:0:0:0:0:0:1]:2181"
+        );
     }
 
     /// Malformed lines are rejected: too few fields, equal ports, bad role, trailing blank after a port,

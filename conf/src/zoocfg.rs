@@ -382,6 +382,10 @@ impl Loader {
             BoolStyle::NotFalse => v != "false",
         };
         if s.source != Source::Default && !canonical_lenient(style, v) {
+            let shown = format!("{v} (read as {result})");
+            if let Some(setting) = self.settings.get_mut(key) {
+                setting.value = shown;
+            }
             self.warn(
                 s.source.clone(),
                 Some(key),
@@ -1302,7 +1306,9 @@ fn check_duplicate_addresses(
             uses.push((host, c.port, "client port"));
         }
         for (host, port, what) in uses {
-            if let Some((other, other_what)) = seen.insert((host.clone(), port), (s.id, what)) {
+            // Compare IP literals in one spelling (`::1` and `0:0:0:0:0:0:0:1` are the same address).
+            let canonical = crate::server::java_host_string(&host);
+            if let Some((other, other_what)) = seen.insert((canonical, port), (s.id, what)) {
                 let src = sources.get(&s.id).cloned().unwrap_or(Source::Default);
                 let hp = HostPort { host, port };
                 return Err(ConfError::at(

@@ -147,7 +147,7 @@ fn observer_role() {
         .any(|w| w.key.as_deref() == Some("peerType")));
 }
 
-/// A versioned dynamic file (`zoo.cfg.dynamic.100000000`) gives the version; IPv6 hosts keep their brackets.
+/// A versioned dynamic file (`zoo.cfg.dynamic.100000000`) gives the version; IPv6 literals render as Java prints them.
 #[test]
 fn versioned_dynamic_file_and_ipv6() {
     let f = Fixture::new();
@@ -163,9 +163,9 @@ fn versioned_dynamic_file_and_ipv6() {
     assert_eq!(cfg.membership.version, 0x100000000);
     assert_eq!(
         cfg.config_text(),
-        "server.1=[::1]:2888:3888:participant;[::1]:2181\n\
-         server.2=[::1]:2889:3889:participant;0.0.0.0:2182\n\
-         server.3=[::1]:2890:3890:participant;127.0.0.1:2183\nversion=100000000"
+        "server.1=[0:0:0:0:0:0:0:1]:2888:3888:participant;[0:0:0:0:0:0:0:1]:2181\n\
+         server.2=[0:0:0:0:0:0:0:1]:2889:3889:participant;0.0.0.0:2182\n\
+         server.3=[0:0:0:0:0:0:0:1]:2890:3890:participant;127.0.0.1:2183\nversion=100000000"
     );
     assert_eq!(
         cfg.client_address,
