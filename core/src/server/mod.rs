@@ -2,3 +2,4 @@
 //! the tokio shell in `shell` feeds it events and carries out the actions it returns.
 
 pub mod fourlw;
+pub mod ordering;
