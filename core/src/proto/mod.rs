@@ -6,6 +6,8 @@
 
 pub mod codes;
 pub mod data;
+pub mod txn;
 
 pub use codes::{ErrorCode, OpCode};
 pub use data::{perms, Acl, Id, Stat, StatPersisted};
+pub use txn::{Txn, TxnDigest, TxnEntry, TxnHeader};
