@@ -173,7 +173,7 @@ pub struct DataTree {
     ephemerals: BTreeMap<i64, BTreeSet<Box<str>>>,
     containers: BTreeSet<Box<str>>,
     ttls: BTreeSet<Box<str>>,
-    /// `approximateDataSize`: Σ path length + data length over Java's node map (root counted twice).
+    /// `approximateDataSize` (see [`DataTree::approximate_data_size`]).
     data_size: i64,
     extended_types: bool,
     last_processed_zxid: i64,
@@ -405,6 +405,11 @@ impl DataTree {
         let parent_path = crate::path::parent(path).ok_or(ErrorCode::NoNode)?;
         if is_root(path) {
             return Err(ErrorCode::NoNode);
+        }
+        // Java would orphan the subtree of a node deleted with children; prep never asks for that, and
+        // refusing keeps the level maps consistent.
+        if self.node(path).is_some_and(|n| n.num_children > 0) {
+            return Err(ErrorCode::NotEmpty);
         }
         let parent = self.node_mut(parent_path).ok_or(ErrorCode::NoNode)?;
         if zxid > parent.stat.pzxid {
@@ -642,7 +647,8 @@ impl DataTree {
         false
     }
 
-    /// `approximateDataSize`: Σ (path length + data length), root counted under both names.
+    /// `approximateDataSize`: Σ (path length + data length); the root path is counted under both names
+    /// (`""` and `"/"`, as in Java), its data once (as Java's incremental counter does).
     pub fn approximate_data_size(&self) -> i64 {
         self.data_size
     }
@@ -735,5 +741,7 @@ impl Default for DataTree {
     }
 }
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;

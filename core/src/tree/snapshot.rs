@@ -70,7 +70,7 @@ impl DataTree {
                     return Err(DecodeError::malformed("root node appears twice"));
                 }
                 saw_root = true;
-                t.data_size += node.data_len() as i64 * 2;
+                t.data_size += node.data_len() as i64;
                 t.root = node;
                 t.acls.add_usage(acl);
                 continue;
