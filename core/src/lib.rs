@@ -7,6 +7,7 @@
 pub mod ids;
 pub mod jute;
 pub mod proto;
+pub mod storage;
 pub mod path;
 pub mod acl;
 pub mod session;
