@@ -477,3 +477,32 @@ fn relative_paths_warn() {
         .iter()
         .any(|w| w.key.as_deref() == Some("dataDir")));
 }
+
+/// A `<zoo.cfg>.dynamic.next` file next to a zoo.cfg with a dynamic file is read as the last seen config.
+#[test]
+fn dynamic_next_is_last_seen() {
+    let f = Fixture::new();
+    f.myid("1");
+    f.write(
+        "zoo.cfg.dynamic.100000000",
+        "server.1=127.0.0.1:2888:3888;2181\nserver.2=127.0.0.1:2889:3889;2182\n",
+    );
+    f.write(
+        "zoo.cfg.dynamic.next",
+        "server.1=127.0.0.1:2888:3888;2181\nserver.2=127.0.0.1:2889:3889;2182\n\
+         server.3=127.0.0.1:2890:3890;2183\nversion=100000005\n",
+    );
+    let base = "dataDir=DATA\ninitLimit=5\nsyncLimit=2\nstandaloneEnabled=false\n\
+                dynamicConfigFile=DIR/zoo.cfg.dynamic.100000000\n";
+    let cfg = f.load(base).expect("ok");
+    assert_eq!(cfg.membership.version, 0x100000000);
+    let next = cfg.last_seen.expect("last seen config");
+    assert_eq!(next.version, 0x100000005);
+    assert_eq!(next.servers.len(), 3);
+    assert_eq!(
+        next.render_dynamic_file(true),
+        "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+         server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
+         server.3=127.0.0.1:2890:3890:participant;0.0.0.0:2183\nversion=100000005"
+    );
+}
