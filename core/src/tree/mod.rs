@@ -11,6 +11,7 @@
 //! [`Trigger`]s and callers apply policy.
 
 pub mod acl_cache;
+pub mod apply;
 pub mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet};
