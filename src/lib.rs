@@ -3,3 +3,4 @@
 
 pub mod cli_args;
 pub mod conf_cmd;
+pub mod cli;

@@ -12,6 +12,10 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         });
     }
+    let cli = match cli.command {
+        Command::Cli(args) => return outpost::cli::run(args),
+        other => Cli { command: other },
+    };
     let name = match &cli.command {
         Command::Server(_) => "server",
         Command::Status(_) => "status",

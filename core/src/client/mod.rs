@@ -169,9 +169,9 @@ fn path_watch_req(path: &str, watch: bool) -> Vec<u8> {
     w.into_inner()
 }
 
-fn create_req(w: &mut JuteWriter, path: &str, data: &[u8], acl: &[Acl], mode: CreateMode) {
+fn create_req(w: &mut JuteWriter, path: &str, data: Option<&[u8]>, acl: &[Acl], mode: CreateMode) {
     w.write_string(path);
-    w.write_buffer(data);
+    w.write_buffer_opt(data);
     w.write_vec(acl);
     w.write_i32(mode.flags());
     if let Some(ttl) = mode.ttl() {
@@ -328,11 +328,31 @@ impl Client {
     ) -> ZkResult<String> {
         let op = create_op(mode, false);
         let mut w = JuteWriter::new();
-        create_req(&mut w, path, data, acl, mode);
+        create_req(&mut w, path, Some(data), acl, mode);
         self.call(op, w.into_inner(), WatchReg::None, |r| {
             let p = r.read_string()?;
             Ok(p)
         })
+        .await
+    }
+
+    /// `create` with possibly null data (what zkCli sends for `create /p` without data; `get` then
+    /// shows `null`).
+    pub async fn create_nullable(
+        &self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        mode: CreateMode,
+    ) -> ZkResult<String> {
+        let mut w = JuteWriter::new();
+        create_req(&mut w, path, data, acl, mode);
+        self.call(
+            create_op(mode, false),
+            w.into_inner(),
+            WatchReg::None,
+            |r| r.read_string(),
+        )
         .await
     }
 
@@ -346,7 +366,7 @@ impl Client {
     ) -> ZkResult<(String, Stat)> {
         let op = create_op(mode, true);
         let mut w = JuteWriter::new();
-        create_req(&mut w, path, data, acl, mode);
+        create_req(&mut w, path, Some(data), acl, mode);
         self.call(op, w.into_inner(), WatchReg::None, |r| {
             Ok((r.read_string()?, Stat::read(r)?))
         })
@@ -388,6 +408,23 @@ impl Client {
         };
         self.call(OpCode::GetData, path_watch_req(path, watch), reg, |r| {
             Ok((r.read_buffer()?, Stat::read(r)?))
+        })
+        .await
+    }
+
+    /// `getData` keeping the difference between null data (`None`) and empty data.
+    pub async fn get_data_nullable(
+        &self,
+        path: &str,
+        watch: bool,
+    ) -> ZkResult<(Option<Vec<u8>>, Stat)> {
+        let reg = if watch {
+            WatchReg::Data(path.to_string())
+        } else {
+            WatchReg::None
+        };
+        self.call(OpCode::GetData, path_watch_req(path, watch), reg, |r| {
+            Ok((r.read_buffer_opt()?, Stat::read(r)?))
         })
         .await
     }
@@ -499,7 +536,7 @@ impl Client {
                     data,
                     acl,
                     mode,
-                } => create_req(&mut w, path, data, acl, *mode),
+                } => create_req(&mut w, path, Some(data), acl, *mode),
                 Op::Delete { path, version } | Op::Check { path, version } => {
                     w.write_string(path);
                     w.write_i32(*version);
