@@ -48,7 +48,8 @@ struct State {
     capacity: Option<u64>,
     failing_fsyncs: u64,
     fsync_count: u64,
-    power_cut: bool,
+    /// `Some(n)`: power fails after `n` more successful fsyncs (see [`MemDisk::cut_power_after`]).
+    power_cut: Option<u64>,
 }
 
 /// An in-memory disk where only fsynced data survives [`MemDisk::crash`]. Clones share the same disk.
@@ -165,7 +166,12 @@ impl MemDisk {
     /// fails and leaves the unsynced changes pending, so the crash can keep a torn prefix of them. This
     /// models a crash in the middle of an fsync.
     pub fn cut_power(&self) {
-        self.state().power_cut = true;
+        self.cut_power_after(0);
+    }
+
+    /// Like [`MemDisk::cut_power`], but the next `fsyncs` fsyncs (files or directories) still succeed.
+    pub fn cut_power_after(&self, fsyncs: u64) {
+        self.state().power_cut = Some(fsyncs);
     }
 
     /// How many fsyncs (files and directories) have succeeded so far.
@@ -205,7 +211,7 @@ impl MemDisk {
 
     fn crash_with(&self, seed: Option<u64>) {
         let mut state = self.state();
-        state.power_cut = false;
+        state.power_cut = None;
         state.names = state.durable_names.clone();
         state.collect_garbage();
         let mut rng = seed.unwrap_or(0);
@@ -240,8 +246,10 @@ impl MemDisk {
     }
 
     fn fsync_fault(state: &mut State) -> io::Result<()> {
-        if state.power_cut {
-            return Err(io::Error::other("MemDisk: power cut"));
+        match state.power_cut {
+            Some(0) => return Err(io::Error::other("MemDisk: power cut")),
+            Some(n) => state.power_cut = Some(n - 1),
+            None => {}
         }
         if state.failing_fsyncs > 0 {
             state.failing_fsyncs -= 1;
@@ -338,7 +346,7 @@ impl Disk for MemDisk {
     fn fsync(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state();
         state.ino(path)?;
-        if state.power_cut {
+        if state.power_cut == Some(0) {
             return MemDisk::fsync_fault(&mut state);
         }
         if let Err(e) = MemDisk::fsync_fault(&mut state) {
