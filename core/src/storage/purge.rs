@@ -3,7 +3,9 @@
 //!
 //! Keeps the newest N valid snapshots (N at least 3, as ZooKeeper enforces), removes older snapshots, and
 //! removes the log segments whose records are all covered by the oldest retained snapshot. It never removes
-//! the newest log segment, so it is safe to run while the [`super::TxnLog`] is appending.
+//! the newest log segment, so it is safe to run while the [`super::TxnLog`] is appending. It must not run
+//! concurrently with recovery or [`super::TxnLog::truncate_after`] (both happen before or during a learner
+//! sync, when the shell does not purge).
 
 use std::path::{Path, PathBuf};
 
@@ -37,9 +39,9 @@ pub fn purge(
 ) -> Result<PurgeReport> {
     let retain = snap_retain_count.max(MIN_SNAP_RETAIN_COUNT);
     let store = SnapshotStore::open(disk.clone(), data_dir)?;
-    let valid = store.newest_valid_n(retain)?;
+    let valid = store.newest_valid_zxids(retain)?;
     let mut report = PurgeReport::default();
-    let Some(&(oldest_kept, _)) = valid.last() else {
+    let Some(&oldest_kept) = valid.last() else {
         return Ok(report);
     };
     if valid.len() < retain {

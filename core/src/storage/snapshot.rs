@@ -146,25 +146,39 @@ impl SnapshotStore {
     /// The newest snapshot that passes every check, skipping corrupt newer ones with a warning. `Io` errors
     /// are returned, not skipped: a disk that cannot be read is not a reason to start from older state.
     pub fn newest_valid(&self) -> Result<Option<(Zxid, Vec<u8>)>> {
-        Ok(self.newest_valid_n(1)?.into_iter().next())
+        for (zxid, path) in self.list()? {
+            if let Some(blob) = self.read_if_valid(zxid, &path)? {
+                return Ok(Some((zxid, blob)));
+            }
+        }
+        Ok(None)
     }
 
-    /// Up to `n` newest valid snapshots, newest first, with their blobs.
-    pub(crate) fn newest_valid_n(&self, n: usize) -> Result<Vec<(Zxid, Vec<u8>)>> {
+    /// The zxids of up to `n` newest valid snapshots, newest first. Each is fully checked, one at a time,
+    /// so at most one blob is in memory.
+    pub fn newest_valid_zxids(&self, n: usize) -> Result<Vec<Zxid>> {
         let mut valid = Vec::new();
         for (zxid, path) in self.list()? {
             if valid.len() >= n {
                 break;
             }
-            match self.read(zxid) {
-                Ok(blob) => valid.push((zxid, blob)),
-                Err(e @ StorageError::Corrupt { .. }) => {
-                    tracing::warn!(file = %path.display(), error = %e, "skipping corrupt snapshot");
-                }
-                Err(e) => return Err(e),
+            if self.read_if_valid(zxid, &path)?.is_some() {
+                valid.push(zxid);
             }
         }
         Ok(valid)
+    }
+
+    /// The blob if the snapshot is valid, `None` (with a warning) if it is corrupt, `Err` on IO errors.
+    fn read_if_valid(&self, zxid: Zxid, path: &Path) -> Result<Option<Vec<u8>>> {
+        match self.read(zxid) {
+            Ok(blob) => Ok(Some(blob)),
+            Err(e @ StorageError::Corrupt { .. }) => {
+                tracing::warn!(file = %path.display(), error = %e, "skipping corrupt snapshot");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes snapshots newer than `zxid` (after a TRUNC, they describe state the leader discarded).

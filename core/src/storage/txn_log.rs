@@ -150,7 +150,7 @@ impl SegmentCursor {
         if offset < self.buf_start || offset + len as u64 > buf_end {
             let want = len
                 .max(READ_CHUNK)
-                .min((self.file_len - offset) as usize)
+                .min(self.file_len.saturating_sub(offset) as usize)
                 .max(len);
             self.buf.resize(want, 0);
             let n = disk
