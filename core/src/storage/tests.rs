@@ -635,6 +635,41 @@ fn real_disk_round_trip_and_torn_tail() {
     );
 }
 
+/// A reader on another thread, while the writer appends, flushes and rolls segments, always sees a
+/// gapless prefix of the log and never an error (a segment being created or a batch being written ends
+/// its pass quietly).
+#[test]
+fn concurrent_reader_sees_a_prefix() {
+    let (_, disk) = mem();
+    let opts = LogOptions {
+        prealloc_bytes: 256,
+        roll_after_records: 7,
+        ..LogOptions::default()
+    };
+    let (mut log, _) = recover_mem(&disk, opts).unwrap();
+    let reader_disk = disk.clone();
+    let reader = std::thread::spawn(move || {
+        let mut longest = 0;
+        while longest < 300 {
+            let mut expected = 1;
+            for record in LogReader::open(reader_disk.clone(), Path::new(LOGS), Zxid::ZERO) {
+                let (zxid, bytes) = record.expect("reader error while the writer runs");
+                assert_eq!(zxid, z(expected));
+                assert_eq!(bytes, payload(zxid));
+                expected += 1;
+            }
+            longest = longest.max(expected - 1);
+        }
+    });
+    for c in 1..=300 {
+        log.append(z(c), &payload(z(c)));
+        if c % 3 == 0 {
+            log.flush().unwrap();
+        }
+    }
+    reader.join().unwrap();
+}
+
 /// One step of the model-based crash test.
 #[derive(Debug, Clone)]
 enum Op {
@@ -646,6 +681,8 @@ enum Op {
     /// Power fails during the next flush, after the given number of successful fsyncs; a seeded prefix of
     /// the unsynced writes survives, the last one possibly torn.
     CrashInFlush(u64, u64),
+    /// ZAB's TRUNC to the appended record picked by this number (or to before all of them).
+    Truncate(u16),
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -654,6 +691,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         3 => Just(Op::Flush),
         1 => Just(Op::Roll),
         1 => Just(Op::Crash),
+        1 => any::<u16>().prop_map(Op::Truncate),
         3 => (0u64..3, any::<u64>()).prop_map(|(fsyncs, seed)| Op::CrashInFlush(fsyncs, seed)),
     ]
 }
@@ -718,6 +756,15 @@ proptest! {
                     prop_assert_eq!(durable, appended.last().map(|(zxid, _)| *zxid));
                 }
                 Op::Roll => log.roll(),
+                Op::Truncate(pick) => {
+                    let keep = usize::from(pick) % (appended.len() + 1);
+                    let target = keep.checked_sub(1).map_or(Zxid::ZERO, |i| appended[i].0);
+                    log.truncate_after(target).unwrap();
+                    appended.truncate(keep);
+                    acked = keep;
+                    prop_assert_eq!(log.last_zxid(), appended.last().map(|(zxid, _)| *zxid));
+                    next = appended.last().map_or(1, |(zxid, _)| zxid.counter() + 1);
+                }
                 Op::Crash | Op::CrashInFlush(..) => {
                     if let Op::CrashInFlush(fsyncs, seed) = op {
                         mem.cut_power_after(fsyncs);
