@@ -139,10 +139,20 @@ pub(crate) fn read_whole(disk: &dyn Disk, path: &Path) -> Result<Vec<u8>> {
 
 /// Checks that `next` may follow `prev` in a replayed txn stream: within one epoch the counter increments by
 /// exactly one (every ZAB proposal takes the next counter), across epochs anything greater is accepted.
+///
+/// `prev` = [`Zxid::ZERO`] stands for the empty database (no snapshot), whose history must start at the first
+/// txn of an epoch (counter 1): a log whose older segments were purged cannot rebuild the tree on its own.
 pub(crate) fn check_contiguous(prev: Zxid, next: Zxid, file: &Path) -> Result<()> {
-    if next.epoch() == prev.epoch() && u64::from(next.counter()) != u64::from(prev.counter()) + 1 {
+    let expected = if prev == Zxid::ZERO {
+        Zxid::new(next.epoch(), 1)
+    } else if next.epoch() == prev.epoch() {
+        Zxid::new(prev.epoch(), prev.counter().wrapping_add(1))
+    } else {
+        return Ok(());
+    };
+    if next != expected {
         return Err(StorageError::Gap {
-            expected: Zxid::new(prev.epoch(), prev.counter().wrapping_add(1)),
+            expected,
             found: next,
             file: file.to_path_buf(),
         });

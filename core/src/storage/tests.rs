@@ -262,6 +262,30 @@ fn counter_gap_within_epoch_is_detected_but_epoch_change_is_not() {
     ));
 }
 
+/// Without a snapshot, a log that does not start at the first txn of an epoch (older segments purged) is a
+/// gap: the tree cannot be rebuilt from it.
+#[test]
+fn log_without_snapshot_must_start_at_counter_one() {
+    let (_, disk) = mem();
+    let (mut log, _) = recover_mem(&disk, small_opts()).unwrap();
+    append_range(&mut log, 5..=6);
+    log.flush().unwrap();
+    match recover_mem(&disk, small_opts()).unwrap_err() {
+        StorageError::Gap {
+            expected,
+            found,
+            file,
+        } => {
+            assert_eq!((expected, found), (z(1), z(5)));
+            assert_eq!(file, segment_path(z(5)));
+        }
+        other => panic!("expected Gap, got {other:?}"),
+    }
+    write_snapshot(&*disk, Path::new(DATA), z(4), b"tree at 4").unwrap();
+    let (_, rec) = recover_mem(&disk, small_opts()).unwrap();
+    assert_eq!(zxids(&rec.txns), vec![5, 6]);
+}
+
 /// A record whose zxid is lower than its predecessor's (hand-made, since append forbids it) is corruption.
 #[test]
 fn zxid_going_backwards_is_corrupt() {
