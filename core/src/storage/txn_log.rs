@@ -2,7 +2,7 @@
 //! by zxid, with group commit, preallocation, torn-tail repair, truncation and range reads.
 //!
 //! The byte layout is in `format.rs`; the write path and its fsyncs are numbered in `docs/storage.md`
-//! (steps L1–L7), and the code below cites those step numbers. This module does not decode payloads and
+//! (steps L1–L6), and the code below cites those step numbers. This module does not decode payloads and
 //! does not know about snapshots beyond the zxid recovery starts from.
 
 use std::path::{Path, PathBuf};
