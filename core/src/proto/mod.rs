@@ -4,8 +4,14 @@
 //! Records are plain data with `Record` implementations; nothing here does IO or holds state. The byte
 //! layouts are tabulated in `docs/wire.md`.
 
+pub mod field;
+
+pub mod client;
 pub mod codes;
 pub mod data;
+pub mod enums;
+pub mod frame;
+pub mod quorum;
 pub mod txn;
 
 pub use codes::{ErrorCode, OpCode};
