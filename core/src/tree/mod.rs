@@ -12,6 +12,7 @@
 
 pub mod acl_cache;
 pub mod apply;
+pub mod prep;
 pub mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet};
