@@ -746,4 +746,6 @@ impl Default for DataTree {
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
+mod pipeline_tests;
+#[cfg(test)]
 mod tests;
