@@ -55,7 +55,7 @@ fn every_file_has_a_module_doc() {
     assert!(missing.is_empty(), "files without a //! module doc: {missing:#?}");
 }
 
-/// No test is silenced with `#[ignore]`: a test that cannot run here is removed or fixed, not hidden.
+/// No test is silenced with the ignore attribute: a test that cannot run here is removed or fixed, not hidden.
 #[test]
 fn no_ignored_tests() {
     let mut found = Vec::new();

@@ -15,3 +15,4 @@ pub mod watch;
 pub mod tree;
 pub mod server;
 pub mod client;
+pub mod shell;

@@ -302,13 +302,33 @@ pub fn not_whitelisted(word: &str) -> String {
 /// The reply of most words while the server is not serving (election in progress).
 pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
 
-/// True when `word` may run under `whitelist` (a comma-separated list, `*` for all). ZooKeeper's
-/// default whitelist is `srvr` only.
-pub fn is_whitelisted(whitelist: &str, word: &str) -> bool {
-    whitelist
-        .split(',')
-        .map(str::trim)
-        .any(|w| w == "*" || w == word)
+/// The words `4lw.commands.whitelist` enables. ZooKeeper's default is `srvr` only.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Whitelist {
+    /// `*`: every word.
+    pub all: bool,
+    /// The enabled words.
+    pub words: std::collections::BTreeSet<String>,
+}
+
+impl Whitelist {
+    /// Parses the key's value: a comma-separated list, `*` for all.
+    pub fn parse(value: &str) -> Whitelist {
+        let mut list = Whitelist::default();
+        for w in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            if w == "*" {
+                list.all = true;
+            } else {
+                list.words.insert(w.to_string());
+            }
+        }
+        list
+    }
+
+    /// True when `word` may run.
+    pub fn allows(&self, word: &str) -> bool {
+        self.all || self.words.contains(word)
+    }
 }
 
 #[cfg(test)]
@@ -347,9 +367,9 @@ mod tests {
     /// The whitelist accepts `*`, exact words, and spaces after commas, and nothing else.
     #[test]
     fn whitelist_rules() {
-        assert!(is_whitelisted("*", "mntr"));
-        assert!(is_whitelisted("srvr, mntr", "mntr"));
-        assert!(!is_whitelisted("srvr", "mntr"));
+        assert!(Whitelist::parse("*").allows("mntr"));
+        assert!(Whitelist::parse("srvr, mntr").allows("mntr"));
+        assert!(!Whitelist::parse("srvr").allows("mntr"));
     }
 
     /// Java doubles always print a decimal point.

@@ -3,3 +3,4 @@
 
 pub mod fourlw;
 pub mod ordering;
+pub mod standalone;

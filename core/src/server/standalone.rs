@@ -1,0 +1,1195 @@
+//! The standalone server as a state machine: decoded client events in, [`Action`]s out.
+//!
+//! It plays the roles of ZooKeeper's `PrepRequestProcessor` (writes become txns with the next zxid),
+//! `SyncRequestProcessor` (it asks the shell to log them; the shell reports when they are durable) and
+//! `FinalRequestProcessor` (durable txns are applied to the tree, watches fire, replies go out), plus the
+//! session tracker's expiry and the connection bookkeeping of `ServerCnxn`.
+//!
+//! Obligations of the driver (the tokio shell or a simulator), in order:
+//! 1. Feed every event through [`Standalone::handle`]; take the actions with [`Standalone::take_actions`].
+//! 2. Carry out actions in the order given: `Send` frames go to their connection in order; `Close` closes
+//!    a connection after the frames queued before it.
+//! 3. `Log` entries must be appended in the order given; report [`Input::Durable`] only after the fsync that
+//!    covers them (a reply is released only then: a write is acknowledged only once it is on disk).
+//! 4. `Snapshot` blobs may be written on another thread; they are consistent at their zxid.
+//!
+//! Nothing here reads a clock or does IO: `now_ms` arrives with every input.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::acl::{check_acl, digest_auth, redact_digests, AuthConfig, GET_ACL_PERMS};
+use crate::ids::{ServerId, SessionId, Zxid};
+use crate::jute::{JuteReader, JuteWriter, Record};
+use crate::proto::client::ErrorResponse;
+use crate::proto::client::{
+    ClientInfo, ConnectRequest, ConnectResponse, Create2Response, CreateRequest, CreateResponse,
+    ExistsResponse, GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response,
+    GetChildrenResponse, GetDataResponse, GetEphemeralsResponse, MultiOp, MultiRequest,
+    MultiResponse, MultiResult, ReplyHeader, Request, Response, SetAclResponse, SetDataResponse,
+    SyncResponse, WatcherEvent, WhoAmIResponse,
+};
+use crate::proto::{perms, ErrorCode, Id, OpCode, Txn, TxnEntry, TxnHeader};
+use crate::session::{check_password, session_password, SessionConfig, SessionTracker};
+use crate::tree::apply::TxnResult;
+use crate::tree::prep::{
+    prepare, PendingChanges, PrepConfig, RequestMeta, TrackerCheck, WriteRequest,
+};
+use crate::tree::snapshot::{read_sessions, write_sessions};
+use crate::tree::DataTree;
+use crate::watch::{Notification, WatchManager, WatcherMode, WatcherType};
+
+/// A client connection, numbered by the shell.
+pub type ConnId = u64;
+
+/// Settings of the standalone server, taken from zoo.cfg.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// This server's id (top byte of the session ids it creates); 0 for a standalone server.
+    pub server_id: ServerId,
+    /// Session timeout bounds and tick.
+    pub session: SessionConfig,
+    /// Write-preparation settings (extended types, ACL settings).
+    pub prep: PrepConfig,
+    /// Take a snapshot after this many txns (`snapCount`).
+    pub snap_count: u64,
+}
+
+/// Something that happened, for the server to react to.
+#[derive(Debug)]
+pub enum Input {
+    /// A client's first frame. `remote_ip` gives the connection its `ip:` identity.
+    Connect {
+        /// The connection.
+        conn: ConnId,
+        /// The client's address, without the port.
+        remote_ip: String,
+        /// The decoded connect request.
+        request: ConnectRequest,
+    },
+    /// A decoded request frame.
+    Request {
+        /// The connection.
+        conn: ConnId,
+        /// The request's xid.
+        xid: i32,
+        /// The request.
+        request: Request,
+    },
+    /// A request frame whose header decoded but whose opcode or body did not.
+    BadRequest {
+        /// The connection.
+        conn: ConnId,
+        /// The request's xid.
+        xid: i32,
+        /// The error to answer with before closing (UNIMPLEMENTED or MARSHALLINGERROR).
+        err: ErrorCode,
+    },
+    /// The connection is gone (client closed it, or the shell closed it).
+    Disconnected {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Every txn up to this zxid is durable.
+    Durable(Zxid),
+    /// Time passed (drives session expiry).
+    Tick,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a frame (length prefix included) to a connection.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        frame: Vec<u8>,
+    },
+    /// Close a connection once the frames queued before this are sent.
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Append a txn to the txn log.
+    Log {
+        /// Its zxid.
+        zxid: Zxid,
+        /// The encoded `TxnEntry`.
+        entry: Vec<u8>,
+    },
+    /// A txn was applied (for the relay and metrics).
+    Committed {
+        /// Its zxid.
+        zxid: Zxid,
+    },
+    /// Write this snapshot blob (see [`snapshot_blob`]) at this zxid, then roll the txn log.
+    Snapshot {
+        /// The zxid the blob reflects.
+        zxid: Zxid,
+        /// The blob.
+        blob: Vec<u8>,
+    },
+}
+
+/// Why a request waits: a write until its txn applies, a read behind its session's writes.
+#[derive(Debug)]
+enum Waiting {
+    Read { xid: i32, request: Request },
+}
+
+#[derive(Debug, Default)]
+struct Conn {
+    session: Option<SessionId>,
+    /// The reply to the connect request mirrors its optional trailing `readOnly` byte.
+    read_only_flag: Option<bool>,
+    auth_ids: Vec<Id>,
+    queue: super::ordering::OrderQueue<Waiting>,
+    /// Requests that arrived before the session was established, replayed after the connect reply.
+    before_session: VecDeque<(i32, Request)>,
+    /// The requested timeout of a connect waiting for its createSession txn.
+    pending_connect_timeout: Option<i32>,
+    closing: bool,
+    received: u64,
+    sent: u64,
+    last_op: &'static str,
+    last_cxid: i32,
+    last_zxid: i64,
+}
+
+/// Who waits for a txn in flight.
+#[derive(Debug)]
+enum Origin {
+    /// Internal (session expiry).
+    Internal,
+    /// A connect waiting for its createSession.
+    Connect(ConnId),
+    /// A client request.
+    Request { conn: ConnId, xid: i32, op: OpCode },
+}
+
+#[derive(Debug)]
+struct InFlight {
+    header: TxnHeader,
+    txn: Txn,
+    origin: Origin,
+}
+
+/// Counters for the four-letter words and metrics.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    /// Packets received from clients.
+    pub packets_received: u64,
+    /// Packets sent to clients.
+    pub packets_sent: u64,
+    /// Txns applied.
+    pub txns_applied: u64,
+}
+
+/// The standalone server.
+#[derive(Debug)]
+pub struct Standalone {
+    settings: Settings,
+    tree: DataTree,
+    sessions: SessionTracker,
+    watches: WatchManager,
+    pending: PendingChanges,
+    conns: HashMap<ConnId, Conn>,
+    session_conn: HashMap<SessionId, ConnId>,
+    in_flight: VecDeque<InFlight>,
+    /// The zxid of the last txn handed out (prepared), not necessarily durable.
+    last_prepared: Zxid,
+    txns_since_snapshot: u64,
+    now_ms: i64,
+    actions: Vec<Action>,
+    counters: Counters,
+}
+
+/// Builds a snapshot blob: the sessions (id, timeout) then the tree, as ZooKeeper's snapshot holds both.
+pub fn snapshot_blob(tree: &DataTree, sessions: &[(SessionId, i32)]) -> Vec<u8> {
+    let mut w = JuteWriter::new();
+    write_sessions(&mut w, sessions);
+    tree.write_to(&mut w);
+    w.into_inner()
+}
+
+/// Reads a blob written by [`snapshot_blob`].
+pub fn read_snapshot_blob(
+    blob: &[u8],
+    extended_types: bool,
+) -> Result<(DataTree, Vec<(SessionId, i32)>), crate::jute::DecodeError> {
+    let mut r = JuteReader::with_limit(blob, usize::MAX >> 1);
+    let sessions = read_sessions(&mut r)?;
+    let tree = DataTree::read_from(&mut r, extended_types)?;
+    r.finish()?;
+    Ok((tree, sessions))
+}
+
+/// Encodes a reply frame: length, `ReplyHeader`, and the body only when `err` is 0 (ZooKeeper never sends
+/// a body with an error).
+pub fn reply_frame(xid: i32, zxid: i64, err: ErrorCode, body: &Response) -> Vec<u8> {
+    let mut w = JuteWriter::from_vec(vec![0, 0, 0, 0]);
+    ReplyHeader {
+        xid,
+        zxid,
+        err: err.code(),
+    }
+    .write(&mut w);
+    if err.is_ok() {
+        body.encode(&mut w);
+    }
+    finish_frame(w)
+}
+
+fn finish_frame(w: JuteWriter) -> Vec<u8> {
+    let mut frame = w.into_inner();
+    let len = u32::try_from(frame.len() - 4).expect("frame fits in u32");
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    frame
+}
+
+fn connect_frame(resp: &ConnectResponse) -> Vec<u8> {
+    let mut w = JuteWriter::from_vec(vec![0, 0, 0, 0]);
+    resp.write(&mut w);
+    finish_frame(w)
+}
+
+/// A notification body as a server sends it (state SyncConnected).
+fn server_event(ty: i32, path: String) -> WatcherEvent {
+    WatcherEvent {
+        ty,
+        state: crate::watch::STATE_SYNC_CONNECTED,
+        path,
+    }
+}
+
+fn notification_frame(event: &WatcherEvent) -> Vec<u8> {
+    reply_frame(-1, -1, ErrorCode::Ok, &Response::Watch(event.clone()))
+}
+
+/// The short operation names `cons` prints (`ServerCnxn`'s `lop`).
+fn op_name(op: OpCode) -> &'static str {
+    match op {
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => "CREA",
+        OpCode::Delete | OpCode::DeleteContainer => "DELE",
+        OpCode::Exists => "EXIS",
+        OpCode::GetData => "GETD",
+        OpCode::SetData => "SETD",
+        OpCode::GetAcl => "GETA",
+        OpCode::SetAcl => "SETA",
+        OpCode::GetChildren | OpCode::GetChildren2 => "GETC",
+        OpCode::Sync => "SYNC",
+        OpCode::Ping => "PING",
+        OpCode::Multi | OpCode::MultiRead => "MULT",
+        OpCode::CloseSession => "CLOS",
+        OpCode::SetWatches | OpCode::SetWatches2 => "SETW",
+        _ => "NA",
+    }
+}
+
+impl Standalone {
+    /// A server over a recovered tree and sessions. `last_zxid` is the highest zxid the tree reflects.
+    pub fn new(
+        settings: Settings,
+        tree: DataTree,
+        sessions: &[(SessionId, i32)],
+        last_zxid: Zxid,
+        now_ms: i64,
+    ) -> Standalone {
+        let mut tracker = SessionTracker::new(settings.server_id, settings.session, now_ms);
+        for (id, timeout) in sessions {
+            // Sessions restored from disk get a full timeout from now to reconnect, as in ZooKeeper.
+            tracker.track_session(*id, *timeout, now_ms);
+        }
+        Standalone {
+            settings,
+            tree,
+            sessions: tracker,
+            watches: WatchManager::new(),
+            pending: PendingChanges::new(),
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            in_flight: VecDeque::new(),
+            last_prepared: last_zxid,
+            txns_since_snapshot: 0,
+            now_ms,
+            actions: Vec::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The tree (for reads by the four-letter words and tests).
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    /// The watches.
+    pub fn watches(&self) -> &WatchManager {
+        &self.watches
+    }
+
+    /// The session tracker.
+    pub fn sessions(&self) -> &SessionTracker {
+        &self.sessions
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Requests prepared and not yet applied.
+    pub fn outstanding(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Live connections that completed their handshake, with their session.
+    pub fn connections(
+        &self,
+    ) -> impl Iterator<Item = (ConnId, Option<SessionId>, u64, u64, usize)> + '_ {
+        self.conns
+            .iter()
+            .map(|(id, c)| (*id, c.session, c.received, c.sent, c.queue.len()))
+    }
+
+    /// Takes the actions produced so far.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// Reacts to one input at time `now_ms`.
+    pub fn handle(&mut self, input: Input, now_ms: i64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        match input {
+            Input::Connect {
+                conn,
+                remote_ip,
+                request,
+            } => self.on_connect(conn, remote_ip, request),
+            Input::Request { conn, xid, request } => {
+                self.counters.packets_received += 1;
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.received += 1;
+                }
+                self.on_request(conn, xid, request)
+            }
+            Input::BadRequest { conn, xid, err } => {
+                self.counters.packets_received += 1;
+                let zxid = self.tree.last_processed_zxid();
+                self.send(conn, reply_frame(xid, zxid, err, &Response::Empty));
+                self.close(conn);
+            }
+            Input::Disconnected { conn } => self.on_disconnected(conn),
+            Input::Durable(zxid) => self.on_durable(zxid),
+            Input::Tick => self.on_tick(),
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.counters.packets_sent += 1;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.sent += 1;
+        }
+        self.actions.push(Action::Send { conn, frame });
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if !c.closing {
+                c.closing = true;
+                self.actions.push(Action::Close { conn });
+            }
+        }
+    }
+
+    // ----- connect -------------------------------------------------------------------------------
+
+    fn on_connect(&mut self, conn: ConnId, remote_ip: String, req: ConnectRequest) {
+        self.counters.packets_received += 1;
+        let mut c = Conn {
+            auth_ids: vec![Id::new("ip", remote_ip.clone())],
+
+            read_only_flag: req.read_only,
+            ..Conn::default()
+        };
+        c.received = 1;
+        self.conns.insert(conn, c);
+        // ZooKeeperServer.processConnectRequest step 5: a client that has seen a newer zxid than this server
+        // must look elsewhere; close without a reply.
+        if req.last_zxid_seen > self.tree.last_processed_zxid() {
+            tracing::info!(
+                "refusing client with lastZxidSeen 0x{:x} > our 0x{:x}",
+                req.last_zxid_seen,
+                self.tree.last_processed_zxid()
+            );
+            self.close(conn);
+            return;
+        }
+        let timeout = self.settings.session.negotiate_timeout(req.timeout);
+        if req.session_id == 0 {
+            let id = self.sessions.create_session(timeout, false, self.now_ms);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.pending_connect_timeout = Some(timeout);
+                c.session = Some(id);
+            }
+            self.session_conn.insert(id, conn);
+            self.submit_write(
+                id,
+                0,
+                &WriteRequest::CreateSession {
+                    timeout_ms: timeout,
+                },
+                Origin::Connect(conn),
+            );
+            return;
+        }
+        let id = SessionId(req.session_id);
+        // Close any other connection bound to this session (the client moved to a new socket).
+        if let Some(old) = self.session_conn.get(&id).copied() {
+            if old != conn {
+                self.detach(old);
+                self.close(old);
+            }
+        }
+        let valid = check_password(id, &req.passwd) && self.sessions.touch(id, self.now_ms);
+        if !valid {
+            let resp = ConnectResponse {
+                protocol_version: 0,
+                timeout: 0,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: req.read_only.map(|_| false),
+            };
+            self.send(conn, connect_frame(&resp));
+            self.close(conn);
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Some(id);
+        }
+        self.session_conn.insert(id, conn);
+        self.finish_connect(conn, id, timeout);
+    }
+
+    fn finish_connect(&mut self, conn: ConnId, id: SessionId, timeout: i32) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout,
+            session_id: id.0,
+            passwd: session_password(id).to_vec(),
+            read_only: c.read_only_flag.map(|_| false),
+        };
+        c.pending_connect_timeout = None;
+        let queued: Vec<(i32, Request)> = c.before_session.drain(..).collect();
+        self.send(conn, connect_frame(&resp));
+        for (xid, request) in queued {
+            self.on_request(conn, xid, request);
+        }
+    }
+
+    /// Unbinds a connection from its session and drops its watches (the connection is going away).
+    fn detach(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if let Some(id) = c.session.take() {
+                if self.session_conn.get(&id) == Some(&conn) {
+                    self.session_conn.remove(&id);
+                }
+            }
+        }
+        self.watches.remove_watcher(conn);
+    }
+
+    fn on_disconnected(&mut self, conn: ConnId) {
+        self.detach(conn);
+        self.conns.remove(&conn);
+    }
+
+    // ----- requests ------------------------------------------------------------------------------
+
+    fn on_request(&mut self, conn: ConnId, xid: i32, request: Request) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        if c.pending_connect_timeout.is_some() {
+            // ZooKeeper stops reading a connection until its connect reply is queued; we buffer instead.
+            c.before_session.push_back((xid, request));
+            return;
+        }
+        let Some(session) = c.session else {
+            return;
+        };
+        c.last_op = op_name(request.op_code());
+        c.last_cxid = xid;
+        // Every packet from a client touches its session (ZooKeeperServer.processPacket).
+        self.sessions.touch(session, self.now_ms);
+        let op = request.op_code();
+        match request {
+            // Auth is answered at once, outside the pipeline (zxid 0).
+            Request::Auth(packet) => self.on_auth(conn, packet.scheme, &packet.auth),
+            Request::Sasl(_) => {
+                self.send(
+                    conn,
+                    reply_frame(xid, 0, ErrorCode::AuthFailed, &Response::Empty),
+                );
+                self.close(conn);
+            }
+            // Since 3.8.5 a standalone `check`, and always opcode 0 / internal ops, are invalid: the
+            // server answers UNIMPLEMENTED and closes the connection (Request.isValid).
+            Request::Check(_) | Request::CreateSession { .. } => {
+                let zxid = self.tree.last_processed_zxid();
+                self.send(
+                    conn,
+                    reply_frame(xid, zxid, ErrorCode::Unimplemented, &Response::Empty),
+                );
+                self.close(conn);
+            }
+            Request::Create(r) => self.client_write(conn, xid, op, create_write(op, r, -1)),
+            Request::Create2(r) => self.client_write(conn, xid, op, create_write(op, r, -1)),
+            Request::CreateContainer(r) => {
+                self.client_write(conn, xid, op, create_write(op, r, -1))
+            }
+            Request::CreateTtl(r) => {
+                let w = WriteRequest::Create {
+                    op,
+                    path: r.path,
+                    data: r.data.unwrap_or_default(),
+                    acl: r.acl,
+                    flags: r.flags,
+                    ttl: r.ttl,
+                };
+                self.client_write(conn, xid, op, w)
+            }
+            Request::Delete(r) => self.client_write(
+                conn,
+                xid,
+                op,
+                WriteRequest::Delete {
+                    path: r.path,
+                    version: r.version,
+                },
+            ),
+            Request::SetData(r) => self.client_write(
+                conn,
+                xid,
+                op,
+                WriteRequest::SetData {
+                    path: r.path,
+                    data: r.data.unwrap_or_default(),
+                    version: r.version,
+                },
+            ),
+            Request::SetAcl(r) => self.client_write(
+                conn,
+                xid,
+                op,
+                WriteRequest::SetAcl {
+                    path: r.path,
+                    acl: r.acl,
+                    version: r.version,
+                },
+            ),
+            Request::Multi(m) => {
+                let ops = multi_writes(m);
+                self.client_write(conn, xid, op, WriteRequest::Multi(ops))
+            }
+            Request::Reconfig(_) => self.client_write(conn, xid, op, WriteRequest::Reconfig),
+            Request::CloseSession => self.client_write(conn, xid, op, WriteRequest::CloseSession),
+            read => {
+                let idle = self.conns.get(&conn).is_some_and(|c| c.queue.is_idle());
+                if idle {
+                    self.answer_read(conn, xid, read);
+                } else if let Some(c) = self.conns.get_mut(&conn) {
+                    c.queue.push_read(Waiting::Read { xid, request: read });
+                }
+            }
+        }
+    }
+
+    fn on_auth(&mut self, conn: ConnId, scheme: String, auth: &[u8]) {
+        let config: &AuthConfig = &self.settings.prep.auth;
+        match scheme.as_str() {
+            "digest" => {
+                let ids = digest_auth(auth, config);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    for id in ids {
+                        if !c.auth_ids.contains(&id) {
+                            c.auth_ids.push(id);
+                        }
+                    }
+                }
+                self.send(conn, reply_frame(-4, 0, ErrorCode::Ok, &Response::Empty));
+            }
+            // The connection already carries its ip identity.
+            "ip" => self.send(conn, reply_frame(-4, 0, ErrorCode::Ok, &Response::Empty)),
+            _ => {
+                self.send(
+                    conn,
+                    reply_frame(-4, 0, ErrorCode::AuthFailed, &Response::Empty),
+                );
+                self.close(conn);
+            }
+        }
+    }
+
+    fn client_write(&mut self, conn: ConnId, xid: i32, op: OpCode, write: WriteRequest) {
+        let Some(session) = self.conns.get(&conn).and_then(|c| c.session) else {
+            return;
+        };
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.queue.push_write(xid);
+        }
+        self.submit_write(session, xid, &write, Origin::Request { conn, xid, op });
+    }
+
+    /// Prepares a write into a txn with the next zxid and asks the driver to log it.
+    fn submit_write(
+        &mut self,
+        session: SessionId,
+        cxid: i32,
+        write: &WriteRequest,
+        origin: Origin,
+    ) {
+        let zxid = match self.last_prepared.next() {
+            Some(z) => z,
+            None => {
+                // A standalone server never changes epoch; running out of 2^32 txns in one epoch is an
+                // operational limit we surface loudly rather than wrap.
+                panic!(
+                    "zxid counter exhausted in epoch {:?}",
+                    self.last_prepared.epoch()
+                );
+            }
+        };
+        let owner = match origin {
+            Origin::Request { conn, .. } | Origin::Connect(conn) => conn,
+            Origin::Internal => 0,
+        };
+        let auth_ids: Vec<Id> = match origin {
+            Origin::Request { conn, .. } => self
+                .conns
+                .get(&conn)
+                .map(|c| c.auth_ids.clone())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let meta = RequestMeta {
+            session,
+            cxid,
+            zxid: zxid.0,
+            time_ms: self.now_ms,
+            auth_ids: &auth_ids,
+        };
+        let _ = owner;
+        let mut check = NoOwnerCheck {
+            tracker: &mut self.sessions,
+        };
+        let prepared = prepare(
+            &self.tree,
+            &mut self.pending,
+            &mut check,
+            &self.settings.prep,
+            &meta,
+            write,
+        );
+        self.last_prepared = zxid;
+        let entry = TxnEntry::new(prepared.header, prepared.txn.clone(), None);
+        self.actions.push(Action::Log {
+            zxid,
+            entry: entry.to_bytes(),
+        });
+        self.in_flight.push_back(InFlight {
+            header: prepared.header,
+            txn: prepared.txn,
+            origin,
+        });
+    }
+
+    // ----- commit --------------------------------------------------------------------------------
+
+    fn on_durable(&mut self, durable: Zxid) {
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|f| f.header.zxid <= durable.0)
+        {
+            let Some(f) = self.in_flight.pop_front() else {
+                break;
+            };
+            self.apply(f);
+        }
+    }
+
+    fn apply(&mut self, f: InFlight) {
+        let outcome = self.tree.apply_txn(&f.header, &f.txn);
+        self.pending.release_through(f.header.zxid);
+        self.counters.txns_applied += 1;
+        // Session bookkeeping (FinalRequestProcessor / ZooKeeperServer.processTxn).
+        match &f.txn {
+            Txn::CloseSession { .. } => {
+                let id = SessionId(f.header.client_id);
+                self.sessions.remove(id);
+                if let Some(conn) = self.session_conn.remove(&id) {
+                    // An expired session's connection is closed; a client's own close is answered below.
+                    if matches!(f.origin, Origin::Internal) {
+                        self.watches.remove_watcher(conn);
+                        self.close(conn);
+                    }
+                }
+            }
+            Txn::CreateSession { timeout } => {
+                self.sessions
+                    .track_session(SessionId(f.header.client_id), *timeout, self.now_ms);
+            }
+            _ => {}
+        }
+        for trigger in &outcome.triggers {
+            let notes = self.watches.trigger(trigger);
+            self.deliver(notes);
+        }
+        self.actions.push(Action::Committed {
+            zxid: Zxid(f.header.zxid),
+        });
+        let zxid = self.tree.last_processed_zxid();
+        match f.origin {
+            Origin::Internal => {}
+            Origin::Connect(conn) => {
+                let id = SessionId(f.header.client_id);
+                let timeout = match f.txn {
+                    Txn::CreateSession { timeout } => timeout,
+                    _ => self.settings.session.min_session_timeout_ms,
+                };
+                self.finish_connect(conn, id, timeout);
+            }
+            Origin::Request { conn, xid, op } => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if !c.queue.complete_write(xid) {
+                    panic!("commit of xid {xid} is not at the head of connection {conn}'s queue");
+                }
+                c.last_zxid = zxid;
+                let (err, body) = write_reply(op, &outcome.result);
+                self.send(conn, reply_frame(xid, zxid, err, &body));
+                if op == OpCode::CloseSession {
+                    self.watches.remove_watcher(conn);
+                    self.close(conn);
+                    return;
+                }
+                let ready = self
+                    .conns
+                    .get_mut(&conn)
+                    .map(|c| c.queue.take_ready_reads())
+                    .unwrap_or_default();
+                for Waiting::Read { xid, request } in ready {
+                    self.answer_read(conn, xid, request);
+                }
+            }
+        }
+        self.txns_since_snapshot += 1;
+        if self.txns_since_snapshot >= self.settings.snap_count.max(1) && self.in_flight.is_empty()
+        {
+            self.txns_since_snapshot = 0;
+            let blob = snapshot_blob(&self.tree, &self.sessions.global_sessions());
+            self.actions.push(Action::Snapshot {
+                zxid: Zxid(self.tree.last_processed_zxid()),
+                blob,
+            });
+        }
+    }
+
+    /// Sends notifications to the connections whose auth ids hold READ on the node (3.8.4+ filter).
+    fn deliver(&mut self, notes: Vec<Notification>) {
+        for note in notes {
+            let conn = note.watcher;
+            let allowed = self.conns.get(&conn).is_some_and(|c| {
+                check_acl(
+                    &note.acl,
+                    perms::READ,
+                    &c.auth_ids,
+                    &self.settings.prep.auth,
+                )
+                .is_ok()
+            });
+            if allowed {
+                let event = server_event(note.event.event_type.code(), note.event.path.clone());
+                self.send(conn, notification_frame(&event));
+            }
+        }
+    }
+
+    // ----- expiry --------------------------------------------------------------------------------
+
+    fn on_tick(&mut self) {
+        for id in self.sessions.expired(self.now_ms) {
+            tracing::info!("expiring session {id}, timeout exceeded");
+            self.sessions.set_closing(id);
+            self.submit_write(id, 0, &WriteRequest::CloseSession, Origin::Internal);
+        }
+    }
+
+    // ----- reads ---------------------------------------------------------------------------------
+
+    fn answer_read(&mut self, conn: ConnId, xid: i32, request: Request) {
+        let zxid = self.tree.last_processed_zxid();
+        let (err, body, catch_up) = self.read(conn, &request);
+        for event in catch_up {
+            self.send(conn, notification_frame(&event));
+        }
+        // Pings and setWatches use their own xids; everything else echoes the request's.
+        let xid = match request {
+            Request::Ping => -2,
+            Request::SetWatches(_) | Request::SetWatches2(_) => -8,
+            _ => xid,
+        };
+        self.send(conn, reply_frame(xid, zxid, err, &body));
+    }
+
+    fn auth_ids(&self, conn: ConnId) -> &[Id] {
+        self.conns.get(&conn).map_or(&[], |c| c.auth_ids.as_slice())
+    }
+
+    fn can(&self, conn: ConnId, path: &str, perm: i32) -> Result<(), ErrorCode> {
+        let acl = self.tree.acl(path).ok_or(ErrorCode::NoNode)?;
+        check_acl(&acl, perm, self.auth_ids(conn), &self.settings.prep.auth)
+    }
+
+    /// Answers a read; returns the error, the body and any catch-up notifications (setWatches).
+    fn read(
+        &mut self,
+        conn: ConnId,
+        request: &Request,
+    ) -> (ErrorCode, Response, Vec<WatcherEvent>) {
+        let none = Vec::new();
+        let result: Result<Response, ErrorCode> = match request {
+            Request::Ping => Ok(Response::Empty),
+            Request::Exists(r) => {
+                if r.path.contains('\0') {
+                    Err(ErrorCode::BadArguments)
+                } else {
+                    if r.watch {
+                        self.watches.add_data_watch(&r.path, conn);
+                    }
+                    match self.tree.stat(&r.path) {
+                        Some(stat) => self
+                            .can(conn, &r.path, perms::READ)
+                            .map(|()| Response::Exists(ExistsResponse { stat })),
+                        None => Err(ErrorCode::NoNode),
+                    }
+                }
+            }
+            Request::GetData(r) => self.can(conn, &r.path, perms::READ).and_then(|()| {
+                let (data, stat) = self.tree.get_data(&r.path).ok_or(ErrorCode::NoNode)?;
+                let data = data.map(<[u8]>::to_vec);
+                if r.watch {
+                    self.watches.add_data_watch(&r.path, conn);
+                }
+                Ok(Response::GetData(GetDataResponse { data, stat }))
+            }),
+            Request::GetChildren(r) => self.can(conn, &r.path, perms::READ).and_then(|()| {
+                let children = self.tree.get_children(&r.path).ok_or(ErrorCode::NoNode)?;
+                if r.watch {
+                    self.watches.add_child_watch(&r.path, conn);
+                }
+                Ok(Response::GetChildren(GetChildrenResponse { children }))
+            }),
+            Request::GetChildren2(r) => self.can(conn, &r.path, perms::READ).and_then(|()| {
+                let children = self.tree.get_children(&r.path).ok_or(ErrorCode::NoNode)?;
+                let stat = self.tree.stat(&r.path).ok_or(ErrorCode::NoNode)?;
+                if r.watch {
+                    self.watches.add_child_watch(&r.path, conn);
+                }
+                Ok(Response::GetChildren2(GetChildren2Response {
+                    children,
+                    stat,
+                }))
+            }),
+            Request::GetAcl(r) => match self.tree.get_acl(&r.path) {
+                None => Err(ErrorCode::NoNode),
+                Some((acl, stat)) => {
+                    let ids = self.auth_ids(conn);
+                    let cfg = &self.settings.prep.auth;
+                    check_acl(&acl, GET_ACL_PERMS, ids, cfg).map(|()| {
+                        // Without ADMIN, digest hashes are redacted (ZooKeeper 3.8's getACL).
+                        let acl = if check_acl(&acl, perms::ADMIN, ids, cfg).is_ok() {
+                            acl.to_vec()
+                        } else {
+                            redact_digests(&acl)
+                        };
+                        Response::GetAcl(GetAclResponse { acl, stat })
+                    })
+                }
+            },
+            Request::GetAllChildrenNumber(r) => self.can(conn, &r.path, perms::READ).map(|()| {
+                Response::GetAllChildrenNumber(GetAllChildrenNumberResponse {
+                    total_number: i32::try_from(self.tree.all_children_number(&r.path))
+                        .unwrap_or(i32::MAX),
+                })
+            }),
+            Request::GetEphemerals(r) => {
+                let session = self.conns.get(&conn).and_then(|c| c.session);
+                let ephemerals = session
+                    .map(|s| self.tree.get_ephemerals(s, &r.prefix_path))
+                    .unwrap_or_default();
+                Ok(Response::GetEphemerals(GetEphemeralsResponse {
+                    ephemerals,
+                }))
+            }
+            Request::Sync(r) => Ok(Response::Sync(SyncResponse {
+                path: r.path.clone(),
+            })),
+            Request::CheckWatches(r) => match WatcherType::from_code(r.ty) {
+                Some(kind) if self.watches.contains(&r.path, kind, conn) => Ok(Response::Empty),
+                Some(_) => Err(ErrorCode::NoWatcher),
+                None => Err(ErrorCode::BadArguments),
+            },
+            Request::RemoveWatches(r) => match WatcherType::from_code(r.ty) {
+                Some(kind) if self.watches.remove(&r.path, kind, conn) => Ok(Response::Empty),
+                Some(_) => Err(ErrorCode::NoWatcher),
+                None => Err(ErrorCode::BadArguments),
+            },
+            Request::AddWatch(r) => match WatcherMode::from_add_watch_mode(r.mode) {
+                Some(mode) => {
+                    self.watches.add_watch(&r.path, conn, mode);
+                    Ok(Response::AddWatch(ErrorResponse { err: 0 }))
+                }
+                None => Err(ErrorCode::BadArguments),
+            },
+            Request::WhoAmI => {
+                let client_info = self
+                    .auth_ids(conn)
+                    .iter()
+                    .map(|id| ClientInfo {
+                        auth_scheme: id.scheme.clone(),
+                        user: match id.scheme.as_str() {
+                            "digest" => id.id.split(':').next().unwrap_or("").to_string(),
+                            "super" => String::new(),
+                            _ => id.id.clone(),
+                        },
+                    })
+                    .collect();
+                Ok(Response::WhoAmI(WhoAmIResponse { client_info }))
+            }
+            Request::MultiRead(m) => Ok(Response::Multi(self.multi_read(conn, m))),
+            Request::SetWatches(w) => {
+                let events = self.set_watches(
+                    conn,
+                    w.relative_zxid,
+                    &w.data_watches,
+                    &w.exist_watches,
+                    &w.child_watches,
+                    &[],
+                    &[],
+                );
+                return (ErrorCode::Ok, Response::Empty, events);
+            }
+            Request::SetWatches2(w) => {
+                let events = self.set_watches(
+                    conn,
+                    w.relative_zxid,
+                    &w.data_watches,
+                    &w.exist_watches,
+                    &w.child_watches,
+                    &w.persistent_watches,
+                    &w.persistent_recursive_watches,
+                );
+                return (ErrorCode::Ok, Response::Empty, events);
+            }
+            // Writes never reach here; anything else is not a read we know.
+            _ => Err(ErrorCode::Unimplemented),
+        };
+        match result {
+            Ok(body) => (ErrorCode::Ok, body, none),
+            Err(err) => (err, Response::Empty, none),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn set_watches(
+        &mut self,
+        conn: ConnId,
+        relative_zxid: i64,
+        data: &[String],
+        exist: &[String],
+        child: &[String],
+        persistent: &[String],
+        recursive: &[String],
+    ) -> Vec<WatcherEvent> {
+        let tree = &self.tree;
+        let lookup = |path: &str| tree.stat(path).map(|s| (s.mzxid, s.pzxid));
+        let events = self.watches.set_watches(
+            conn,
+            relative_zxid,
+            data,
+            exist,
+            child,
+            persistent,
+            recursive,
+            lookup,
+        );
+        events
+            .into_iter()
+            .map(|e| server_event(e.event_type.code(), e.path))
+            .collect()
+    }
+
+    fn multi_read(&mut self, conn: ConnId, m: &MultiRequest) -> MultiResponse {
+        let mut results = Vec::with_capacity(m.ops.len());
+        for op in &m.ops {
+            let r = match op {
+                MultiOp::GetChildren(r) => self
+                    .can(conn, &r.path, perms::READ)
+                    .and_then(|()| self.tree.get_children(&r.path).ok_or(ErrorCode::NoNode))
+                    .map(|children| {
+                        if r.watch {
+                            self.watches.add_child_watch(&r.path, conn);
+                        }
+                        MultiResult::GetChildren { children }
+                    }),
+                MultiOp::GetData(r) => self
+                    .can(conn, &r.path, perms::READ)
+                    .and_then(|()| {
+                        self.tree
+                            .get_data(&r.path)
+                            .map(|(d, s)| (d.map(<[u8]>::to_vec), s))
+                            .ok_or(ErrorCode::NoNode)
+                    })
+                    .map(|(data, stat)| {
+                        if r.watch {
+                            self.watches.add_data_watch(&r.path, conn);
+                        }
+                        MultiResult::GetData { data, stat }
+                    }),
+                _ => Err(ErrorCode::BadArguments),
+            };
+            results.push(r.unwrap_or_else(|err| MultiResult::Error { err }));
+        }
+        MultiResponse { results }
+    }
+}
+
+/// Session checks for prep. The standalone server owns every session, so ownership never fails.
+struct NoOwnerCheck<'a> {
+    tracker: &'a mut SessionTracker,
+}
+
+impl crate::tree::prep::SessionCheck for NoOwnerCheck<'_> {
+    fn check_session(&mut self, session: SessionId) -> Result<(), ErrorCode> {
+        TrackerCheck {
+            tracker: self.tracker,
+            owner: 0,
+        }
+        .check_session(session)
+    }
+    fn check_global_session(&mut self, session: SessionId) -> Result<(), ErrorCode> {
+        TrackerCheck {
+            tracker: self.tracker,
+            owner: 0,
+        }
+        .check_global_session(session)
+    }
+    fn set_closing(&mut self, session: SessionId) {
+        self.tracker.set_closing(session);
+    }
+}
+
+fn create_write(op: OpCode, r: CreateRequest, ttl: i64) -> WriteRequest {
+    WriteRequest::Create {
+        op,
+        path: r.path,
+        data: r.data.unwrap_or_default(),
+        acl: r.acl,
+        flags: r.flags,
+        ttl,
+    }
+}
+
+fn multi_writes(m: MultiRequest) -> Vec<WriteRequest> {
+    m.ops
+        .into_iter()
+        .map(|op| {
+            let code = op.op_code();
+            match op {
+                MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => {
+                    create_write(code, r, -1)
+                }
+                MultiOp::CreateTtl(r) => WriteRequest::Create {
+                    op: code,
+                    path: r.path,
+                    data: r.data.unwrap_or_default(),
+                    acl: r.acl,
+                    flags: r.flags,
+                    ttl: r.ttl,
+                },
+                MultiOp::Delete(r) => WriteRequest::Delete {
+                    path: r.path,
+                    version: r.version,
+                },
+                MultiOp::SetData(r) => WriteRequest::SetData {
+                    path: r.path,
+                    data: r.data.unwrap_or_default(),
+                    version: r.version,
+                },
+                MultiOp::Check(r) => WriteRequest::Check {
+                    path: r.path,
+                    version: r.version,
+                },
+                // Reads inside a write multi: prep refuses them as ZooKeeper does.
+                MultiOp::GetChildren(r) => WriteRequest::Check {
+                    path: r.path,
+                    version: i32::MIN,
+                },
+                MultiOp::GetData(r) => WriteRequest::Check {
+                    path: r.path,
+                    version: i32::MIN,
+                },
+            }
+        })
+        .collect()
+}
+
+/// The reply to a write, from the applied txn's result (FinalRequestProcessor's switch on the op).
+fn write_reply(op: OpCode, result: &TxnResult) -> (ErrorCode, Response) {
+    if op == OpCode::Multi {
+        // A multi's reply header says 0 even when an op failed; the results carry the errors.
+        let results = result.multi.iter().map(multi_result).collect();
+        return (ErrorCode::Ok, Response::Multi(MultiResponse { results }));
+    }
+    if !result.err.is_ok() {
+        return (result.err, Response::Empty);
+    }
+    let path = result.path.clone().unwrap_or_default();
+    let stat = result.stat.unwrap_or_default();
+    let body = match op {
+        OpCode::Create => Response::Create(CreateResponse { path }),
+        OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
+            Response::Create2(Create2Response { path, stat })
+        }
+        OpCode::SetData => Response::SetData(SetDataResponse { stat }),
+        OpCode::SetAcl => Response::SetAcl(SetAclResponse { stat }),
+        _ => Response::Empty,
+    };
+    (ErrorCode::Ok, body)
+}
+
+fn multi_result(r: &TxnResult) -> MultiResult {
+    if !r.err.is_ok() || r.op == OpCode::Error {
+        return MultiResult::Error { err: r.err };
+    }
+    let path = r.path.clone().unwrap_or_default();
+    let stat = r.stat.unwrap_or_default();
+    match r.op {
+        OpCode::Create => MultiResult::Create { path },
+        OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
+            MultiResult::Create2 { path, stat }
+        }
+        OpCode::Delete | OpCode::DeleteContainer => MultiResult::Delete,
+        OpCode::SetData => MultiResult::SetData { stat },
+        OpCode::Check => MultiResult::Check,
+        _ => MultiResult::Error { err: r.err },
+    }
+}

@@ -1,0 +1,491 @@
+//! Runs a standalone server: recovers the database from disk, starts the log thread, accepts client
+//! connections, and drives the [`Standalone`] state machine from one task, carrying out its actions.
+//!
+//! The server task is the only writer of the tree, so requests need no locks; the log thread makes txns
+//! durable in batches; snapshots are written on a blocking thread so they never stall the request path.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use super::connection::{serve, ConnectionSettings, CoreEvent, Outbound};
+use super::log_thread::{LogCommand, LogEvent, LogThread};
+use crate::ids::{SessionId, Zxid};
+use crate::proto::frame::FourLetterWord;
+use crate::proto::{Txn, TxnEntry};
+use crate::server::fourlw::{self, ConnectionInfo, ServerSnapshot};
+use crate::server::standalone::{
+    read_snapshot_blob, snapshot_blob, Action, ConnId, Input, Settings, Standalone,
+};
+use crate::storage::{self, DiskRef, LogOptions, RealDisk, StorageError};
+use crate::tree::DataTree;
+
+/// Everything the standalone shell needs, resolved from zoo.cfg by the composition root.
+#[derive(Clone, Debug)]
+pub struct StandaloneConfig {
+    /// Where clients connect.
+    pub client_addr: SocketAddr,
+    /// `dataDir` (snapshots).
+    pub data_dir: PathBuf,
+    /// `dataLogDir` (txn log).
+    pub data_log_dir: PathBuf,
+    /// `maxClientCnxns` per client IP (0 = unlimited).
+    pub max_client_cnxns: u32,
+    /// `jute.maxbuffer`.
+    pub max_frame_bytes: usize,
+    /// `4lw.commands.whitelist`.
+    pub four_letter_words: fourlw::Whitelist,
+    /// The state machine's settings.
+    pub settings: Settings,
+    /// Txn log settings (`preAllocSize`, `forceSync`).
+    pub log: LogOptions,
+    /// `autopurge.snapRetainCount`.
+    pub snap_retain_count: usize,
+    /// `autopurge.purgeInterval` in hours (0 = off).
+    pub purge_interval_hours: u32,
+    /// `conf` 4lw lines, rendered once by the composition root.
+    pub conf_text: String,
+}
+
+/// Why the server stopped.
+#[derive(Debug, Error)]
+pub enum ShellError {
+    /// Storage failed (fatal: a failed fsync, a corrupt log, a full disk).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A snapshot or txn in the data directory could not be decoded.
+    #[error("corrupt database: {0}")]
+    Corrupt(String),
+    /// A socket could not be bound or a thread started.
+    #[error("{what}")]
+    Io {
+        /// What was attempted.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The recovered database: tree, sessions and the zxid it reflects.
+pub struct Database {
+    /// The tree.
+    pub tree: DataTree,
+    /// Sessions (id, timeout).
+    pub sessions: Vec<(SessionId, i32)>,
+    /// The highest zxid applied.
+    pub last_zxid: Zxid,
+    /// How many txns were replayed from the log.
+    pub replayed: usize,
+}
+
+/// Loads the newest valid snapshot and replays the txn log after it.
+pub fn recover(
+    disk: DiskRef,
+    config: &StandaloneConfig,
+) -> Result<(storage::TxnLog, Database), ShellError> {
+    let (log, recovered) = storage::recover(
+        disk,
+        &config.data_dir,
+        &config.data_log_dir,
+        config.log.clone(),
+    )?;
+    let extended = config.settings.prep.extended_types;
+    let (mut tree, sessions) = match &recovered.snapshot {
+        Some((zxid, blob)) => read_snapshot_blob(blob, extended)
+            .map_err(|e| ShellError::Corrupt(format!("snapshot at {zxid}: {e}")))?,
+        None => (DataTree::new(extended), Vec::new()),
+    };
+    let mut sessions: HashMap<SessionId, i32> = sessions.into_iter().collect();
+    for (zxid, bytes) in &recovered.txns {
+        let entry = TxnEntry::decode(bytes)
+            .map_err(|e| ShellError::Corrupt(format!("txn {zxid} in the log: {e}")))?;
+        match &entry.txn {
+            Txn::CreateSession { timeout } => {
+                sessions.insert(SessionId(entry.header.client_id), *timeout);
+            }
+            Txn::CloseSession { .. } => {
+                sessions.remove(&SessionId(entry.header.client_id));
+            }
+            _ => {}
+        }
+        let _ = tree.apply_txn(&entry.header, &entry.txn);
+    }
+    tree.set_last_processed_zxid(recovered.last_zxid.0);
+    let mut sessions: Vec<(SessionId, i32)> = sessions.into_iter().collect();
+    sessions.sort();
+    Ok((
+        log,
+        Database {
+            tree,
+            sessions,
+            last_zxid: recovered.last_zxid,
+            replayed: recovered.txns.len(),
+        },
+    ))
+}
+
+/// Runs the standalone server until `shutdown` turns true or a fatal error occurs.
+pub async fn run(
+    config: StandaloneConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ShellError> {
+    let disk: DiskRef = Arc::new(RealDisk::new());
+    let started = Instant::now();
+    let (log, db) = recover(disk.clone(), &config)?;
+    tracing::info!(
+        "recovered database at zxid {} ({} nodes, {} sessions, {} txns replayed)",
+        db.last_zxid,
+        db.tree.node_count(),
+        db.sessions.len(),
+        db.replayed
+    );
+    // As ZooKeeper does at startup: a snapshot of what was recovered bounds the next replay.
+    if db.replayed > 0 {
+        let blob = snapshot_blob(&db.tree, &db.sessions);
+        storage::write_snapshot(disk.as_ref(), &config.data_dir, db.last_zxid, &blob)?;
+    }
+    let (log_tx, mut log_rx) = mpsc::unbounded_channel();
+    let log_thread = LogThread::start(log, log_tx).map_err(|source| ShellError::Io {
+        what: "start the txn log thread".into(),
+        source,
+    })?;
+    if db.replayed > 0 {
+        let _ = log_thread.commands.send(LogCommand::Roll);
+    }
+    let mut server = Standalone::new(
+        config.settings.clone(),
+        db.tree,
+        &db.sessions,
+        db.last_zxid,
+        now_ms(),
+    );
+
+    let listener = TcpListener::bind(config.client_addr)
+        .await
+        .map_err(|source| ShellError::Io {
+            what: format!("bind client port {}", config.client_addr),
+            source,
+        })?;
+    tracing::info!("serving clients on {}", config.client_addr);
+    let (events_tx, mut events_rx) = mpsc::channel::<CoreEvent>(4096);
+    let conn_settings = ConnectionSettings {
+        max_frame_bytes: config.max_frame_bytes,
+        four_letter_words: config.four_letter_words.clone(),
+        sessionless_timeout: Duration::from_secs(10),
+    };
+    let per_ip: Arc<Mutex<HashMap<IpAddr, u32>>> = Arc::default();
+    let accept_task = tokio::spawn(accept_loop(
+        listener,
+        events_tx.clone(),
+        conn_settings,
+        per_ip,
+        config.max_client_cnxns,
+    ));
+
+    let mut conns: HashMap<ConnId, (mpsc::UnboundedSender<Outbound>, SocketAddr, i64)> =
+        HashMap::new();
+    let tick_ms = u64::try_from(config.settings.session.tick_ms.max(10)).unwrap_or(2000);
+    let mut tick = tokio::time::interval(Duration::from_millis(tick_ms / 2));
+    let mut purge = tokio::time::interval(Duration::from_secs(
+        u64::from(config.purge_interval_hours.max(1)) * 3600,
+    ));
+    purge.tick().await;
+    let result = loop {
+        tokio::select! {
+            ev = events_rx.recv() => {
+                let Some(ev) = ev else { break Ok(()) };
+                match ev {
+                    CoreEvent::Register { conn, tx, remote } => {
+                        conns.insert(conn, (tx, remote, now_ms()));
+                    }
+                    CoreEvent::Input(input) => {
+                        let gone = match &input {
+                            Input::Disconnected { conn } => Some(*conn),
+                            _ => None,
+                        };
+                        server.handle(input, now_ms());
+                        if let Some(conn) = gone {
+                            conns.remove(&conn);
+                        }
+                    }
+                    CoreEvent::FourLetter { word, reply } => {
+                        let text = four_letter_text(word, &server, &conns, &config, started);
+                        let _ = reply.send(text);
+                    }
+                }
+            }
+            ev = log_rx.recv() => match ev {
+                Some(LogEvent::Durable(zxid)) => server.handle(Input::Durable(zxid), now_ms()),
+                Some(LogEvent::Failed(err)) => {
+                    tracing::error!("txn log failed, stopping the server: {err}");
+                    break Err(ShellError::Storage(err));
+                }
+                None => break Err(ShellError::Corrupt("txn log thread stopped".into())),
+            },
+            _ = tick.tick() => server.handle(Input::Tick, now_ms()),
+            _ = purge.tick(), if config.purge_interval_hours > 0 => {
+                let disk = disk.clone();
+                let (d, l, n) = (config.data_dir.clone(), config.data_log_dir.clone(), config.snap_retain_count);
+                tokio::task::spawn_blocking(move || {
+                    if let Err(err) = storage::purge(disk, &d, &l, n) {
+                        tracing::warn!("autopurge failed: {err}");
+                    }
+                });
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { break Ok(()) }
+            }
+        }
+        for action in server.take_actions() {
+            match action {
+                Action::Send { conn, frame } => {
+                    if let Some((tx, _, _)) = conns.get(&conn) {
+                        let _ = tx.send(Outbound::Frame(frame));
+                    }
+                }
+                Action::Close { conn } => {
+                    if let Some((tx, _, _)) = conns.get(&conn) {
+                        let _ = tx.send(Outbound::Close);
+                    }
+                }
+                Action::Log { zxid, entry } => {
+                    if log_thread
+                        .commands
+                        .send(LogCommand::Append(zxid, entry))
+                        .is_err()
+                    {
+                        tracing::error!("txn log thread is gone");
+                    }
+                }
+                Action::Committed { .. } => {}
+                Action::Snapshot { zxid, blob } => {
+                    let disk = disk.clone();
+                    let dir = config.data_dir.clone();
+                    let _ = log_thread.commands.send(LogCommand::Roll);
+                    tokio::task::spawn_blocking(move || {
+                        match storage::write_snapshot(disk.as_ref(), &dir, zxid, &blob) {
+                            Ok(path) => {
+                                tracing::info!("snapshot at {zxid} written to {}", path.display())
+                            }
+                            // A failed snapshot is not fatal: the txn log still holds everything.
+                            Err(err) => tracing::warn!("snapshot at {zxid} failed: {err}"),
+                        }
+                    });
+                }
+            }
+        }
+    };
+    accept_task.abort();
+    drop(log_thread);
+    result
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    events: mpsc::Sender<CoreEvent>,
+    settings: ConnectionSettings,
+    per_ip: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    max_per_ip: u32,
+) {
+    let mut next_conn: ConnId = 1;
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(x) => {
+                backoff = Duration::from_millis(5);
+                x
+            }
+            Err(err) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!("accept failed: {err}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let ip = remote.ip();
+        {
+            let mut map = per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            let count = map.entry(ip).or_insert(0);
+            if max_per_ip > 0 && *count >= max_per_ip {
+                tracing::warn!("too many connections from {ip} - max is {max_per_ip}");
+                drop(stream);
+                continue;
+            }
+            *count += 1;
+        }
+        let conn = next_conn;
+        next_conn += 1;
+        let events = events.clone();
+        let settings = settings.clone();
+        let per_ip = per_ip.clone();
+        tokio::spawn(async move {
+            serve(stream, remote, conn, events, settings).await;
+            let mut map = per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(count) = map.get_mut(&ip) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    map.remove(&ip);
+                }
+            }
+        });
+    }
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir.join(storage::VERSION_DIR))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn snapshot_of(
+    server: &Standalone,
+    conns: &HashMap<ConnId, (mpsc::UnboundedSender<Outbound>, SocketAddr, i64)>,
+    config: &StandaloneConfig,
+    started: Instant,
+) -> ServerSnapshot {
+    let tree = server.tree();
+    let data = server.watches().data_summary();
+    let child = server.watches().child_summary();
+    let connections = server
+        .connections()
+        .filter_map(|(id, session, received, sent, queued)| {
+            let (_, remote, est) = conns.get(&id)?;
+            Some(ConnectionInfo {
+                remote: remote.to_string(),
+                queued: queued as u64,
+                received,
+                sent,
+                session_id: session.map(|s| s.0),
+                last_op: "NA".into(),
+                established_ms: *est,
+                timeout_ms: session
+                    .and_then(|s| server.sessions().get(s))
+                    .map_or(0, |s| s.timeout_ms),
+                ..ConnectionInfo::default()
+            })
+        })
+        .collect();
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    ServerSnapshot {
+        mode: "standalone".into(),
+        packets_received: server.counters().packets_received,
+        packets_sent: server.counters().packets_sent,
+        connections,
+        outstanding: server.outstanding() as u64,
+        zxid: tree.last_processed_zxid(),
+        // ZooKeeper's path map holds the root twice ("" and "/").
+        node_count: tree.node_count() as u64 + 1,
+        watch_connections: data.connections.max(child.connections) as u64,
+        watch_paths: (data.paths + child.paths) as u64,
+        watch_total: server.watches().watch_count() as u64,
+        ephemerals: tree.ephemerals_count() as u64,
+        approximate_data_size: tree.approximate_data_size().max(0) as u64,
+        global_sessions: server.sessions().len() as u64,
+        uptime_ms: started.elapsed().as_millis() as u64,
+        data_dir_size: dir_size(&config.data_dir),
+        log_dir_size: dir_size(&config.data_log_dir),
+        open_fds: fds,
+        max_fds: 0,
+        ..ServerSnapshot::default()
+    }
+}
+
+fn four_letter_text(
+    word: FourLetterWord,
+    server: &Standalone,
+    conns: &HashMap<ConnId, (mpsc::UnboundedSender<Outbound>, SocketAddr, i64)>,
+    config: &StandaloneConfig,
+    started: Instant,
+) -> String {
+    let snap = || snapshot_of(server, conns, config, started);
+    match word {
+        FourLetterWord::Srvr => fourlw::srvr(&snap()),
+        FourLetterWord::Stat => fourlw::stat(&snap()),
+        FourLetterWord::Mntr => fourlw::mntr(&snap()),
+        FourLetterWord::Cons => fourlw::cons(&snap()),
+        FourLetterWord::Wchs => fourlw::wchs(&snap()),
+        FourLetterWord::Dirs => fourlw::dirs(&snap()),
+        FourLetterWord::Isro => fourlw::isro(&snap()),
+        FourLetterWord::Conf => config.conf_text.clone(),
+        FourLetterWord::Envi => fourlw::envi(
+            "localhost",
+            &std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        ),
+        FourLetterWord::Crst => "Connection stats reset.\n".into(),
+        FourLetterWord::Srst => "Server stats reset.\n".into(),
+        FourLetterWord::Ruok => "imok".into(),
+        FourLetterWord::Gtmk => "0".into(),
+        FourLetterWord::Stmk => "0".into(),
+        FourLetterWord::Wchc => {
+            let mut out = String::new();
+            for (watcher, paths) in server.watches().data_watches_by_watcher() {
+                let session = server
+                    .connections()
+                    .find(|(id, ..)| *id == watcher)
+                    .and_then(|(_, s, ..)| s);
+                out.push_str(&format!("0x{:x}\n", session.map_or(0, |s| s.0)));
+                for p in paths {
+                    out.push_str(&format!("\t{p}\n"));
+                }
+            }
+            out
+        }
+        FourLetterWord::Wchp => {
+            let mut out = String::new();
+            for (path, watchers) in server.watches().data_watches_by_path() {
+                out.push_str(&format!("{path}\n"));
+                for w in watchers {
+                    let session = server
+                        .connections()
+                        .find(|(id, ..)| *id == w)
+                        .and_then(|(_, s, ..)| s);
+                    out.push_str(&format!("\t0x{:x}\n", session.map_or(0, |s| s.0)));
+                }
+            }
+            out
+        }
+        FourLetterWord::Dump => {
+            let mut out = String::from("SessionTracker dump:\n");
+            out.push_str(&format!("Global Sessions({}):\n", server.sessions().len()));
+            for (id, timeout) in server.sessions().global_sessions() {
+                out.push_str(&format!("0x{:x}\t{}ms\n", id.0, timeout));
+            }
+            let tree = server.tree();
+            let with = tree.sessions_with_ephemerals();
+            out.push_str(&format!(
+                "ephemeral nodes dump:\nSessions with Ephemerals ({}):\n",
+                with.len()
+            ));
+            for s in with {
+                out.push_str(&format!("0x{:x}:\n", s.0));
+                for p in tree.ephemerals(s) {
+                    out.push_str(&format!("\t{p}\n"));
+                }
+            }
+            out
+        }
+        FourLetterWord::Hash | FourLetterWord::TelnetClose => String::new(),
+    }
+}
