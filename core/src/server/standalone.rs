@@ -52,6 +52,8 @@ pub struct Settings {
     pub prep: PrepConfig,
     /// Take a snapshot after this many txns (`snapCount`).
     pub snap_count: u64,
+    /// Emit [`Action::Committed`] for every applied txn (the relay needs them; otherwise skip the copy).
+    pub emit_committed: bool,
 }
 
 /// Something that happened, for the server to react to.
@@ -117,10 +119,14 @@ pub enum Action {
         /// The encoded `TxnEntry`.
         entry: Vec<u8>,
     },
-    /// A txn was applied (for the relay and metrics).
+    /// A txn was applied, in zxid order (for the relay and metrics).
     Committed {
         /// Its zxid.
         zxid: Zxid,
+        /// The txn as applied.
+        header: TxnHeader,
+        /// Its body.
+        txn: Txn,
     },
     /// Write this snapshot blob (see [`snapshot_blob`]) at this zxid, then roll the txn log.
     Snapshot {
@@ -751,9 +757,13 @@ impl Standalone {
             let notes = self.watches.trigger(trigger);
             self.deliver(notes);
         }
-        self.actions.push(Action::Committed {
-            zxid: Zxid(f.header.zxid),
-        });
+        if self.settings.emit_committed {
+            self.actions.push(Action::Committed {
+                zxid: Zxid(f.header.zxid),
+                header: f.header,
+                txn: f.txn.clone(),
+            });
+        }
         let zxid = self.tree.last_processed_zxid();
         match f.origin {
             Origin::Internal => {}
