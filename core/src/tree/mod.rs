@@ -12,6 +12,7 @@
 
 pub mod acl_cache;
 pub mod apply;
+pub mod digest;
 pub mod prep;
 pub mod snapshot;
 
@@ -179,6 +180,8 @@ pub struct DataTree {
     data_size: i64,
     extended_types: bool,
     last_processed_zxid: i64,
+    /// Tree digest (§8.6), kept incrementally.
+    digest: i64,
 }
 
 impl DataTree {
@@ -193,6 +196,7 @@ impl DataTree {
             OPEN_UNSAFE_ACL_REF,
             StatPersisted::default(),
         );
+        t.digest = t.node_digest_of("");
         for p in [ZOOKEEPER_NODE, QUOTA_NODE, CONFIG_NODE] {
             t.insert_raw(
                 p,
@@ -222,6 +226,7 @@ impl DataTree {
             data_size: 1,
             extended_types,
             last_processed_zxid: 0,
+            digest: 0,
         }
     }
 
@@ -289,6 +294,9 @@ impl DataTree {
             self.levels.resize_with(d + 1, BTreeMap::new);
         }
         self.data_size += (path.len() + node.data_len()) as i64;
+        self.digest =
+            self.digest
+                .wrapping_add(digest::node_digest(path, node.data.as_deref(), &node.stat));
         self.index_owner(path, node.stat.ephemeral_owner);
         self.levels[d].insert(path.into(), node);
         self.len += 1;
@@ -372,6 +380,7 @@ impl DataTree {
             self.acls.remove_usage(old);
             return Err(ErrorCode::NodeExists);
         }
+        let parent_digest = self.node_digest_of(parent_path);
         let parent = self.node_mut(parent_path).expect("parent checked above");
         let mut pcv = parent_cversion;
         if pcv == -1 {
@@ -382,6 +391,7 @@ impl DataTree {
             parent.stat.pzxid = zxid;
         }
         let parent_acl_ref = parent.acl;
+        self.rehash(parent_path, parent_digest);
         let node = Node::new(
             data.map(Box::from),
             acl_ref,
@@ -413,11 +423,13 @@ impl DataTree {
         if self.node(path).is_some_and(|n| n.num_children > 0) {
             return Err(ErrorCode::NotEmpty);
         }
+        let parent_digest = self.node_digest_of(parent_path);
         let parent = self.node_mut(parent_path).ok_or(ErrorCode::NoNode)?;
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
         let parent_acl_ref = parent.acl;
+        self.rehash(parent_path, parent_digest);
         let d = depth(path);
         let node = self
             .levels
@@ -425,6 +437,9 @@ impl DataTree {
             .and_then(|m| m.remove(path))
             .ok_or(ErrorCode::NoNode)?;
         self.len -= 1;
+        self.digest =
+            self.digest
+                .wrapping_sub(digest::node_digest(path, node.data.as_deref(), &node.stat));
         let parent = self.node_mut(parent_path).expect("parent exists");
         parent.num_children -= 1;
         let acl = self.acl_of_node(&node);
@@ -449,6 +464,7 @@ impl DataTree {
         time: i64,
     ) -> Result<(Stat, Trigger), ErrorCode> {
         let ext = self.extended_types;
+        let before = self.node_digest_of(path);
         let node = self.node_mut(path).ok_or(ErrorCode::NoNode)?;
         let old_len = node.data_len() as i64;
         node.data = data.map(Box::from);
@@ -459,6 +475,7 @@ impl DataTree {
         let new_len = node.data_len() as i64;
         let acl_ref = node.acl;
         self.data_size += new_len - old_len;
+        self.rehash(path, before);
         let acl = self.acl_by_ref(acl_ref);
         Ok((
             stat,
@@ -472,13 +489,16 @@ impl DataTree {
     /// `DataTree.setACL`: ACL replaced and aversion set to `version` (mzxid/mtime unchanged; no watch).
     pub fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, ErrorCode> {
         let old = self.node(path).ok_or(ErrorCode::NoNode)?.acl;
+        let before = self.node_digest_of(path);
         self.acls.remove_usage(old);
         let r = self.acls.intern(acl);
         let ext = self.extended_types;
         let node = self.node_mut(path).expect("checked above");
         node.stat.aversion = version;
         node.acl = r;
-        Ok(node.stat(ext))
+        let stat = node.stat(ext);
+        self.rehash(path, before);
+        Ok(stat)
     }
 
     /// `DataTree.setCversionPzxid`: raise a node's cversion (and set pzxid) if `new_cversion` is larger;
@@ -494,6 +514,7 @@ impl DataTree {
         } else {
             path
         };
+        let before = self.node_digest_of(path);
         let node = self.node_mut(path).ok_or(ErrorCode::NoNode)?;
         let cv = if new_cversion == -1 {
             node.stat.cversion.wrapping_add(1)
@@ -504,6 +525,7 @@ impl DataTree {
             node.stat.cversion = cv;
             node.stat.pzxid = zxid;
         }
+        self.rehash(path, before);
         Ok(())
     }
 
@@ -539,6 +561,34 @@ impl DataTree {
         self.set_data(CONFIG_NODE, Some(data), -1, config_version, time_ms)
             .expect("config node exists")
             .1
+    }
+
+    /// The digest contribution of the node at `path` (0 when absent or under `/zookeeper/`).
+    fn node_digest_of(&self, path: &str) -> i64 {
+        self.node(path)
+            .map_or(0, |n| digest::node_digest(path, n.data.as_deref(), &n.stat))
+    }
+
+    /// Replaces `before` (the node's old contribution) by its current one
+    /// (`NodeHashMapImpl.preChange`/`postChange`).
+    fn rehash(&mut self, path: &str, before: i64) {
+        let after = self.node_digest_of(path);
+        self.digest = self.digest.wrapping_sub(before).wrapping_add(after);
+    }
+
+    /// The tree digest (`DataTree.getTreeDigest`, digest version 2; Appendix A.2): compare with a
+    /// `TxnDigest` after applying that txn.
+    pub fn digest(&self) -> i64 {
+        self.digest
+    }
+
+    /// The digest computed from scratch (for checks; O(nodes)).
+    pub fn recompute_digest(&self) -> i64 {
+        let mut sum = 0i64;
+        self.walk(|p, n| {
+            sum = sum.wrapping_add(digest::node_digest(p, n.data.as_deref(), &n.stat));
+        });
+        sum
     }
 
     // ----- reads -----
@@ -732,6 +782,10 @@ impl DataTree {
         }
         if ephemerals != self.ephemerals {
             return Err("ephemeral index differs from nodes".into());
+        }
+        let recomputed = self.recompute_digest();
+        if recomputed != self.digest {
+            return Err(format!("digest {} but computed {recomputed}", self.digest));
         }
         Ok(())
     }

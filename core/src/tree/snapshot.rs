@@ -71,6 +71,11 @@ impl DataTree {
                 }
                 saw_root = true;
                 t.data_size += node.data_len() as i64;
+                t.digest = t.digest.wrapping_add(super::digest::node_digest(
+                    "",
+                    node.data.as_deref(),
+                    &node.stat,
+                ));
                 t.root = node;
                 t.acls.add_usage(acl);
                 continue;
