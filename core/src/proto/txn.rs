@@ -582,11 +582,36 @@ impl TxnEntry {
     }
 
     /// Decodes an entry that fills `bytes` exactly: header, the body its type selects, then nothing
-    /// or a 12-byte digest.
+    /// or a 12-byte digest. A closeSession body is expected (ZooKeeper's default
+    /// `closeSessionTxn.enabled=true`); if the entry does not parse that way it is read as having none.
     pub fn decode(bytes: &[u8]) -> Result<TxnEntry, DecodeError> {
+        TxnEntry::decode_with(bytes, true)
+    }
+
+    /// Like [`TxnEntry::decode`], with the reader's `closeSessionTxn.enabled` setting: when false, a
+    /// closeSession txn never has a body (ZooKeeper decides by configuration, not by content).
+    pub fn decode_with(bytes: &[u8], close_session_txn: bool) -> Result<TxnEntry, DecodeError> {
         let mut r = JuteReader::new(bytes);
         let header = TxnHeader::read(&mut r)?;
+        let body_start = r.clone();
+        let closing = header.ty == OpCode::CloseSession.code();
+        if closing && !close_session_txn {
+            return TxnEntry::finish_entry(header, Txn::CloseSession { paths2delete: None }, r);
+        }
         let txn = Txn::decode(header.ty, &mut r)?;
+        match TxnEntry::finish_entry(header, txn, r) {
+            Err(_) if closing => {
+                TxnEntry::finish_entry(header, Txn::CloseSession { paths2delete: None }, body_start)
+            }
+            other => other,
+        }
+    }
+
+    fn finish_entry(
+        header: TxnHeader,
+        txn: Txn,
+        mut r: JuteReader<'_>,
+    ) -> Result<TxnEntry, DecodeError> {
         let digest = if r.remaining() == 0 {
             None
         } else {
