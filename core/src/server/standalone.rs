@@ -52,6 +52,9 @@ pub struct Settings {
     pub prep: PrepConfig,
     /// Take a snapshot after this many txns (`snapCount`).
     pub snap_count: u64,
+    /// How often the container manager looks for empty containers and expired TTL nodes
+    /// (`znode.container.checkIntervalMs`, default 60000).
+    pub container_check_interval_ms: i64,
     /// Emit [`Action::Committed`] for every applied txn (the relay needs them; otherwise skip the copy).
     pub emit_committed: bool,
 }
@@ -205,6 +208,7 @@ pub struct Standalone {
     /// The zxid of the last txn handed out (prepared), not necessarily durable.
     last_prepared: Zxid,
     txns_since_snapshot: u64,
+    last_container_check_ms: i64,
     now_ms: i64,
     actions: Vec<Action>,
     counters: Counters,
@@ -317,6 +321,7 @@ impl Standalone {
             in_flight: VecDeque::new(),
             last_prepared: last_zxid,
             txns_since_snapshot: 0,
+            last_container_check_ms: now_ms,
             now_ms,
             actions: Vec::new(),
             counters: Counters::default(),
@@ -840,6 +845,43 @@ impl Standalone {
             self.sessions.set_closing(id);
             self.submit_write(id, 0, &WriteRequest::CloseSession, Origin::Internal);
         }
+        let interval = self.settings.container_check_interval_ms.max(1);
+        if self.now_ms - self.last_container_check_ms >= interval {
+            self.last_container_check_ms = self.now_ms;
+            for path in self.reap_candidates() {
+                self.submit_write(
+                    SessionId(0),
+                    0,
+                    &WriteRequest::DeleteContainer { path },
+                    Origin::Internal,
+                );
+            }
+        }
+    }
+
+    /// `ContainerManager.getCandidates`: containers that had children and are empty now, and TTL nodes
+    /// without children whose time since the last change exceeds their TTL.
+    fn reap_candidates(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for path in self.tree.containers() {
+            if let Some(node) = self.tree.node(&path) {
+                if node.num_children == 0 && node.stat.cversion > 0 {
+                    out.push(path);
+                }
+            }
+        }
+        for path in self.tree.ttls() {
+            if let Some(node) = self.tree.node(&path) {
+                let ttl = match crate::tree::EphemeralType::of(node.stat.ephemeral_owner, true) {
+                    crate::tree::EphemeralType::Ttl(ttl) => ttl,
+                    _ => continue,
+                };
+                if node.num_children == 0 && ttl != 0 && self.now_ms - node.stat.mtime > ttl {
+                    out.push(path);
+                }
+            }
+        }
+        out
     }
 
     // ----- reads ---------------------------------------------------------------------------------
@@ -1201,5 +1243,220 @@ fn multi_result(r: &TxnResult) -> MultiResult {
         OpCode::SetData => MultiResult::SetData { stat },
         OpCode::Check => MultiResult::Check,
         _ => MultiResult::Error { err: r.err },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::client::{CreateRequest, GetDataRequest};
+    use crate::proto::Acl;
+
+    fn server() -> Standalone {
+        let settings = Settings {
+            server_id: ServerId(0),
+            session: SessionConfig::from_tick(100),
+            prep: PrepConfig {
+                extended_types: true,
+                ..PrepConfig::default()
+            },
+            snap_count: 1_000_000,
+            container_check_interval_ms: 1000,
+            emit_committed: false,
+        };
+        Standalone::new(settings, DataTree::new(true), &[], Zxid::ZERO, 1_000)
+    }
+
+    fn connect(s: &mut Standalone, conn: ConnId, now: i64) -> SessionId {
+        let request = ConnectRequest {
+            timeout: 2000,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+            ..ConnectRequest::default()
+        };
+        s.handle(
+            Input::Connect {
+                conn,
+                remote_ip: "127.0.0.1".into(),
+                request,
+            },
+            now,
+        );
+        let actions = s.take_actions();
+        let Some(Action::Log { zxid, .. }) = actions.first() else {
+            panic!("a new session is logged first: {actions:?}");
+        };
+        s.handle(Input::Durable(*zxid), now);
+        let actions = s.take_actions();
+        let Some(Action::Send { frame, .. }) = actions.first() else {
+            panic!("the connect reply follows the durable createSession: {actions:?}");
+        };
+        // The C client reads exactly 4 + 37 bytes.
+        assert_eq!(frame.len(), 41);
+        let resp = ConnectResponse::from_bytes(&frame[4..]).expect("connect response");
+        SessionId(resp.session_id)
+    }
+
+    fn create(path: &str, flags: i32) -> Request {
+        Request::Create(CreateRequest {
+            path: path.into(),
+            data: Some(b"d".to_vec()),
+            acl: Acl::open_unsafe(),
+            flags,
+        })
+    }
+
+    fn reply_xids(actions: &[Action]) -> Vec<i32> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { frame, .. } => {
+                    Some(ReplyHeader::from_bytes(&frame[4..20]).expect("header").xid)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn durable_all(s: &mut Standalone, actions: &[Action], now: i64) {
+        if let Some(z) = actions.iter().rev().find_map(|a| match a {
+            Action::Log { zxid, .. } => Some(*zxid),
+            _ => None,
+        }) {
+            s.handle(Input::Durable(z), now);
+        }
+    }
+
+    /// A write is acknowledged only after the driver reports its txn durable, and a read of the same
+    /// session queued behind it is answered after it, in xid order.
+    #[test]
+    fn write_acked_after_durable_and_reads_wait_behind_it() {
+        let mut s = server();
+        connect(&mut s, 1, 1_000);
+        s.handle(
+            Input::Request {
+                conn: 1,
+                xid: 1,
+                request: create("/a", 0),
+            },
+            1_001,
+        );
+        s.handle(
+            Input::Request {
+                conn: 1,
+                xid: 2,
+                request: Request::GetData(GetDataRequest {
+                    path: "/a".into(),
+                    watch: false,
+                }),
+            },
+            1_001,
+        );
+        let logged = s.take_actions();
+        assert!(
+            reply_xids(&logged).is_empty(),
+            "nothing is answered before the fsync"
+        );
+        durable_all(&mut s, &logged, 1_002);
+        let after = s.take_actions();
+        assert_eq!(reply_xids(&after), vec![1, 2]);
+        // The read saw the write: no error in its header.
+        let Some(Action::Send { frame, .. }) = after.get(1) else {
+            panic!("read reply expected");
+        };
+        assert_eq!(
+            ReplyHeader::from_bytes(&frame[4..20]).expect("header").err,
+            0
+        );
+    }
+
+    /// Another session's read is not held back by a write in flight.
+    #[test]
+    fn other_sessions_read_without_waiting() {
+        let mut s = server();
+        connect(&mut s, 1, 1_000);
+        connect(&mut s, 2, 1_000);
+        s.handle(
+            Input::Request {
+                conn: 1,
+                xid: 1,
+                request: create("/a", 0),
+            },
+            1_001,
+        );
+        let _ = s.take_actions();
+        s.handle(
+            Input::Request {
+                conn: 2,
+                xid: 7,
+                request: Request::Exists(crate::proto::client::ExistsRequest {
+                    path: "/a".into(),
+                    watch: false,
+                }),
+            },
+            1_001,
+        );
+        assert_eq!(reply_xids(&s.take_actions()), vec![7]);
+    }
+
+    /// The container manager deletes an emptied container and an expired TTL node, and leaves a
+    /// never-used container alone.
+    #[test]
+    fn reaper_deletes_empty_containers_and_expired_ttls() {
+        let mut s = server();
+        connect(&mut s, 1, 1_000);
+        let mut xid = 0;
+        let mut send = |s: &mut Standalone, request: Request, now: i64| {
+            xid += 1;
+            s.handle(
+                Input::Request {
+                    conn: 1,
+                    xid,
+                    request,
+                },
+                now,
+            );
+            let actions = s.take_actions();
+            durable_all(s, &actions, now);
+            let _ = s.take_actions();
+        };
+        // Containers need opcode 19; a plain create with container flags makes a persistent node.
+        let container = |path: &str| match create(path, 4) {
+            Request::Create(r) => Request::CreateContainer(r),
+            other => other,
+        };
+        send(&mut s, container("/c"), 1_100);
+        send(&mut s, create("/c/x", 0), 1_100);
+        send(&mut s, container("/unused"), 1_100);
+        send(
+            &mut s,
+            Request::Delete(crate::proto::client::DeleteRequest {
+                path: "/c/x".into(),
+                version: -1,
+            }),
+            1_100,
+        );
+        send(
+            &mut s,
+            Request::CreateTtl(crate::proto::client::CreateTtlRequest {
+                path: "/t".into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                flags: 5,
+                ttl: 500,
+            }),
+            1_100,
+        );
+        // Keep the session alive while time passes.
+        send(&mut s, Request::Ping, 2_000);
+        s.handle(Input::Tick, 2_200);
+        let actions = s.take_actions();
+        durable_all(&mut s, &actions, 2_200);
+        assert!(s.tree().node("/c").is_none(), "emptied container reaped");
+        assert!(s.tree().node("/t").is_none(), "expired TTL node reaped");
+        assert!(
+            s.tree().node("/unused").is_some(),
+            "never-used container kept"
+        );
     }
 }
