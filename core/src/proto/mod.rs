@@ -14,6 +14,16 @@ pub mod frame;
 pub mod quorum;
 pub mod txn;
 
+pub use client::{
+    decode_reply, decode_request, encode_notification, encode_reply, encode_request,
+    ConnectRequest, ConnectResponse, MultiOp, MultiRequest, MultiResponse, MultiResult,
+    ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
+};
 pub use codes::{ErrorCode, OpCode};
 pub use data::{perms, Acl, Id, Stat, StatPersisted};
+pub use enums::{AddWatchMode, CreateMode, EventType, KeeperState, WatcherType};
+pub use frame::{decode_frame, encode_frame, four_letter_word, FourLetterWord, FrameResult};
+pub use quorum::{
+    ElectionHandshake, LearnerInfo, Notification, PacketType, QuorumPacket, ServerState,
+};
 pub use txn::{Txn, TxnDigest, TxnEntry, TxnHeader};
