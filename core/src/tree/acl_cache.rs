@@ -2,7 +2,9 @@
 //! nodes hold a small `i64` reference, so a million nodes with the same ACL cost one list.
 //!
 //! References are server-local numbers (1, 2, 3, … in order of first use); `-1` is the implicit
-//! `world:anyone ALL` list the built-in nodes use without a table entry. The snapshot encoding is Java's.
+//! `world:anyone ALL` list the built-in nodes use without a table entry. The snapshot encoding is Java's
+//! (references as `i64`); in memory they are `i32` (smaller nodes), and a loaded table is renumbered
+//! densely, which is allowed because references only need to be consistent within one snapshot.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +13,10 @@ use crate::jute::{DecodeError, JuteReader, JuteWriter};
 use crate::proto::Acl;
 
 /// `ReferenceCountedACLCache.OPEN_UNSAFE_ACL_ID`.
-pub const OPEN_UNSAFE_ACL_REF: i64 = -1;
+pub const OPEN_UNSAFE_ACL_REF: AclRef = -1;
+
+/// An ACL reference as nodes hold it.
+pub type AclRef = i32;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -22,9 +27,9 @@ struct Entry {
 /// The ACL table.
 #[derive(Debug, Clone)]
 pub struct AclCache {
-    by_ref: BTreeMap<i64, Entry>,
-    by_list: BTreeMap<Arc<[Acl]>, i64>,
-    last_ref: i64,
+    by_ref: BTreeMap<AclRef, Entry>,
+    by_list: BTreeMap<Arc<[Acl]>, AclRef>,
+    last_ref: AclRef,
     open: Arc<[Acl]>,
 }
 
@@ -41,11 +46,14 @@ impl Default for AclCache {
 
 impl AclCache {
     /// `convertAcls`: the reference for `acl` (allocated on first use), with its use count incremented.
-    pub fn intern(&mut self, acl: &[Acl]) -> i64 {
+    pub fn intern(&mut self, acl: &[Acl]) -> AclRef {
         let r = match self.by_list.get(acl) {
             Some(&r) => r,
             None => {
-                self.last_ref += 1;
+                self.last_ref = self
+                    .last_ref
+                    .checked_add(1)
+                    .expect("2^31 distinct ACL lists interned without a restart");
                 let r = self.last_ref;
                 let list: Arc<[Acl]> = acl.into();
                 self.by_list.insert(Arc::clone(&list), r);
@@ -58,14 +66,14 @@ impl AclCache {
     }
 
     /// `addUsage`: ignored for -1 and unknown references, as in Java.
-    pub fn add_usage(&mut self, r: i64) {
+    pub fn add_usage(&mut self, r: AclRef) {
         if let Some(e) = self.by_ref.get_mut(&r) {
             e.refs += 1;
         }
     }
 
     /// `removeUsage`: the entry disappears when its count reaches zero.
-    pub fn remove_usage(&mut self, r: i64) {
+    pub fn remove_usage(&mut self, r: AclRef) {
         let Some(e) = self.by_ref.get_mut(&r) else {
             return;
         };
@@ -78,7 +86,7 @@ impl AclCache {
     }
 
     /// `convertLong`: the list for a reference; `None` for an unknown one (a bug or a corrupt snapshot).
-    pub fn get(&self, r: i64) -> Option<&Arc<[Acl]>> {
+    pub fn get(&self, r: AclRef) -> Option<&Arc<[Acl]>> {
         if r == OPEN_UNSAFE_ACL_REF {
             return Some(&self.open);
         }
@@ -96,7 +104,7 @@ impl AclCache {
     }
 
     /// Whether `r` can be resolved.
-    pub fn contains(&self, r: i64) -> bool {
+    pub fn contains(&self, r: AclRef) -> bool {
         r == OPEN_UNSAFE_ACL_REF || self.by_ref.contains_key(&r)
     }
 
@@ -104,42 +112,43 @@ impl AclCache {
     pub fn write(&self, w: &mut JuteWriter) {
         w.write_i32(i32::try_from(self.by_ref.len()).expect("ACL table size fits i32"));
         for (r, e) in &self.by_ref {
-            w.write_i64(*r);
+            w.write_i64(i64::from(*r));
             w.write_vec(&e.acl);
         }
     }
 
-    /// Java's `deserialize`: entries start with zero uses; the next reference continues after the largest.
-    pub fn read(r: &mut JuteReader<'_>) -> Result<AclCache, DecodeError> {
-        let mut cache = AclCache::default();
+    /// Java's `deserialize`: entries start with zero uses. The references found (any `i64`) are renumbered
+    /// 1, 2, … in their order; the returned map translates the snapshot's node references.
+    pub fn read(r: &mut JuteReader<'_>) -> Result<(AclCache, BTreeMap<i64, AclRef>), DecodeError> {
         let n = r.read_i32()?;
         if n < 0 {
             return Err(DecodeError::malformed(format!("negative ACL map size {n}")));
         }
+        // A later duplicate key replaces the earlier entry, as Java's map put does.
+        let mut found: BTreeMap<i64, Arc<[Acl]>> = BTreeMap::new();
         for _ in 0..n {
             let key = r.read_i64()?;
             let Some(list) = r.read_vec_opt::<Acl>()? else {
                 return Err(DecodeError::malformed("null ACL list in ACL map"));
             };
-            let list: Arc<[Acl]> = list.into();
-            cache.last_ref = cache.last_ref.max(key);
-            if let Some(old) = cache.by_ref.insert(
-                key,
-                Entry {
-                    acl: Arc::clone(&list),
-                    refs: 0,
-                },
-            ) {
-                cache.by_list.remove(&old.acl);
-            }
-            cache.by_list.insert(list, key);
+            found.insert(key, list.into());
         }
-        Ok(cache)
+        let mut cache = AclCache::default();
+        let mut remap = BTreeMap::new();
+        for (key, list) in found {
+            cache.last_ref += 1;
+            let r = cache.last_ref;
+            remap.insert(key, r);
+            cache.by_list.insert(Arc::clone(&list), r);
+            cache.by_ref.insert(r, Entry { acl: list, refs: 0 });
+        }
+        remap.insert(-1, OPEN_UNSAFE_ACL_REF);
+        Ok((cache, remap))
     }
 
     /// `purgeUnused`: drops entries no node uses (after a snapshot load).
     pub fn purge_unused(&mut self) {
-        let unused: Vec<i64> = self
+        let unused: Vec<AclRef> = self
             .by_ref
             .iter()
             .filter(|(_, e)| e.refs == 0)
@@ -153,12 +162,12 @@ impl AclCache {
     }
 
     /// Use count of a reference (tests and `validate`).
-    pub fn refs(&self, r: i64) -> u64 {
+    pub fn refs(&self, r: AclRef) -> u64 {
         self.by_ref.get(&r).map_or(0, |e| e.refs)
     }
 
     /// Every reference with its count (for consistency checks).
-    pub fn counts(&self) -> BTreeMap<i64, u64> {
+    pub fn counts(&self) -> BTreeMap<AclRef, u64> {
         self.by_ref.iter().map(|(r, e)| (*r, e.refs)).collect()
     }
 }
@@ -192,7 +201,8 @@ mod tests {
         let mut w = JuteWriter::new();
         c.write(&mut w);
         let bytes = w.into_inner();
-        let mut d = AclCache::read(&mut JuteReader::new(&bytes)).expect("decode");
+        let (mut d, remap) = AclCache::read(&mut JuteReader::new(&bytes)).expect("decode");
+        assert_eq!(remap.get(&2), Some(&2));
         assert_eq!(d.len(), 2);
         assert_eq!(d.intern(&Acl::read_unsafe()), 1);
         assert_eq!(d.intern(&[]), 3);

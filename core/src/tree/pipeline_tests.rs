@@ -122,11 +122,13 @@ fn run(
         assert!(pending.is_empty(), "overlay not drained");
         assert_eq!(tree.validate(), Ok(()));
         if restarts {
-            let bytes = tree.serialize();
+            let before = dump(&tree);
+            let digest = tree.digest();
             let zx = tree.last_processed_zxid();
-            tree = DataTree::deserialize(&bytes, false).expect("decode");
+            tree = DataTree::deserialize(&tree.serialize(), false).expect("decode");
             tree.set_last_processed_zxid(zx);
-            assert_eq!(tree.serialize(), bytes);
+            assert_eq!(dump(&tree), before);
+            assert_eq!(tree.digest(), digest);
             assert_eq!(tree.validate(), Ok(()));
         }
         prepared.extend(batch);

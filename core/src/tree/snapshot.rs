@@ -27,7 +27,7 @@ impl DataTree {
         self.walk(|path, node| {
             w.write_string(path);
             w.write_buffer_opt(node.data.as_deref());
-            w.write_i64(node.acl);
+            w.write_i64(i64::from(node.acl));
             node.stat.write(w);
         });
         w.write_string("/");
@@ -47,7 +47,7 @@ impl DataTree {
         r: &mut JuteReader<'_>,
         extended_types: bool,
     ) -> Result<DataTree, DecodeError> {
-        let acls = AclCache::read(r)?;
+        let (acls, remap) = AclCache::read(r)?;
         let mut t = DataTree::empty(extended_types);
         t.acls = acls;
         let mut saw_root = false;
@@ -57,13 +57,13 @@ impl DataTree {
                 break;
             }
             let data = r.read_buffer_opt()?;
-            let acl = r.read_i64()?;
+            let java_acl = r.read_i64()?;
             let stat = StatPersisted::read(r)?;
-            if !t.acls.contains(acl) {
+            let Some(&acl) = remap.get(&java_acl) else {
                 return Err(DecodeError::malformed(format!(
-                    "node {path:?} refers to unknown ACL {acl}"
+                    "node {path:?} refers to unknown ACL {java_acl}"
                 )));
-            }
+            };
             let node = Node::new(data.map(Vec::into_boxed_slice), acl, stat);
             if path.is_empty() {
                 if saw_root {
