@@ -114,6 +114,27 @@ pub struct BenchArgs {
     /// A second server (host:port[,..]) to run the same load against, printing ratios.
     #[arg(long)]
     pub compare: Option<String>,
+    /// Bytes of data per create/set (and per pre-created node for get/set).
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    /// Nodes pre-created for the get, set and mixed workloads.
+    #[arg(long, default_value_t = 1000)]
+    pub keys: usize,
+    /// Name of the `--servers` column in the report.
+    #[arg(long, default_value = "outpost")]
+    pub label: String,
+    /// Name of the `--compare` column in the report.
+    #[arg(long, default_value = "other")]
+    pub compare_label: String,
+    /// Pid of the `--servers` server, to report its resident memory (VmRSS) at the end of the load.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Pid of the `--compare` server, likewise.
+    #[arg(long)]
+    pub compare_pid: Option<u32>,
+    /// Also print the results as one JSON object (last line of stdout).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Rewrites zkCli-style single-dash long options (`-server`, `-timeout`) into clap's `--server` form, so

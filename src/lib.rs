@@ -4,3 +4,5 @@
 pub mod cli_args;
 pub mod conf_cmd;
 pub mod cli;
+pub mod bench;
+pub mod server_cmd;

@@ -4,6 +4,24 @@ use clap::Parser;
 use outpost::cli_args::{normalize_zkcli_args, Cli, Command, ConfCommand};
 use std::process::ExitCode;
 
+/// Logs go to stderr, filtered by RUST_LOG (default info).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Prints a failed command's error chain and turns it into a non-zero exit code.
+fn report(result: anyhow::Result<ExitCode>, name: &str) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        eprintln!("outpost {name}: {e:#}");
+        ExitCode::from(2)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse_from(normalize_zkcli_args(std::env::args().collect()));
     if let Command::Conf(ConfCommand::Check(args)) = &cli.command {
@@ -14,6 +32,12 @@ fn main() -> ExitCode {
     }
     let cli = match cli.command {
         Command::Cli(args) => return outpost::cli::run(args),
+        Command::Bench(args) => return outpost::bench::run(args),
+        Command::Server(args) => {
+            init_tracing();
+            return report(outpost::server_cmd::run_server(&args.config), "server");
+        }
+        Command::Status(args) => return report(outpost::server_cmd::run_status(&args.config), "status"),
         other => Cli { command: other },
     };
     let name = match &cli.command {

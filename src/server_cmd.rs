@@ -1,0 +1,189 @@
+//! `outpost server` and `outpost status`: turn a resolved zoo.cfg into the core's settings, run the server
+//! in the foreground until Ctrl-C, and report a running server's mode like `zkServer.sh status`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use outpost_conf::{FourLetterWords, Mode, ZooCfg};
+use outpost_core::acl::AuthConfig;
+use outpost_core::ids::ServerId;
+use outpost_core::server::fourlw::Whitelist;
+use outpost_core::server::standalone::Settings;
+use outpost_core::session::SessionConfig;
+use outpost_core::shell::standalone::{self, StandaloneConfig};
+use outpost_core::storage::LogOptions;
+use outpost_core::tree::prep::PrepConfig;
+
+/// Resolves the address clients connect to (ZooKeeper binds the wildcard when no address is set).
+fn client_addr(cfg: &ZooCfg) -> anyhow::Result<SocketAddr> {
+    let hp = cfg
+        .client_address
+        .as_ref()
+        .ok_or_else(|| anyhow!("{}: no clientPort configured", cfg.config_path.display()))?;
+    (hp.host.as_str(), hp.port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolve client address {}:{}", hp.host, hp.port))?
+        .next()
+        .ok_or_else(|| anyhow!("client address {}:{} resolves to nothing", hp.host, hp.port))
+}
+
+/// The `conf` four-letter word's text, with ZooKeeper's keys.
+fn conf_text(cfg: &ZooCfg, addr: SocketAddr) -> String {
+    let snap_dir = cfg.data_dir.join("version-2");
+    let log_dir = cfg.data_log_dir.join("version-2");
+    format!(
+        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize=0\ndataLogDir={}\ndataLogSize=0\n\
+         tickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\n\
+         clientPortListenBacklog={}\nserverId={}\n",
+        addr.port(),
+        snap_dir.display(),
+        log_dir.display(),
+        cfg.tick_time_ms,
+        cfg.max_client_cnxns,
+        cfg.min_session_timeout_ms,
+        cfg.max_session_timeout_ms,
+        cfg.client_port_listen_backlog,
+        cfg.my_id.unwrap_or(0)
+    )
+}
+
+/// A numeric key ZooKeeper reads as a JVM system property (not from zoo.cfg); outpost honours it in
+/// zoo.cfg so tests and operators can set it.
+fn unknown_i64(cfg: &ZooCfg, key: &str) -> Option<i64> {
+    cfg.unknown
+        .iter()
+        .find(|r| r.key == key)
+        .and_then(|r| r.value.trim().parse().ok())
+}
+
+/// Builds the standalone shell's configuration from zoo.cfg.
+pub fn standalone_config(cfg: &ZooCfg) -> anyhow::Result<StandaloneConfig> {
+    let addr = client_addr(cfg)?;
+    let tick = i32::try_from(cfg.tick_time_ms).context("tickTime out of range")?;
+    let session = SessionConfig {
+        tick_ms: tick,
+        min_session_timeout_ms: i32::try_from(cfg.min_session_timeout_ms).unwrap_or(i32::MAX),
+        max_session_timeout_ms: i32::try_from(cfg.max_session_timeout_ms).unwrap_or(i32::MAX),
+    };
+    let four_letter_words = match &cfg.four_letter_words {
+        FourLetterWords::All => Whitelist {
+            all: true,
+            ..Whitelist::default()
+        },
+        FourLetterWords::Only(words) => Whitelist {
+            all: false,
+            words: words.clone(),
+        },
+    };
+    let prep = PrepConfig {
+        extended_types: cfg.extended_types_enabled,
+        auth: AuthConfig {
+            skip_acl: cfg.skip_acl,
+            super_digest: cfg.super_digest.clone(),
+            extra_schemes: Vec::new(),
+        },
+        close_session_txn: true,
+        reconfig_enabled: cfg.reconfig_enabled,
+    };
+    Ok(StandaloneConfig {
+        client_addr: addr,
+        data_dir: cfg.data_dir.clone(),
+        data_log_dir: cfg.data_log_dir.clone(),
+        max_client_cnxns: cfg.max_client_cnxns,
+        max_frame_bytes: cfg.jute_max_buffer_bytes as usize,
+        four_letter_words,
+        settings: Settings {
+            // A standalone server's session ids carry server id 0, as ZooKeeperServerMain's do.
+            server_id: ServerId(0),
+            session,
+            prep,
+            snap_count: u64::from(cfg.snap_count.max(2)),
+            emit_committed: cfg.relay_config_file.is_some(),
+            container_check_interval_ms: unknown_i64(cfg, "znode.container.checkIntervalMs")
+                .unwrap_or(60_000),
+        },
+        log: LogOptions {
+            force_sync: cfg.force_sync,
+            ..LogOptions::default()
+        }
+        .with_prealloc_kb(cfg.pre_alloc_size_kb),
+        snap_retain_count: cfg.snap_retain_count as usize,
+        purge_interval_hours: cfg.purge_interval_hours,
+        conf_text: conf_text(cfg, addr),
+    })
+}
+
+/// `outpost server --config zoo.cfg`.
+pub fn run_server(path: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = ZooCfg::load(path).map_err(|e| anyhow!("{e}"))?;
+    for warning in &cfg.warnings {
+        tracing::warn!("{warning}");
+    }
+    if cfg.mode != Mode::Standalone {
+        bail!(
+            "{}: this config describes a {} in an ensemble; ensemble mode is not built yet \
+             (only standalone configs, with no server.N lines, run today)",
+            path.display(),
+            cfg.mode
+        );
+    }
+    let config = standalone_config(&cfg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("outpost")
+        .build()
+        .context("start the tokio runtime")?;
+    runtime.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("Ctrl-C: shutting down");
+                let _ = tx.send(true);
+            }
+        });
+        standalone::run(config, rx).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `outpost status --config zoo.cfg`: asks the configured server for `srvr` and prints its mode, as
+/// `zkServer.sh status` does.
+pub fn run_status(path: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = ZooCfg::load(path).map_err(|e| anyhow!("{e}"))?;
+    let mut addr = client_addr(&cfg)?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    println!("Using config: {}", path.display());
+    println!(
+        "Client port found: {}. Client address: {}.",
+        addr.port(),
+        addr.ip()
+    );
+    let reply = (|| -> std::io::Result<String> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(b"srvr")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    })();
+    match reply.ok().and_then(|r| {
+        r.lines()
+            .find(|l| l.starts_with("Mode:"))
+            .map(str::to_string)
+    }) {
+        Some(mode) => {
+            println!("{mode}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            println!("Error contacting service. It is probably not running.");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
