@@ -636,8 +636,10 @@ impl DataTree {
         let Some(set) = self.ephemerals.get(&session.0) else {
             return Vec::new();
         };
+        // Java trims the prefix (String.trim: chars <= ' ') only for the "all" test.
+        let trimmed = prefix.trim_matches(|c: char| c <= ' ');
         set.iter()
-            .filter(|p| prefix.is_empty() || prefix == "/" || p.starts_with(prefix))
+            .filter(|p| trimmed.is_empty() || trimmed == "/" || p.starts_with(prefix))
             .map(|p| p.to_string())
             .collect()
     }

@@ -567,13 +567,22 @@ impl Ctx<'_, '_> {
                 // No session check: the expirer issues closeSession without owning the session.
                 let es = self.pending.ephemerals_for_close(self.tree, session);
                 for p in &es {
-                    self.pending.add(ChangeRecord {
-                        zxid,
-                        path: p.clone(),
-                        stat: None,
-                        child_count: 0,
-                        acl: Arc::from(Vec::new().into_boxed_slice()),
-                    });
+                    // Java (digest enabled) records the parent with the new pzxid but leaves its child
+                    // count alone, so a delete of the parent pipelined behind the closeSession fails with
+                    // NOTEMPTY although the child will be gone; we also count the child out, so pipelined
+                    // and one-at-a-time preparation agree.
+                    let parent = crate::path::parent(p).and_then(|pp| self.record(pp).ok());
+                    if let Some(parent) = parent {
+                        self.add_delete_records(parent, p, zxid);
+                    } else {
+                        self.pending.add(ChangeRecord {
+                            zxid,
+                            path: p.clone(),
+                            stat: None,
+                            child_count: 0,
+                            acl: Arc::from(Vec::new().into_boxed_slice()),
+                        });
+                    }
                 }
                 self.sessions.set_closing(session);
                 Ok(Txn::CloseSession {
