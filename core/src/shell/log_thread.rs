@@ -8,7 +8,7 @@
 //! A failed write or fsync is fatal: the thread reports it and stops, and the server stops rather than
 //! acknowledge a write it may not have persisted (see `docs/storage.md`).
 
-use std::sync::mpsc::{Receiver, RecvError, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender};
 use std::thread::JoinHandle;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -69,18 +69,10 @@ impl Drop for LogThread {
 }
 
 fn run(mut log: TxnLog, rx: Receiver<LogCommand>, events: UnboundedSender<LogEvent>) {
-    loop {
-        let first = match rx.recv() {
-            Ok(cmd) => cmd,
-            Err(RecvError) => return,
-        };
+    while let Ok(first) = rx.recv() {
+        // Everything already queued behind the first command joins its batch (one fsync for all).
         let mut batch = vec![first];
-        loop {
-            match rx.try_recv() {
-                Ok(cmd) => batch.push(cmd),
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-            }
-        }
+        batch.extend(rx.try_iter());
         match apply_batch(&mut log, batch) {
             Ok(Some(zxid)) => {
                 if events.send(LogEvent::Durable(zxid)).is_err() {

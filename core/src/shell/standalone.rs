@@ -100,7 +100,7 @@ pub fn recover(
         disk,
         &config.data_dir,
         &config.data_log_dir,
-        config.log.clone(),
+        config.log,
     )?;
     let extended = config.settings.prep.extended_types;
     let (mut tree, sessions) = match &recovered.snapshot {
