@@ -13,6 +13,7 @@
 pub mod acl_cache;
 pub mod apply;
 pub mod digest;
+pub mod path_key;
 pub mod prep;
 pub mod snapshot;
 
@@ -170,7 +171,7 @@ pub struct DataTree {
     root: Node,
     /// `levels[d]`: nodes whose path has `d` slashes (`levels[0]` stays empty).
     /// Values are boxed: a half-full B-tree leaf then wastes 24-byte slots rather than 96-byte ones.
-    levels: Vec<BTreeMap<Box<str>, Box<Node>>>,
+    levels: Vec<BTreeMap<path_key::PathKey, Box<Node>>>,
     /// Non-root nodes.
     len: usize,
     acls: AclCache,
@@ -254,7 +255,10 @@ impl DataTree {
         if !path.starts_with('/') {
             return None;
         }
-        self.levels.get(depth(path))?.get(path).map(|n| &**n)
+        self.levels
+            .get(depth(path))?
+            .get(path.as_bytes())
+            .map(|n| &**n)
     }
 
     fn node_mut(&mut self, path: &str) -> Option<&mut Node> {
@@ -266,7 +270,7 @@ impl DataTree {
         }
         self.levels
             .get_mut(depth(path))?
-            .get_mut(path)
+            .get_mut(path.as_bytes())
             .map(|n| &mut **n)
     }
 
@@ -278,9 +282,12 @@ impl DataTree {
             .get(level)
             .into_iter()
             .flat_map(move |m| {
-                m.range::<str, _>((Bound::Included(lo.as_str()), Bound::Excluded(hi.as_str())))
+                m.range::<[u8], _>((
+                    Bound::Included(lo.as_bytes()),
+                    Bound::Excluded(hi.as_bytes()),
+                ))
             })
-            .map(|(k, v)| (&**k, &**v))
+            .map(|(k, v)| (k.as_str(), &**v))
     }
 
     /// Inserts a node under an existing parent without any stat bookkeeping (construction, snapshot load).
@@ -302,7 +309,7 @@ impl DataTree {
             self.digest
                 .wrapping_add(digest::node_digest(path, node.data.as_deref(), &node.stat));
         self.index_owner(path, node.stat.ephemeral_owner);
-        self.levels[d].insert(path.into(), Box::new(node));
+        self.levels[d].insert(path_key::PathKey::new(path), Box::new(node));
         self.len += 1;
         Ok(())
     }
@@ -438,7 +445,7 @@ impl DataTree {
         let node = self
             .levels
             .get_mut(d)
-            .and_then(|m| m.remove(path))
+            .and_then(|m| m.remove(path.as_bytes()))
             .ok_or(ErrorCode::NoNode)?;
         self.len -= 1;
         self.digest =
@@ -680,9 +687,9 @@ impl DataTree {
             .iter()
             .skip(depth(path) + 1)
             .map(|m| {
-                m.range::<str, _>((
-                    Bound::Included(prefix.as_str()),
-                    Bound::Excluded(hi.as_str()),
+                m.range::<[u8], _>((
+                    Bound::Included(prefix.as_bytes()),
+                    Bound::Excluded(hi.as_bytes()),
                 ))
                 .count()
             })
