@@ -605,8 +605,18 @@ impl Standalone {
                 },
             ),
             Request::Multi(m) => {
-                let ops = multi_writes(m);
-                self.client_write(conn, xid, op, WriteRequest::Multi(ops))
+                // MultiOperationRecord makes a TTL-flagged create op of type 1/15/19 an Op of type
+                // createTTL around a CreateRequest; prep's cast to CreateTTLRequest then fails and the
+                // whole multi becomes a MARSHALLINGERROR error txn (the connection stays open).
+                let write = if m.ops.iter().any(|o| {
+                    matches!(o, MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r)
+                        if r.create_mode().is_some_and(|m| m.is_ttl()))
+                }) {
+                    WriteRequest::Malformed
+                } else {
+                    WriteRequest::Multi(multi_writes(m))
+                };
+                self.client_write(conn, xid, op, write)
             }
             Request::Reconfig(_) => self.client_write(conn, xid, op, WriteRequest::Reconfig),
             Request::CloseSession => self.client_write(conn, xid, op, WriteRequest::CloseSession),
@@ -892,12 +902,8 @@ impl Standalone {
         for event in catch_up {
             self.send(conn, notification_frame(&event));
         }
-        // Pings and setWatches use their own xids; everything else echoes the request's.
-        let xid = match request {
-            Request::Ping => -2,
-            Request::SetWatches(_) | Request::SetWatches2(_) => -8,
-            _ => xid,
-        };
+        // The reply echoes the request's xid, whatever it is: the Java client sends setWatches2 with an
+        // ordinary xid (its socket layer renumbers everything but ping and auth), the C client with -8.
         self.send(conn, reply_frame(xid, zxid, err, &body));
     }
 
@@ -1166,7 +1172,16 @@ fn multi_writes(m: MultiRequest) -> Vec<WriteRequest> {
         .map(|op| {
             let code = op.op_code();
             match op {
+                // MultiOperationRecord reads types 1, 15 and 19 alike as `Op.create(flags)`, whose
+                // opcode follows the flags: createContainer for the container flag, else create. So a
+                // create2 op gets a type-1 result, and a type-1 op with the container flag makes a
+                // container and gets a type-15 result.
                 MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => {
+                    let code = if r.create_mode() == Some(crate::proto::CreateMode::Container) {
+                        OpCode::CreateContainer
+                    } else {
+                        OpCode::Create
+                    };
                     create_write(code, r, -1)
                 }
                 MultiOp::CreateTtl(r) => WriteRequest::Create {
@@ -1206,7 +1221,7 @@ fn multi_writes(m: MultiRequest) -> Vec<WriteRequest> {
 
 /// The reply to a write, from the applied txn's result (FinalRequestProcessor's switch on the op).
 fn write_reply(op: OpCode, result: &TxnResult) -> (ErrorCode, Response) {
-    if op == OpCode::Multi {
+    if op == OpCode::Multi && result.op != OpCode::Error {
         // A multi's reply header says 0 even when an op failed; the results carry the errors.
         let results = result.multi.iter().map(multi_result).collect();
         return (ErrorCode::Ok, Response::Multi(MultiResponse { results }));
