@@ -89,6 +89,10 @@ pub enum WriteRequest {
     CloseSession,
     /// reconfig (16): refused here (standalone / disabled).
     Reconfig,
+    /// A request ZooKeeper's prep cannot process although it decoded (e.g. a multi create op whose
+    /// flags select createTTL but whose record has no TTL): an error txn with MARSHALLINGERROR that
+    /// still consumes a zxid, answered with that error in the reply header.
+    Malformed,
 }
 
 impl WriteRequest {
@@ -600,7 +604,7 @@ impl Ctx<'_, '_> {
                 // Standalone: LeaderZooKeeperServer cast fails.
                 Err(ErrorCode::Unimplemented)
             }
-            WriteRequest::Multi(_) => Err(ErrorCode::MarshallingError),
+            WriteRequest::Multi(_) | WriteRequest::Malformed => Err(ErrorCode::MarshallingError),
         }
     }
 
