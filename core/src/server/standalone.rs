@@ -1474,4 +1474,84 @@ mod tests {
             "never-used container kept"
         );
     }
+
+    /// Sends one request on conn 1, makes its txn durable, and decodes the reply.
+    fn roundtrip(
+        s: &mut Standalone,
+        xid: i32,
+        request: Request,
+        now: i64,
+    ) -> (ReplyHeader, Response) {
+        let op = request.op_code();
+        s.handle(
+            Input::Request {
+                conn: 1,
+                xid,
+                request,
+            },
+            now,
+        );
+        let actions = s.take_actions();
+        durable_all(s, &actions, now);
+        let mut all = actions;
+        all.extend(s.take_actions());
+        all.iter()
+            .find_map(|a| match a {
+                Action::Send { frame, .. } => {
+                    let (h, r) = crate::proto::decode_reply(&frame[4..], Some(op)).ok()?;
+                    (h.xid == xid).then_some((h, r))
+                }
+                _ => None,
+            })
+            .expect("a reply")
+    }
+
+    /// In a multi, ZooKeeper reads create ops of types 1, 15 and 19 alike and picks the opcode from
+    /// the flags: a create2 op gets a type-1 result, a container-flagged create op makes a container
+    /// with a type-15 result, a createContainer op with flags 0 makes a persistent node, and TTL flags
+    /// without a TTL fail the whole multi with MARSHALLINGERROR (still consuming a zxid).
+    #[test]
+    fn multi_create_ops_follow_their_flags() {
+        let mut s = server();
+        connect(&mut s, 1, 1_000);
+        let req = |path: &str, flags: i32| match create(path, flags) {
+            Request::Create(r) => r,
+            _ => unreachable!(),
+        };
+        let multi = |op: MultiOp| Request::Multi(MultiRequest { ops: vec![op] });
+        let (h, r) = roundtrip(&mut s, 1, multi(MultiOp::Create2(req("/a", 0))), 1_001);
+        assert_eq!(h.err, 0);
+        assert!(
+            matches!(&r, Response::Multi(m) if matches!(&m.results[..], [MultiResult::Create { path }] if path == "/a")),
+            "{r:?}"
+        );
+        let (_, r) = roundtrip(&mut s, 2, multi(MultiOp::Create(req("/c", 4))), 1_001);
+        assert!(
+            matches!(&r, Response::Multi(m) if matches!(&m.results[..], [MultiResult::Create2 { .. }])),
+            "{r:?}"
+        );
+        assert_eq!(
+            s.tree().node("/c").unwrap().stat.ephemeral_owner,
+            crate::tree::CONTAINER_OWNER
+        );
+        let (_, r) = roundtrip(
+            &mut s,
+            3,
+            multi(MultiOp::CreateContainer(req("/p", 0))),
+            1_001,
+        );
+        assert!(
+            matches!(&r, Response::Multi(m) if matches!(&m.results[..], [MultiResult::Create { .. }])),
+            "{r:?}"
+        );
+        assert_eq!(s.tree().node("/p").unwrap().stat.ephemeral_owner, 0);
+        let before = s.tree().last_processed_zxid();
+        let (h, r) = roundtrip(&mut s, 4, multi(MultiOp::Create(req("/t", 5))), 1_001);
+        assert_eq!(
+            (h.err, r),
+            (ErrorCode::MarshallingError.code(), Response::Empty)
+        );
+        assert_eq!(h.zxid, before + 1, "the failed multi consumed a zxid");
+        assert!(s.tree().node("/t").is_none());
+    }
 }
