@@ -15,6 +15,7 @@ pub mod apply;
 pub mod digest;
 pub mod path_key;
 pub mod prep;
+pub mod quota;
 pub mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -184,6 +185,8 @@ pub struct DataTree {
     last_processed_zxid: i64,
     /// Tree digest (§8.6), kept incrementally.
     digest: i64,
+    /// Paths with a quota (Java's `pTrie`), see [`quota`].
+    quotas: BTreeSet<Box<str>>,
 }
 
 impl DataTree {
@@ -229,6 +232,7 @@ impl DataTree {
             extended_types,
             last_processed_zxid: 0,
             digest: 0,
+            quotas: BTreeSet::new(),
         }
     }
 
@@ -409,7 +413,9 @@ impl DataTree {
             create_stat(zxid, time, ephemeral_owner),
         );
         let stat = node.stat(self.extended_types);
+        let data_len = node.data_len();
         self.insert_raw(path, node)?;
+        self.quota_after_create(path, data_len);
         let acl = self.acls.get(acl_ref).cloned().expect("interned above");
         let parent_acl = self.acl_by_ref(parent_acl_ref);
         Ok((
@@ -457,6 +463,7 @@ impl DataTree {
         self.acls.remove_usage(node.acl);
         self.data_size -= (path.len() + node.data_len()) as i64;
         self.unindex_owner(path, node.stat.ephemeral_owner);
+        self.quota_after_delete(path, node.data_len());
         let parent_acl = self.acl_by_ref(parent_acl_ref);
         Ok(Trigger::Deleted {
             path: path.to_owned(),
@@ -487,6 +494,7 @@ impl DataTree {
         let acl_ref = node.acl;
         self.data_size += new_len - old_len;
         self.rehash(path, before);
+        self.quota_after_set_data(path, old_len as usize, new_len as usize);
         let acl = self.acl_by_ref(acl_ref);
         Ok((
             stat,

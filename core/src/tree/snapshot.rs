@@ -103,6 +103,7 @@ impl DataTree {
             return Err(DecodeError::malformed("data tree without a root"));
         }
         t.acls.purge_unused();
+        t.setup_quota();
         Ok(t)
     }
 }
