@@ -3,7 +3,10 @@
 //! errors, as zkCli does).
 
 use super::parse::{flag, parse, valued, OptSpec, Parsed};
-use outpost_core::client::{AddWatchMode, Client, ClientError, CreateMode, Op, WatcherType};
+use outpost_core::client::{
+    AddWatchMode, Client, ClientError, CreateMode, MultiOp, MultiResult, WatcherType,
+};
+use outpost_core::proto::client::DeleteRequest;
 use outpost_core::proto::{perms, Acl, ErrorCode, Id, Stat};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -818,29 +821,29 @@ pub async fn delete_recursive(zk_: &Client, path: &str, batch: usize) -> Result<
         }
     }
     let mut ok = true;
-    let ops: Vec<Op> = tree
-        .iter()
-        .rev()
-        .map(|p| Op::Delete {
-            path: p.clone(),
-            version: -1,
-        })
-        .collect();
-    for chunk in ops.chunks(batch) {
-        match zk_.multi(chunk).await {
+    let paths: Vec<&String> = tree.iter().rev().collect();
+    for chunk in paths.chunks(batch) {
+        let ops: Vec<MultiOp> = chunk
+            .iter()
+            .map(|p| {
+                MultiOp::Delete(DeleteRequest {
+                    path: (*p).clone(),
+                    version: -1,
+                })
+            })
+            .collect();
+        match zk_.multi(ops).await {
             Ok(Ok(results)) => {
                 if results
                     .iter()
-                    .any(|r| matches!(r, outpost_core::client::OpResult::Error(c) if !c.is_ok()))
+                    .any(|r| matches!(r, MultiResult::Error { err } if !err.is_ok()))
                 {
                     // Fall back to one-by-one deletes, ignoring nodes already gone.
-                    for op in chunk {
-                        if let Op::Delete { path, .. } = op {
-                            match zk_.delete(path, -1).await {
-                                Ok(Ok(())) | Ok(Err(ErrorCode::NoNode)) => {}
-                                Ok(Err(_)) => ok = false,
-                                Err(e) => return Err(client_failure(e, path)),
-                            }
+                    for p in chunk {
+                        match zk_.delete(p, -1).await {
+                            Ok(Ok(())) | Ok(Err(ErrorCode::NoNode)) => {}
+                            Ok(Err(_)) => ok = false,
+                            Err(e) => return Err(client_failure(e, p)),
                         }
                     }
                 }

@@ -11,7 +11,9 @@
 //! the auth credentials and a `setWatches2` with every watch it still holds.
 
 use super::types::{ClientError, EventType, KeeperState, State, WatchedEvent, WatcherType};
-use crate::jute::{JuteReader, JuteWriter};
+use crate::jute::{JuteReader, JuteWriter, Record};
+use crate::proto::client::{AuthPacket, SetWatches2};
+use crate::proto::{ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, WatcherEvent};
 use crate::proto::{ErrorCode, OpCode};
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -135,6 +137,15 @@ impl Watches {
     }
 }
 
+/// Auth packets awaiting their reply: `None` for credentials replayed on reconnect.
+type AuthQueue = VecDeque<
+    Option<(
+        String,
+        Vec<u8>,
+        oneshot::Sender<Result<ErrorCode, ClientError>>,
+    )>,
+>;
+
 enum Pending {
     User {
         xid: i32,
@@ -190,14 +201,9 @@ impl Drop for Connected {
 
 fn frame(xid: i32, op: OpCode, body: &[u8]) -> Vec<u8> {
     let mut w = JuteWriter::new();
-    w.write_i32(0); // length, patched below
-    w.write_i32(xid);
-    w.write_i32(op.code());
+    RequestHeader { xid, ty: op.code() }.write(&mut w);
     w.write_raw(body);
-    let mut bytes = w.into_inner();
-    let len = (bytes.len() - 4) as i32;
-    bytes[..4].copy_from_slice(&len.to_be_bytes());
-    bytes
+    crate::proto::encode_frame(w.as_slice())
 }
 
 async fn read_frame(read: &mut OwnedReadHalf, max: usize) -> Result<Vec<u8>, String> {
@@ -306,32 +312,29 @@ impl ConnTask {
         let (mut read, write) = stream.into_split();
         let mut write = BufWriter::with_capacity(64 * 1024, write);
         let info = self.info();
-        let mut w = JuteWriter::new();
-        w.write_i32(0); // protocolVersion
-        w.write_i64(info.last_zxid);
-        w.write_i32(self.cfg.session_timeout_ms as i32);
-        w.write_i64(info.session_id);
-        let mut pw = info.password.clone();
-        pw.resize(16, 0);
-        w.write_buffer(&pw);
-        w.write_bool(false); // readOnly: we want a read-write server
-        let body = w.into_inner();
-        write.write_all(&(body.len() as i32).to_be_bytes()).await?;
-        write.write_all(&body).await?;
+        let mut passwd = info.password.clone();
+        passwd.resize(16, 0);
+        let request = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: info.last_zxid,
+            timeout: self.cfg.session_timeout_ms as i32,
+            session_id: info.session_id,
+            passwd,
+            // We want a read-write server.
+            read_only: Some(false),
+        };
+        write
+            .write_all(&crate::proto::encode_frame(&request.to_bytes()))
+            .await?;
         write.flush().await?;
         let reply = read_frame(&mut read, 4096).await.map_err(|e| {
             ClientError::Protocol(format!("no connect reply (server closed or refused): {e}"))
         })?;
-        let mut r = JuteReader::new(&reply);
-        let _proto = r.read_i32()?;
-        let negotiated = r.read_i32()?;
-        let session_id = r.read_i64()?;
-        let password = r.read_buffer()?;
-        let read_only = if r.remaining() > 0 {
-            r.read_bool()?
-        } else {
-            false
-        };
+        let response = ConnectResponse::from_bytes(&reply)?;
+        let negotiated = response.timeout;
+        let session_id = response.session_id;
+        let password = response.passwd;
+        let read_only = response.read_only.unwrap_or(false);
         if negotiated <= 0 {
             return Err(ClientError::SessionExpired);
         }
@@ -437,13 +440,7 @@ impl ConnTask {
 
     async fn serve(&mut self, conn: &mut Connected) -> Ended {
         let mut pending: VecDeque<Pending> = VecDeque::new();
-        let mut auth_pending: VecDeque<
-            Option<(
-                String,
-                Vec<u8>,
-                oneshot::Sender<Result<ErrorCode, ClientError>>,
-            )>,
-        > = (0..self.auths.len()).map(|_| None).collect();
+        let mut auth_pending: AuthQueue = (0..self.auths.len()).map(|_| None).collect();
         let timeout_ms = u64::from(self.info().timeout_ms.max(300));
         let ping_every = Duration::from_millis(timeout_ms / 3);
         let read_timeout = Duration::from_millis(timeout_ms * 2 / 3);
@@ -548,13 +545,7 @@ impl ConnTask {
         conn: &mut Connected,
         cmd: Cmd,
         pending: &mut VecDeque<Pending>,
-        auth_pending: &mut VecDeque<
-            Option<(
-                String,
-                Vec<u8>,
-                oneshot::Sender<Result<ErrorCode, ClientError>>,
-            )>,
-        >,
+        auth_pending: &mut AuthQueue,
         closing: &mut bool,
     ) -> std::io::Result<()> {
         match cmd {
@@ -590,23 +581,16 @@ impl ConnTask {
         Ok(())
     }
 
-    #[allow(clippy::type_complexity)]
     fn on_frame(
         &mut self,
         bytes: &[u8],
         pending: &mut VecDeque<Pending>,
-        auth_pending: &mut VecDeque<
-            Option<(
-                String,
-                Vec<u8>,
-                oneshot::Sender<Result<ErrorCode, ClientError>>,
-            )>,
-        >,
+        auth_pending: &mut AuthQueue,
     ) -> Result<Option<Ended>, ClientError> {
         let mut r = JuteReader::new(bytes);
-        let xid = r.read_i32()?;
-        let zxid = r.read_i64()?;
-        let err = ErrorCode::from_code(r.read_i32()?);
+        let header = ReplyHeader::read(&mut r)?;
+        let (xid, zxid) = (header.xid, header.zxid);
+        let err = ErrorCode::from_code(header.err);
         let body = r.rest();
         if zxid > 0 {
             self.update(|s| {
@@ -617,10 +601,10 @@ impl ConnTask {
         }
         match xid {
             -1 => {
-                let mut br = JuteReader::new(body);
-                let etype = EventType::from_code(br.read_i32()?);
-                let state = KeeperState::from_code(br.read_i32()?);
-                let path = br.read_string()?;
+                let event = WatcherEvent::from_bytes(body)?;
+                let etype = EventType::from_code(event.ty);
+                let state = KeeperState::from_code(event.state);
+                let path = event.path;
                 self.on_event(etype, &path);
                 let _ = self.events.send(WatchedEvent {
                     event_type: etype,
@@ -775,11 +759,12 @@ fn fail_cmd(cmd: Cmd, why: &ClientError) {
 }
 
 fn auth_body(scheme: &str, auth: &[u8]) -> Vec<u8> {
-    let mut w = JuteWriter::new();
-    w.write_i32(0);
-    w.write_string(scheme);
-    w.write_buffer(auth);
-    w.into_inner()
+    AuthPacket {
+        ty: 0,
+        scheme: scheme.to_string(),
+        auth: auth.to_vec(),
+    }
+    .to_bytes()
 }
 
 /// `SetWatches2` records re-registering `watches`, split so none exceeds about 128 KiB.
@@ -803,12 +788,19 @@ fn set_watches_bodies(last_zxid: i64, watches: &Watches) -> Vec<Vec<u8>> {
                 idx[k] += 1;
             }
         }
-        let mut w = JuteWriter::new();
-        w.write_i64(last_zxid);
-        for b in &batch {
-            w.write_string_vec(b);
-        }
-        out.push(w.into_inner());
+        let [data, exist, child, persistent, recursive] =
+            batch.map(|b| b.into_iter().cloned().collect::<Vec<String>>());
+        out.push(
+            SetWatches2 {
+                relative_zxid: last_zxid,
+                data_watches: data,
+                exist_watches: exist,
+                child_watches: child,
+                persistent_watches: persistent,
+                persistent_recursive_watches: recursive,
+            }
+            .to_bytes(),
+        );
         if idx.iter().zip(lists.iter()).all(|(i, l)| *i >= l.len()) {
             return out;
         }

@@ -19,8 +19,15 @@ pub use types::{
     WatchedEvent, WatcherType, ZkResult,
 };
 
-use crate::jute::{JuteReader, JuteWriter, Record};
+pub use crate::proto::client::ClientInfo;
+use crate::proto::client::{
+    AddWatchRequest, CheckWatchesRequest, CreateRequest, CreateTtlRequest, DeleteRequest,
+    ExistsRequest, GetAclRequest, GetAllChildrenNumberRequest, GetChildren2Request,
+    GetChildrenRequest, GetDataRequest, GetEphemeralsRequest, ReconfigRequest,
+    RemoveWatchesRequest, SetAclRequest, SetDataRequest, SyncRequest,
+};
 use crate::proto::{Acl, ErrorCode, OpCode, Stat};
+pub use crate::proto::{MultiOp, MultiRequest, MultiResult, Request, Response};
 use conn::{Cmd, ConnConfig, ConnTask, SessionInfo, WatchReg};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,86 +65,6 @@ impl ClientConfig {
     }
 }
 
-/// One result of a `multi` or `multiRead` sub-operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OpResult {
-    /// create: the created path.
-    Create(String),
-    /// create2 / container / TTL create: path and stat.
-    Create2(String, Stat),
-    /// delete.
-    Delete,
-    /// setData: the new stat.
-    SetData(Stat),
-    /// check.
-    Check,
-    /// getChildren (multiRead).
-    GetChildren(Vec<String>),
-    /// getData (multiRead).
-    GetData(Vec<u8>, Stat),
-    /// The sub-operation failed (or, in a failed multi, was rolled back: `Ok` before the failing op,
-    /// `RuntimeInconsistency` after it).
-    Error(ErrorCode),
-}
-
-/// One sub-operation of `multi` (writes) or `multiRead` (reads).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Op {
-    /// Create a node (create2-style result when `stat` is true).
-    Create {
-        /// Path.
-        path: String,
-        /// Data.
-        data: Vec<u8>,
-        /// ACL.
-        acl: Vec<Acl>,
-        /// Mode.
-        mode: CreateMode,
-    },
-    /// Delete a node.
-    Delete {
-        /// Path.
-        path: String,
-        /// Expected version or -1.
-        version: i32,
-    },
-    /// Set data.
-    SetData {
-        /// Path.
-        path: String,
-        /// Data.
-        data: Vec<u8>,
-        /// Expected version or -1.
-        version: i32,
-    },
-    /// Check a node's version.
-    Check {
-        /// Path.
-        path: String,
-        /// Expected version.
-        version: i32,
-    },
-    /// Read children (multiRead only).
-    GetChildren {
-        /// Path.
-        path: String,
-    },
-    /// Read data (multiRead only).
-    GetData {
-        /// Path.
-        path: String,
-    },
-}
-
-/// Who the connection is authenticated as (one entry of `whoAmI`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientInfo {
-    /// Scheme, e.g. `ip`, `digest`.
-    pub auth_scheme: String,
-    /// User name within the scheme.
-    pub user: String,
-}
-
 /// A handle on one ZooKeeper session. Clones share the session and the connection.
 #[derive(Clone)]
 pub struct Client {
@@ -154,50 +81,6 @@ impl std::fmt::Debug for Client {
             .field("host", &info.host)
             .finish()
     }
-}
-
-fn path_req(path: &str) -> Vec<u8> {
-    let mut w = JuteWriter::new();
-    w.write_string(path);
-    w.into_inner()
-}
-
-fn path_watch_req(path: &str, watch: bool) -> Vec<u8> {
-    let mut w = JuteWriter::new();
-    w.write_string(path);
-    w.write_bool(watch);
-    w.into_inner()
-}
-
-fn create_req(w: &mut JuteWriter, path: &str, data: Option<&[u8]>, acl: &[Acl], mode: CreateMode) {
-    w.write_string(path);
-    w.write_buffer_opt(data);
-    w.write_vec(acl);
-    w.write_i32(mode.flags());
-    if let Some(ttl) = mode.ttl() {
-        w.write_i64(ttl);
-    }
-}
-
-/// The opcode of a create with `mode`, in its create2-style form when `want_stat`.
-fn create_op(mode: CreateMode, want_stat: bool) -> OpCode {
-    match mode {
-        CreateMode::Container => OpCode::CreateContainer,
-        CreateMode::PersistentWithTtl(_) | CreateMode::PersistentSequentialWithTtl(_) => {
-            OpCode::CreateTtl
-        }
-        _ if want_stat => OpCode::Create2,
-        _ => OpCode::Create,
-    }
-}
-
-fn decode<T>(
-    body: &[u8],
-    f: impl FnOnce(&mut JuteReader<'_>) -> Result<T, crate::jute::DecodeError>,
-) -> Result<T, ClientError> {
-    let mut r = JuteReader::with_limit(body, body.len());
-    let v = f(&mut r)?;
-    Ok(v)
 }
 
 impl Client {
@@ -303,18 +186,18 @@ impl Client {
         ClientError::Closed
     }
 
-    async fn call<T>(
-        &self,
-        op: OpCode,
-        body: Vec<u8>,
-        watch: WatchReg,
-        parse: impl FnOnce(&mut JuteReader<'_>) -> Result<T, crate::jute::DecodeError>,
-    ) -> ZkResult<T> {
-        let reply = self.submit(op, body, watch).await?;
+    /// Sends a typed request and decodes the typed reply: `Ok(Err(code))` for a ZooKeeper error code.
+    pub async fn request(&self, req: Request) -> ZkResult<Response> {
+        self.request_watch(req, WatchReg::None).await
+    }
+
+    async fn request_watch(&self, req: Request, watch: WatchReg) -> ZkResult<Response> {
+        let op = req.op_code();
+        let reply = self.submit(op, req.to_body_bytes(), watch).await?;
         if !reply.err.is_ok() {
             return Ok(Err(reply.err));
         }
-        Ok(Ok(decode(&reply.body, parse)?))
+        Ok(Ok(Response::decode(op, &reply.body)?))
     }
 
     /// `create`: returns the created path (with the sequence suffix for sequential modes). Container and
@@ -326,14 +209,7 @@ impl Client {
         acl: &[Acl],
         mode: CreateMode,
     ) -> ZkResult<String> {
-        let op = create_op(mode, false);
-        let mut w = JuteWriter::new();
-        create_req(&mut w, path, Some(data), acl, mode);
-        self.call(op, w.into_inner(), WatchReg::None, |r| {
-            let p = r.read_string()?;
-            Ok(p)
-        })
-        .await
+        self.create_nullable(path, Some(data), acl, mode).await
     }
 
     /// `create` with possibly null data (what zkCli sends for `create /p` without data; `get` then
@@ -345,15 +221,13 @@ impl Client {
         acl: &[Acl],
         mode: CreateMode,
     ) -> ZkResult<String> {
-        let mut w = JuteWriter::new();
-        create_req(&mut w, path, data, acl, mode);
-        self.call(
-            create_op(mode, false),
-            w.into_inner(),
-            WatchReg::None,
-            |r| r.read_string(),
-        )
-        .await
+        let req = create_request(path, data, acl, mode, false);
+        Ok(match self.request(req).await? {
+            Ok(Response::Create(r)) => Ok(r.path),
+            Ok(Response::Create2(r)) => Ok(r.path),
+            Ok(other) => return Err(unexpected(other)),
+            Err(code) => Err(code),
+        })
     }
 
     /// `create2`: returns the created path and the new node's stat.
@@ -364,22 +238,23 @@ impl Client {
         acl: &[Acl],
         mode: CreateMode,
     ) -> ZkResult<(String, Stat)> {
-        let op = create_op(mode, true);
-        let mut w = JuteWriter::new();
-        create_req(&mut w, path, Some(data), acl, mode);
-        self.call(op, w.into_inner(), WatchReg::None, |r| {
-            Ok((r.read_string()?, Stat::read(r)?))
+        let req = create_request(path, Some(data), acl, mode, true);
+        expect(self.request(req).await, |r| match r {
+            Response::Create2(r) => Ok((r.path, r.stat)),
+            other => Err(other),
         })
-        .await
     }
 
     /// `delete` with an expected version (-1: any).
     pub async fn delete(&self, path: &str, version: i32) -> ZkResult<()> {
-        let mut w = JuteWriter::new();
-        w.write_string(path);
-        w.write_i32(version);
-        self.call(OpCode::Delete, w.into_inner(), WatchReg::None, |_| Ok(()))
-            .await
+        let req = Request::Delete(DeleteRequest {
+            path: path.to_string(),
+            version,
+        });
+        expect(self.request(req).await, |r| match r {
+            Response::Empty => Ok(()),
+            other => Err(other),
+        })
     }
 
     /// `exists`: `Ok(Ok(None))` when the node is missing. With `watch`, a watch is left either way.
@@ -389,27 +264,24 @@ impl Client {
         } else {
             WatchReg::None
         };
-        let reply = self
-            .submit(OpCode::Exists, path_watch_req(path, watch), reg)
-            .await?;
-        match reply.err {
-            ErrorCode::Ok => Ok(Ok(Some(decode(&reply.body, Stat::read)?))),
-            ErrorCode::NoNode => Ok(Ok(None)),
-            e => Ok(Err(e)),
+        let req = Request::Exists(ExistsRequest {
+            path: path.to_string(),
+            watch,
+        });
+        match self.request_watch(req, reg).await? {
+            Ok(Response::Exists(r)) => Ok(Ok(Some(r.stat))),
+            Ok(other) => Err(unexpected(other)),
+            Err(ErrorCode::NoNode) => Ok(Ok(None)),
+            Err(code) => Ok(Err(code)),
         }
     }
 
-    /// `getData`.
+    /// `getData` (null data reads as empty; see [`Client::get_data_nullable`]).
     pub async fn get_data(&self, path: &str, watch: bool) -> ZkResult<(Vec<u8>, Stat)> {
-        let reg = if watch {
-            WatchReg::Data(path.to_string())
-        } else {
-            WatchReg::None
-        };
-        self.call(OpCode::GetData, path_watch_req(path, watch), reg, |r| {
-            Ok((r.read_buffer()?, Stat::read(r)?))
-        })
-        .await
+        Ok(self
+            .get_data_nullable(path, watch)
+            .await?
+            .map(|(d, s)| (d.unwrap_or_default(), s)))
     }
 
     /// `getData` keeping the difference between null data (`None`) and empty data.
@@ -423,38 +295,51 @@ impl Client {
         } else {
             WatchReg::None
         };
-        self.call(OpCode::GetData, path_watch_req(path, watch), reg, |r| {
-            Ok((r.read_buffer_opt()?, Stat::read(r)?))
+        let req = Request::GetData(GetDataRequest {
+            path: path.to_string(),
+            watch,
+        });
+        expect(self.request_watch(req, reg).await, |r| match r {
+            Response::GetData(r) => Ok((r.data, r.stat)),
+            other => Err(other),
         })
-        .await
     }
 
     /// `setData` with an expected version (-1: any).
     pub async fn set_data(&self, path: &str, data: &[u8], version: i32) -> ZkResult<Stat> {
-        let mut w = JuteWriter::new();
-        w.write_string(path);
-        w.write_buffer(data);
-        w.write_i32(version);
-        self.call(OpCode::SetData, w.into_inner(), WatchReg::None, Stat::read)
-            .await
+        let req = Request::SetData(SetDataRequest {
+            path: path.to_string(),
+            data: Some(data.to_vec()),
+            version,
+        });
+        expect(self.request(req).await, |r| match r {
+            Response::SetData(r) => Ok(r.stat),
+            other => Err(other),
+        })
     }
 
     /// `getACL`.
     pub async fn get_acl(&self, path: &str) -> ZkResult<(Vec<Acl>, Stat)> {
-        self.call(OpCode::GetAcl, path_req(path), WatchReg::None, |r| {
-            Ok((r.read_vec()?, Stat::read(r)?))
+        let req = Request::GetAcl(GetAclRequest {
+            path: path.to_string(),
+        });
+        expect(self.request(req).await, |r| match r {
+            Response::GetAcl(r) => Ok((r.acl, r.stat)),
+            other => Err(other),
         })
-        .await
     }
 
     /// `setACL` with an expected ACL version (-1: any).
     pub async fn set_acl(&self, path: &str, acl: &[Acl], version: i32) -> ZkResult<Stat> {
-        let mut w = JuteWriter::new();
-        w.write_string(path);
-        w.write_vec(acl);
-        w.write_i32(version);
-        self.call(OpCode::SetAcl, w.into_inner(), WatchReg::None, Stat::read)
-            .await
+        let req = Request::SetAcl(SetAclRequest {
+            path: path.to_string(),
+            acl: acl.to_vec(),
+            version,
+        });
+        expect(self.request(req).await, |r| match r {
+            Response::SetAcl(r) => Ok(r.stat),
+            other => Err(other),
+        })
     }
 
     /// `getChildren` (names, not paths; server order).
@@ -464,10 +349,14 @@ impl Client {
         } else {
             WatchReg::None
         };
-        self.call(OpCode::GetChildren, path_watch_req(path, watch), reg, |r| {
-            r.read_string_vec()
+        let req = Request::GetChildren(GetChildrenRequest {
+            path: path.to_string(),
+            watch,
+        });
+        expect(self.request_watch(req, reg).await, |r| match r {
+            Response::GetChildren(r) => Ok(r.children),
+            other => Err(other),
         })
-        .await
     }
 
     /// `getChildren2`: children and the node's stat.
@@ -477,179 +366,110 @@ impl Client {
         } else {
             WatchReg::None
         };
-        self.call(
-            OpCode::GetChildren2,
-            path_watch_req(path, watch),
-            reg,
-            |r| Ok((r.read_string_vec()?, Stat::read(r)?)),
-        )
-        .await
+        let req = Request::GetChildren2(GetChildren2Request {
+            path: path.to_string(),
+            watch,
+        });
+        expect(self.request_watch(req, reg).await, |r| match r {
+            Response::GetChildren2(r) => Ok((r.children, r.stat)),
+            other => Err(other),
+        })
     }
 
     /// `getAllChildrenNumber`: the number of descendants.
     pub async fn get_all_children_number(&self, path: &str) -> ZkResult<i32> {
-        self.call(
-            OpCode::GetAllChildrenNumber,
-            path_req(path),
-            WatchReg::None,
-            |r| r.read_i32(),
-        )
-        .await
+        let req = Request::GetAllChildrenNumber(GetAllChildrenNumberRequest {
+            path: path.to_string(),
+        });
+        expect(self.request(req).await, |r| match r {
+            Response::GetAllChildrenNumber(r) => Ok(r.total_number),
+            other => Err(other),
+        })
     }
 
     /// `getEphemerals`: this session's ephemeral paths under the prefix (`/` for all).
     pub async fn get_ephemerals(&self, prefix: &str) -> ZkResult<Vec<String>> {
-        self.call(
-            OpCode::GetEphemerals,
-            path_req(prefix),
-            WatchReg::None,
-            |r| r.read_string_vec(),
-        )
-        .await
+        let req = Request::GetEphemerals(GetEphemeralsRequest {
+            prefix_path: prefix.to_string(),
+        });
+        expect(self.request(req).await, |r| match r {
+            Response::GetEphemerals(r) => Ok(r.ephemerals),
+            other => Err(other),
+        })
     }
 
     /// `sync`: returns the path the server echoes.
     pub async fn sync(&self, path: &str) -> ZkResult<String> {
-        self.call(OpCode::Sync, path_req(path), WatchReg::None, |r| {
-            r.read_string()
+        let req = Request::Sync(SyncRequest {
+            path: path.to_string(),
+        });
+        expect(self.request(req).await, |r| match r {
+            Response::Sync(r) => Ok(r.path),
+            other => Err(other),
         })
-        .await
-    }
-
-    fn write_ops(ops: &[Op]) -> Vec<u8> {
-        let mut w = JuteWriter::new();
-        for op in ops {
-            let code = match op {
-                Op::Create { mode, .. } => create_op(*mode, false),
-                Op::Delete { .. } => OpCode::Delete,
-                Op::SetData { .. } => OpCode::SetData,
-                Op::Check { .. } => OpCode::Check,
-                Op::GetChildren { .. } => OpCode::GetChildren,
-                Op::GetData { .. } => OpCode::GetData,
-            };
-            w.write_i32(code.code());
-            w.write_bool(false);
-            w.write_i32(-1);
-            match op {
-                Op::Create {
-                    path,
-                    data,
-                    acl,
-                    mode,
-                } => create_req(&mut w, path, Some(data), acl, *mode),
-                Op::Delete { path, version } | Op::Check { path, version } => {
-                    w.write_string(path);
-                    w.write_i32(*version);
-                }
-                Op::SetData {
-                    path,
-                    data,
-                    version,
-                } => {
-                    w.write_string(path);
-                    w.write_buffer(data);
-                    w.write_i32(*version);
-                }
-                Op::GetChildren { path } | Op::GetData { path } => {
-                    w.write_string(path);
-                    w.write_bool(false);
-                }
-            }
-        }
-        w.write_i32(-1);
-        w.write_bool(true);
-        w.write_i32(-1);
-        w.into_inner()
-    }
-
-    fn read_results(r: &mut JuteReader<'_>) -> Result<Vec<OpResult>, crate::jute::DecodeError> {
-        let mut out = Vec::new();
-        loop {
-            let typ = r.read_i32()?;
-            let done = r.read_bool()?;
-            let err = r.read_i32()?;
-            if done {
-                return Ok(out);
-            }
-            let res = match OpCode::from_code(typ) {
-                Some(OpCode::Create) => OpResult::Create(r.read_string()?),
-                Some(OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
-                    OpResult::Create2(r.read_string()?, Stat::read(r)?)
-                }
-                Some(OpCode::Delete) => OpResult::Delete,
-                Some(OpCode::Check) => OpResult::Check,
-                Some(OpCode::SetData) => OpResult::SetData(Stat::read(r)?),
-                Some(OpCode::GetChildren) => OpResult::GetChildren(r.read_string_vec()?),
-                Some(OpCode::GetData) => OpResult::GetData(r.read_buffer()?, Stat::read(r)?),
-                Some(OpCode::Error) => OpResult::Error(ErrorCode::from_code(r.read_i32()?)),
-                _ => {
-                    return Err(crate::jute::DecodeError::malformed(format!(
-                        "multi result type {typ} (err {err})"
-                    )))
-                }
-            };
-            out.push(res);
-        }
     }
 
     /// `multi`: all write ops atomically; per-op results (all `Error` entries if one failed).
-    pub async fn multi(&self, ops: &[Op]) -> ZkResult<Vec<OpResult>> {
-        self.call(
-            OpCode::Multi,
-            Client::write_ops(ops),
-            WatchReg::None,
-            Client::read_results,
+    pub async fn multi(&self, ops: Vec<MultiOp>) -> ZkResult<Vec<MultiResult>> {
+        expect(
+            self.request(Request::Multi(MultiRequest { ops })).await,
+            |r| match r {
+                Response::Multi(r) => Ok(r.results),
+                other => Err(other),
+            },
         )
-        .await
     }
 
     /// `multiRead`: getData/getChildren ops, each answered independently.
-    pub async fn multi_read(&self, ops: &[Op]) -> ZkResult<Vec<OpResult>> {
-        self.call(
-            OpCode::MultiRead,
-            Client::write_ops(ops),
-            WatchReg::None,
-            Client::read_results,
+    pub async fn multi_read(&self, ops: Vec<MultiOp>) -> ZkResult<Vec<MultiResult>> {
+        expect(
+            self.request(Request::MultiRead(MultiRequest { ops })).await,
+            |r| match r {
+                Response::Multi(r) => Ok(r.results),
+                other => Err(other),
+            },
         )
-        .await
     }
 
     /// `addWatch`: a persistent (optionally recursive) watch, re-registered on reconnect.
     pub async fn add_watch(&self, path: &str, mode: AddWatchMode) -> ZkResult<()> {
-        let mut w = JuteWriter::new();
-        w.write_string(path);
-        w.write_i32(mode.code());
         let reg = match mode {
             AddWatchMode::Persistent => WatchReg::Persistent(path.to_string()),
             AddWatchMode::PersistentRecursive => WatchReg::Recursive(path.to_string()),
         };
-        self.call(OpCode::AddWatch, w.into_inner(), reg, |_| Ok(()))
-            .await
+        let req = Request::AddWatch(AddWatchRequest {
+            path: path.to_string(),
+            mode: mode.code(),
+        });
+        expect(self.request_watch(req, reg).await, |r| match r {
+            Response::AddWatch(_) => Ok(()),
+            other => Err(other),
+        })
     }
 
     /// `removeWatches`: removes this connection's watches of `kind` on `path` (NoWatcher if none).
     pub async fn remove_watches(&self, path: &str, kind: WatcherType) -> ZkResult<()> {
-        let mut w = JuteWriter::new();
-        w.write_string(path);
-        w.write_i32(kind.code());
-        self.call(
-            OpCode::RemoveWatches,
-            w.into_inner(),
-            WatchReg::Remove(path.to_string(), kind),
-            |_| Ok(()),
-        )
-        .await
+        let req = Request::RemoveWatches(RemoveWatchesRequest {
+            path: path.to_string(),
+            ty: kind.code(),
+        });
+        let reg = WatchReg::Remove(path.to_string(), kind);
+        expect(self.request_watch(req, reg).await, |r| match r {
+            Response::Empty => Ok(()),
+            other => Err(other),
+        })
     }
 
     /// `checkWatches`: `Ok(Ok(()))` if such a watch exists (NoWatcher if not).
     pub async fn check_watches(&self, path: &str, kind: WatcherType) -> ZkResult<()> {
-        let mut w = JuteWriter::new();
-        w.write_string(path);
-        w.write_i32(kind.code());
-        self.call(OpCode::CheckWatches, w.into_inner(), WatchReg::None, |_| {
-            Ok(())
+        let req = Request::CheckWatches(CheckWatchesRequest {
+            path: path.to_string(),
+            ty: kind.code(),
+        });
+        expect(self.request(req).await, |r| match r {
+            Response::Empty => Ok(()),
+            other => Err(other),
         })
-        .await
     }
 
     /// `addauth`: adds credentials to the connection (kept and re-sent on reconnect when accepted). A
@@ -670,18 +490,10 @@ impl Client {
 
     /// `whoAmI`: the identities the server attached to this connection.
     pub async fn who_am_i(&self) -> ZkResult<Vec<ClientInfo>> {
-        self.call(OpCode::WhoAmI, Vec::new(), WatchReg::None, |r| {
-            let n = r.read_count(8)?.unwrap_or(0);
-            let mut out = Vec::with_capacity(n.min(64));
-            for _ in 0..n {
-                out.push(ClientInfo {
-                    auth_scheme: r.read_string()?,
-                    user: r.read_string()?,
-                });
-            }
-            Ok(out)
+        expect(self.request(Request::WhoAmI).await, |r| match r {
+            Response::WhoAmI(r) => Ok(r.client_info),
+            other => Err(other),
         })
-        .await
     }
 
     /// `getConfig`: data and stat of `/zookeeper/config`.
@@ -698,15 +510,16 @@ impl Client {
         members: Option<&str>,
         from_config: i64,
     ) -> ZkResult<(Vec<u8>, Stat)> {
-        let mut w = JuteWriter::new();
-        w.write_string_opt(joining);
-        w.write_string_opt(leaving);
-        w.write_string_opt(members);
-        w.write_i64(from_config);
-        self.call(OpCode::Reconfig, w.into_inner(), WatchReg::None, |r| {
-            Ok((r.read_buffer()?, Stat::read(r)?))
+        let req = Request::Reconfig(ReconfigRequest {
+            joining_servers: joining.map(str::to_string),
+            leaving_servers: leaving.map(str::to_string),
+            new_members: members.map(str::to_string),
+            cur_config_id: from_config,
+        });
+        expect(self.request(req).await, |r| match r {
+            Response::Reconfig(r) => Ok((r.data.unwrap_or_default(), r.stat)),
+            other => Err(other),
         })
-        .await
     }
 
     /// Closes the session (closeSession, then the socket). Ephemerals of the session go away.
@@ -719,44 +532,102 @@ impl Client {
     }
 }
 
+fn unexpected(r: Response) -> ClientError {
+    ClientError::Protocol(format!("unexpected reply body {r:?}"))
+}
+
+/// Maps a typed reply to the value an operation returns, refusing a body of the wrong kind.
+fn expect<T>(
+    r: ZkResult<Response>,
+    f: impl FnOnce(Response) -> Result<T, Response>,
+) -> ZkResult<T> {
+    match r? {
+        Ok(resp) => f(resp).map(Ok).map_err(unexpected),
+        Err(code) => Ok(Err(code)),
+    }
+}
+
+/// The create request for `mode`: container and TTL modes have their own opcodes (their replies are
+/// create2-style); otherwise create or create2 as asked.
+pub fn create_request(
+    path: &str,
+    data: Option<&[u8]>,
+    acl: &[Acl],
+    mode: CreateMode,
+    want_stat: bool,
+) -> Request {
+    let c = CreateRequest {
+        path: path.to_string(),
+        data: data.map(<[u8]>::to_vec),
+        acl: acl.to_vec(),
+        flags: mode.flags(),
+    };
+    match mode {
+        CreateMode::Container => Request::CreateContainer(c),
+        CreateMode::PersistentWithTtl(ttl) | CreateMode::PersistentSequentialWithTtl(ttl) => {
+            Request::CreateTtl(CreateTtlRequest {
+                path: c.path,
+                data: c.data,
+                acl: c.acl,
+                flags: c.flags,
+                ttl,
+            })
+        }
+        _ if want_stat => Request::Create2(c),
+        _ => Request::Create(c),
+    }
+}
+
+/// The same create as one operation of a `multi`.
+pub fn create_op(path: &str, data: Option<&[u8]>, acl: &[Acl], mode: CreateMode) -> MultiOp {
+    match create_request(path, data, acl, mode, false) {
+        Request::CreateContainer(c) => MultiOp::CreateContainer(c),
+        Request::CreateTtl(c) => MultiOp::CreateTtl(c),
+        Request::Create2(c) => MultiOp::Create2(c),
+        Request::Create(c) => MultiOp::Create(c),
+        _ => unreachable!("create_request only builds creates"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A multi record is a sequence of `MultiHeader{type,false,-1}` + op records, ended by `{-1,true,-1}`.
-    #[test]
-    fn multi_request_layout() {
-        let body = Client::write_ops(&[Op::Check {
-            path: "/a".into(),
-            version: 3,
-        }]);
-        let mut r = JuteReader::new(&body);
-        assert_eq!(r.read_i32().unwrap(), 13);
-        assert!(!r.read_bool().unwrap());
-        assert_eq!(r.read_i32().unwrap(), -1);
-        assert_eq!(r.read_string().unwrap(), "/a");
-        assert_eq!(r.read_i32().unwrap(), 3);
-        assert_eq!(r.read_i32().unwrap(), -1);
-        assert!(r.read_bool().unwrap());
-        assert_eq!(r.read_i32().unwrap(), -1);
-        r.finish().unwrap();
-    }
+    use crate::jute::Record;
 
     /// Container and TTL creates use their own opcodes; plain creates use create or create2.
     #[test]
     fn create_opcodes() {
-        assert_eq!(create_op(CreateMode::Persistent, false), OpCode::Create);
+        let acl = Acl::open_unsafe();
+        let op = |m, s| create_request("/a", None, &acl, m, s).op_code();
+        assert_eq!(op(CreateMode::Persistent, false), OpCode::Create);
+        assert_eq!(op(CreateMode::EphemeralSequential, true), OpCode::Create2);
+        assert_eq!(op(CreateMode::Container, false), OpCode::CreateContainer);
         assert_eq!(
-            create_op(CreateMode::EphemeralSequential, true),
-            OpCode::Create2
-        );
-        assert_eq!(
-            create_op(CreateMode::Container, false),
-            OpCode::CreateContainer
-        );
-        assert_eq!(
-            create_op(CreateMode::PersistentWithTtl(5), false),
+            op(CreateMode::PersistentWithTtl(5), false),
             OpCode::CreateTtl
         );
+        assert!(matches!(
+            create_op("/a", None, &acl, CreateMode::Ephemeral),
+            MultiOp::Create(_)
+        ));
+    }
+
+    /// A TTL create carries its TTL after the flags, as `CreateTTLRequest` does.
+    #[test]
+    fn ttl_create_layout() {
+        let req = create_request(
+            "/t",
+            Some(b"x"),
+            &[],
+            CreateMode::PersistentWithTtl(7),
+            false,
+        );
+        let bytes = req.to_body_bytes();
+        assert_eq!(
+            &bytes[bytes.len() - 12..bytes.len() - 8],
+            &5i32.to_be_bytes()
+        );
+        assert_eq!(&bytes[bytes.len() - 8..], &7i64.to_be_bytes());
+        let _ = Stat::default().to_bytes();
     }
 }
