@@ -232,15 +232,15 @@ impl SessionTracker {
     /// learner's forwarded session) or refreshes its expiry if known. Returns true when it was added.
     pub fn track_session(&mut self, id: SessionId, timeout_ms: i32, now_ms: i64) -> bool {
         let added = !self.sessions.contains_key(&id);
-        let session = self.sessions.entry(id).or_insert(Session {
+        self.sessions.entry(id).or_insert(Session {
             id,
             timeout_ms,
             closing: false,
             owner: None,
             local: false,
         });
-        let timeout = i64::from(session.timeout_ms);
-        self.expiry.update(id, timeout, now_ms);
+        // Java extends the expiry by the timeout passed in, even for a known session.
+        self.expiry.update(id, i64::from(timeout_ms), now_ms);
         added
     }
 
