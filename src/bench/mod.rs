@@ -240,7 +240,7 @@ pub async fn run_one(
                         }
                         Workload::Mixed => {
                             let p = format!("{root}/n{}", rng.next() % keys);
-                            if rng.next() % 5 == 0 {
+                            if rng.next().is_multiple_of(5) {
                                 client.set_data(&p, &value, -1).await.map(|r| r.is_ok())
                             } else {
                                 client.get_data(&p, false).await.map(|r| r.is_ok())

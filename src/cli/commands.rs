@@ -1155,7 +1155,7 @@ async fn reconfig(zk_: &Client, p: &Parsed) -> Result<After, CliFailure> {
         p.has("add"),
         p.has("remove"),
     );
-    if !(file || members) && !add && !remove {
+    if !(file || members || add || remove) {
         return Err(CliFailure::new(usage));
     }
     if (file || members) && (add || remove) {
