@@ -135,6 +135,12 @@ pub struct BenchArgs {
     /// Also print the results as one JSON object (last line of stdout).
     #[arg(long)]
     pub json: bool,
+    /// Stop after starting this many operations in total (instead of at the end of `--duration`).
+    #[arg(long)]
+    pub total: Option<u64>,
+    /// Keep the bench tree instead of deleting it at the end (e.g. to measure memory with it loaded).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// Rewrites zkCli-style single-dash long options (`-server`, `-timeout`) into clap's `--server` form, so

@@ -115,6 +115,8 @@ fn seed() -> u64 {
 }
 
 struct Totals {
+    /// Operations started (for `--total`; failed ones count too).
+    issued: AtomicU64,
     ops: AtomicU64,
     errors: AtomicU64,
 }
@@ -198,10 +200,15 @@ pub async fn run_one(
         sessions.push(connect(&hosts[i % hosts.len()]).await?);
     }
     let totals = Arc::new(Totals {
+        issued: AtomicU64::new(0),
         ops: AtomicU64::new(0),
         errors: AtomicU64::new(0),
     });
-    let duration = Duration::from_secs_f64(args.duration.max(1) as f64);
+    // With --total the run ends at that count; the duration is then only a safety limit.
+    let duration = match args.total {
+        Some(_) => Duration::from_secs(args.duration.max(3600)),
+        None => Duration::from_secs(args.duration.max(1)),
+    };
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + duration;
     let mut workers = JoinSet::new();
@@ -212,6 +219,7 @@ pub async fn run_one(
             let root = root.clone();
             let value = value.clone();
             let keys = args.keys.max(1) as u64;
+            let total = args.total;
             let open = Acl::open_unsafe();
             workers.spawn(async move {
                 let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
@@ -219,7 +227,9 @@ pub async fn run_one(
                 let mut rng =
                     XorShift(seed() ^ ((c as u64) << 20) ^ (d as u64) ^ 0x9e37_79b9_7f4a_7c15);
                 let mut seq = 0u64;
-                while tokio::time::Instant::now() < deadline {
+                while tokio::time::Instant::now() < deadline
+                    && total.is_none_or(|t| totals.issued.fetch_add(1, Ordering::Relaxed) < t)
+                {
                     let t0 = Instant::now();
                     let ok = match workload {
                         Workload::Create => {
@@ -281,7 +291,9 @@ pub async fn run_one(
     for s in &sessions {
         let _ = s.close().await;
     }
-    if let Err(e) = delete_recursive(&admin, &root, 1000).await {
+    if args.keep {
+        eprintln!("bench: keeping {root}");
+    } else if let Err(e) = delete_recursive(&admin, &root, 1000).await {
         eprintln!("bench: teardown of {root} failed: {}", e.message);
     }
     let _ = admin.close().await;
