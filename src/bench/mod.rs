@@ -362,8 +362,15 @@ pub fn table(args: &BenchArgs, reports: &[Report]) -> String {
         }));
     }
     let mut out = format!(
-        "workload={} clients={} depth={} duration={}s value-size={}B\n",
-        args.workload, args.clients, args.depth, args.duration, args.value_size
+        "workload={} clients={} depth={} {} value-size={}B\n",
+        args.workload,
+        args.clients,
+        args.depth,
+        match args.total {
+            Some(n) => format!("total={n}"),
+            None => format!("duration={}s", args.duration),
+        },
+        args.value_size
     );
     let mut header = vec!["metric".to_string()];
     header.extend(
@@ -474,10 +481,13 @@ pub fn run(args: BenchArgs) -> ExitCode {
     }
     let mut reports = Vec::new();
     for (servers, label, pid) in targets {
+        let span = match args.total {
+            Some(n) => format!("{n} operations"),
+            None => format!("{}s", args.duration),
+        };
         eprintln!(
-            "bench: {} workload against {label} ({servers}) for {}s",
-            workload.name(),
-            args.duration
+            "bench: {} workload against {label} ({servers}), {span}",
+            workload.name()
         );
         match runtime.block_on(run_one(&args, workload, &servers, &label, pid)) {
             Ok(r) => reports.push(r),
