@@ -140,7 +140,7 @@ impl OutpostStandalone {
 
     fn wait_ready(&self) {
         let start = Instant::now();
-        while four_letter(self.addr, "srvr").map(|r| r.contains("Mode:")) != Ok(true) {
+        while !four_letter(self.addr, "srvr").is_ok_and(|r| r.contains("Mode:")) {
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "outpost did not start on {}:\n{}",
