@@ -685,7 +685,12 @@ impl DataTree {
     }
 
     /// getAllChildrenNumber: all descendants; for `/` every node but the root (a fresh tree answers 3).
+    /// For `""` (the root's other name) Java counts the keys starting with `"/"`, the root's `"/"` key
+    /// included: one more than for `/`.
     pub fn all_children_number(&self, path: &str) -> usize {
+        if path.is_empty() {
+            return self.len + 1;
+        }
         if is_root(path) {
             return self.len;
         }

@@ -26,6 +26,8 @@ fn fresh_tree_builtins() {
     assert_eq!(&*acl, &Acl::read_unsafe()[..]);
     assert_eq!(stat.aversion, -1);
     assert_eq!(t.all_children_number("/"), 3);
+    // Java: `""` counts the keys starting with "/", the root's own "/" key among them.
+    assert_eq!(t.all_children_number(""), 4);
     assert_eq!(t.all_children_number("/zookeeper"), 2);
     assert_eq!(t.node_count(), 5);
     assert_eq!(t.approximate_data_size(), 44);
