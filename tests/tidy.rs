@@ -12,16 +12,12 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name == "target" || name.starts_with('.') || name == "fuzz" && path.join("target").exists() {
-            if name != "fuzz" {
-                continue;
-            }
-        }
+        // Build output, fuzzer data and hidden directories hold no source of ours.
+        let skipped = ["target", "corpus", "artifacts"];
         if path.is_dir() {
-            if name == "target" || name == "corpus" || name == "artifacts" {
-                continue;
+            if !name.starts_with('.') && !skipped.contains(&name.as_ref()) {
+                rust_files(&path, out);
             }
-            rust_files(&path, out);
         } else if name.ends_with(".rs") {
             out.push(path);
         }
