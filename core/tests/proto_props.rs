@@ -286,19 +286,24 @@ fn response() -> impl Strategy<Value = (OpCode, Response)> {
 }
 
 fn create_txn() -> impl Strategy<Value = CreateTxn> {
-    (s(), bytes(), acls(), any::<bool>(), any::<i32>()).prop_map(
-        |(path, data, acl, ephemeral, parent_cversion)| CreateTxn {
+    (
+        s(),
+        option::of(bytes()),
+        acls(),
+        any::<bool>(),
+        any::<i32>(),
+    )
+        .prop_map(|(path, data, acl, ephemeral, parent_cversion)| CreateTxn {
             path,
             data,
             acl,
             ephemeral,
             parent_cversion,
-        },
-    )
+        })
 }
 
 fn set_data_txn() -> impl Strategy<Value = SetDataTxn> {
-    (s(), bytes(), any::<i32>()).prop_map(|(path, data, version)| SetDataTxn {
+    (s(), option::of(bytes()), any::<i32>()).prop_map(|(path, data, version)| SetDataTxn {
         path,
         data,
         version,
@@ -310,15 +315,17 @@ fn sub_txn() -> impl Strategy<Value = Txn> {
     prop_oneof![
         create_txn().prop_map(Txn::Create),
         create_txn().prop_map(Txn::Create2),
-        (s(), bytes(), acls(), any::<i32>()).prop_map(|(path, data, acl, parent_cversion)| {
-            Txn::CreateContainer(CreateContainerTxn {
-                path,
-                data,
-                acl,
-                parent_cversion,
-            })
-        }),
-        (s(), bytes(), acls(), any::<i32>(), any::<i64>()).prop_map(
+        (s(), option::of(bytes()), acls(), any::<i32>()).prop_map(
+            |(path, data, acl, parent_cversion)| {
+                Txn::CreateContainer(CreateContainerTxn {
+                    path,
+                    data,
+                    acl,
+                    parent_cversion,
+                })
+            }
+        ),
+        (s(), option::of(bytes()), acls(), any::<i32>(), any::<i64>()).prop_map(
             |(path, data, acl, parent_cversion, ttl)| Txn::CreateTtl(CreateTtlTxn {
                 path,
                 data,

@@ -86,8 +86,9 @@ impl Record for TxnDigest {
 pub struct CreateTxn {
     /// Full path of the new node (sequence suffix already applied).
     pub path: String,
-    /// Initial data.
-    pub data: Vec<u8>,
+    /// Initial data; `None` is the null buffer (a Java client's `create` with null data), kept so the
+    /// node reads back as null and the record re-encodes byte for byte.
+    pub data: Option<Vec<u8>>,
     /// The node's ACL.
     pub acl: Vec<Acl>,
     /// True for an ephemeral node (owner = the header's client id).
@@ -101,7 +102,7 @@ impl Record for CreateTxn {
 
     fn write(&self, w: &mut JuteWriter) {
         w.write_string(&self.path);
-        w.write_buffer(&self.data);
+        w.write_buffer_opt(self.data.as_deref());
         w.write_vec(&self.acl);
         w.write_bool(self.ephemeral);
         w.write_i32(self.parent_cversion);
@@ -110,7 +111,7 @@ impl Record for CreateTxn {
     fn read(r: &mut JuteReader<'_>) -> Result<Self, DecodeError> {
         Ok(CreateTxn {
             path: r.read_string()?,
-            data: r.read_buffer()?,
+            data: r.read_buffer_opt()?,
             acl: r.read_vec()?,
             ephemeral: r.read_bool()?,
             parent_cversion: r.read_i32()?,
@@ -124,7 +125,7 @@ impl CreateTxn {
     pub fn read_v0(r: &mut JuteReader<'_>) -> Result<Self, DecodeError> {
         Ok(CreateTxn {
             path: r.read_string()?,
-            data: r.read_buffer()?,
+            data: r.read_buffer_opt()?,
             acl: r.read_vec()?,
             ephemeral: r.read_bool()?,
             parent_cversion: -1,
@@ -137,8 +138,9 @@ impl CreateTxn {
 pub struct CreateTtlTxn {
     /// Full path of the new node.
     pub path: String,
-    /// Initial data.
-    pub data: Vec<u8>,
+    /// Initial data; `None` is the null buffer (a Java client's `create` with null data), kept so the
+    /// node reads back as null and the record re-encodes byte for byte.
+    pub data: Option<Vec<u8>>,
     /// The node's ACL.
     pub acl: Vec<Acl>,
     /// The parent's new persisted cversion.
@@ -152,7 +154,7 @@ impl Record for CreateTtlTxn {
 
     fn write(&self, w: &mut JuteWriter) {
         w.write_string(&self.path);
-        w.write_buffer(&self.data);
+        w.write_buffer_opt(self.data.as_deref());
         w.write_vec(&self.acl);
         w.write_i32(self.parent_cversion);
         w.write_i64(self.ttl);
@@ -161,7 +163,7 @@ impl Record for CreateTtlTxn {
     fn read(r: &mut JuteReader<'_>) -> Result<Self, DecodeError> {
         Ok(CreateTtlTxn {
             path: r.read_string()?,
-            data: r.read_buffer()?,
+            data: r.read_buffer_opt()?,
             acl: r.read_vec()?,
             parent_cversion: r.read_i32()?,
             ttl: r.read_i64()?,
@@ -174,8 +176,9 @@ impl Record for CreateTtlTxn {
 pub struct CreateContainerTxn {
     /// Full path of the new node.
     pub path: String,
-    /// Initial data.
-    pub data: Vec<u8>,
+    /// Initial data; `None` is the null buffer (a Java client's `create` with null data), kept so the
+    /// node reads back as null and the record re-encodes byte for byte.
+    pub data: Option<Vec<u8>>,
     /// The node's ACL.
     pub acl: Vec<Acl>,
     /// The parent's new persisted cversion.
@@ -187,7 +190,7 @@ impl Record for CreateContainerTxn {
 
     fn write(&self, w: &mut JuteWriter) {
         w.write_string(&self.path);
-        w.write_buffer(&self.data);
+        w.write_buffer_opt(self.data.as_deref());
         w.write_vec(&self.acl);
         w.write_i32(self.parent_cversion);
     }
@@ -195,7 +198,7 @@ impl Record for CreateContainerTxn {
     fn read(r: &mut JuteReader<'_>) -> Result<Self, DecodeError> {
         Ok(CreateContainerTxn {
             path: r.read_string()?,
-            data: r.read_buffer()?,
+            data: r.read_buffer_opt()?,
             acl: r.read_vec()?,
             parent_cversion: r.read_i32()?,
         })
@@ -228,8 +231,8 @@ impl Record for DeleteTxn {
 pub struct SetDataTxn {
     /// Path of the node.
     pub path: String,
-    /// New data.
-    pub data: Vec<u8>,
+    /// New data; `None` is the null buffer.
+    pub data: Option<Vec<u8>>,
     /// The node's new data version.
     pub version: i32,
 }
@@ -239,14 +242,14 @@ impl Record for SetDataTxn {
 
     fn write(&self, w: &mut JuteWriter) {
         w.write_string(&self.path);
-        w.write_buffer(&self.data);
+        w.write_buffer_opt(self.data.as_deref());
         w.write_i32(self.version);
     }
 
     fn read(r: &mut JuteReader<'_>) -> Result<Self, DecodeError> {
         Ok(SetDataTxn {
             path: r.read_string()?,
-            data: r.read_buffer()?,
+            data: r.read_buffer_opt()?,
             version: r.read_i32()?,
         })
     }
@@ -659,7 +662,7 @@ mod tests {
             },
             txn: Txn::Create(CreateTxn {
                 path: "/a".into(),
-                data: b"x".to_vec(),
+                data: Some(b"x".to_vec()),
                 acl: Acl::open_unsafe(),
                 ephemeral: false,
                 parent_cversion: 1,
@@ -727,7 +730,7 @@ mod tests {
         let txn = Txn::Multi(vec![
             Txn::Create2(CreateTxn {
                 path: "/t1".into(),
-                data: b"a".to_vec(),
+                data: Some(b"a".to_vec()),
                 acl: Acl::open_unsafe(),
                 ephemeral: true,
                 parent_cversion: 3,

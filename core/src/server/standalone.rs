@@ -568,7 +568,7 @@ impl Standalone {
                 let w = WriteRequest::Create {
                     op,
                     path: r.path,
-                    data: r.data.unwrap_or_default(),
+                    data: r.data,
                     acl: r.acl,
                     flags: r.flags,
                     ttl: r.ttl,
@@ -590,7 +590,7 @@ impl Standalone {
                 op,
                 WriteRequest::SetData {
                     path: r.path,
-                    data: r.data.unwrap_or_default(),
+                    data: r.data,
                     version: r.version,
                 },
             ),
@@ -1159,7 +1159,7 @@ fn create_write(op: OpCode, r: CreateRequest, ttl: i64) -> WriteRequest {
     WriteRequest::Create {
         op,
         path: r.path,
-        data: r.data.unwrap_or_default(),
+        data: r.data,
         acl: r.acl,
         flags: r.flags,
         ttl,
@@ -1187,7 +1187,7 @@ fn multi_writes(m: MultiRequest) -> Vec<WriteRequest> {
                 MultiOp::CreateTtl(r) => WriteRequest::Create {
                     op: code,
                     path: r.path,
-                    data: r.data.unwrap_or_default(),
+                    data: r.data,
                     acl: r.acl,
                     flags: r.flags,
                     ttl: r.ttl,
@@ -1198,7 +1198,7 @@ fn multi_writes(m: MultiRequest) -> Vec<WriteRequest> {
                 },
                 MultiOp::SetData(r) => WriteRequest::SetData {
                     path: r.path,
-                    data: r.data.unwrap_or_default(),
+                    data: r.data,
                     version: r.version,
                 },
                 MultiOp::Check(r) => WriteRequest::Check {
@@ -1553,5 +1553,45 @@ mod tests {
         );
         assert_eq!(h.zxid, before + 1, "the failed multi consumed a zxid");
         assert!(s.tree().node("/t").is_none());
+    }
+
+    /// A create or setData with a null buffer (what Java's client sends for null data) stores null:
+    /// getData answers a null buffer (length -1), as ZooKeeper does; empty data stays empty.
+    #[test]
+    fn null_data_reads_back_as_null() {
+        let mut s = server();
+        connect(&mut s, 1, 1_000);
+        let create = |path: &str, data: Option<Vec<u8>>| {
+            Request::Create(CreateRequest {
+                path: path.into(),
+                data,
+                acl: Acl::open_unsafe(),
+                flags: 0,
+            })
+        };
+        let get = |path: &str| {
+            Request::GetData(GetDataRequest {
+                path: path.into(),
+                watch: false,
+            })
+        };
+        let data_of = |r: Response| match r {
+            Response::GetData(d) => d.data,
+            other => panic!("{other:?}"),
+        };
+        roundtrip(&mut s, 1, create("/null", None), 1_001);
+        roundtrip(&mut s, 2, create("/empty", Some(Vec::new())), 1_001);
+        assert_eq!(data_of(roundtrip(&mut s, 3, get("/null"), 1_001).1), None);
+        assert_eq!(
+            data_of(roundtrip(&mut s, 4, get("/empty"), 1_001).1),
+            Some(Vec::new())
+        );
+        let set = Request::SetData(crate::proto::client::SetDataRequest {
+            path: "/empty".into(),
+            data: None,
+            version: -1,
+        });
+        roundtrip(&mut s, 5, set, 1_001);
+        assert_eq!(data_of(roundtrip(&mut s, 6, get("/empty"), 1_001).1), None);
     }
 }

@@ -72,7 +72,7 @@ impl DataTree {
                 self.apply_create(
                     hdr,
                     &t.path,
-                    &t.data,
+                    t.data.as_deref(),
                     &t.acl,
                     owner,
                     t.parent_cversion,
@@ -89,7 +89,7 @@ impl DataTree {
                     Some(owner) => self.apply_create(
                         hdr,
                         &t.path,
-                        &t.data,
+                        t.data.as_deref(),
                         &t.acl,
                         owner,
                         t.parent_cversion,
@@ -103,7 +103,7 @@ impl DataTree {
                 self.apply_create(
                     hdr,
                     &t.path,
-                    &t.data,
+                    t.data.as_deref(),
                     &t.acl,
                     CONTAINER_OWNER,
                     t.parent_cversion,
@@ -118,7 +118,7 @@ impl DataTree {
             }
             Txn::SetData(t) | Txn::Reconfig(t) => {
                 rc.path = Some(t.path.clone());
-                self.set_data(&t.path, Some(&t.data), t.version, hdr.zxid, hdr.time)
+                self.set_data(&t.path, t.data.as_deref(), t.version, hdr.zxid, hdr.time)
                     .map(|(stat, tr)| {
                         rc.stat = Some(stat);
                         triggers.push(tr);
@@ -173,22 +173,15 @@ impl DataTree {
         &mut self,
         hdr: &TxnHeader,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[crate::proto::Acl],
         owner: i64,
         parent_cversion: i32,
         rc: &mut TxnResult,
         triggers: &mut Vec<Trigger>,
     ) -> Result<(), ErrorCode> {
-        let (stat, tr) = self.create_node(
-            path,
-            Some(data),
-            acl,
-            owner,
-            parent_cversion,
-            hdr.zxid,
-            hdr.time,
-        )?;
+        let (stat, tr) =
+            self.create_node(path, data, acl, owner, parent_cversion, hdr.zxid, hdr.time)?;
         rc.stat = Some(stat);
         triggers.push(tr);
         Ok(())
@@ -254,7 +247,7 @@ mod tests {
     fn create(path: &str, ephemeral: bool, pcv: i32) -> Txn {
         Txn::Create(CreateTxn {
             path: path.into(),
-            data: b"x".to_vec(),
+            data: Some(b"x".to_vec()),
             acl: Acl::open_unsafe(),
             ephemeral,
             parent_cversion: pcv,
@@ -275,7 +268,7 @@ mod tests {
             &hdr(2),
             &Txn::SetData(SetDataTxn {
                 path: "/a".into(),
-                data: b"yy".to_vec(),
+                data: Some(b"yy".to_vec()),
                 version: 1,
             }),
         );
@@ -297,7 +290,7 @@ mod tests {
             &hdr(4),
             &Txn::CreateTtl(CreateTtlTxn {
                 path: "/t".into(),
-                data: vec![],
+                data: Some(vec![]),
                 acl: Acl::open_unsafe(),
                 parent_cversion: 3,
                 ttl: 100,

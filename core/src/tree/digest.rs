@@ -123,7 +123,7 @@ mod tests {
             &hdr,
             &Txn::Create(crate::proto::txn::CreateTxn {
                 path: "/a".into(),
-                data: b"x".to_vec(),
+                data: Some(b"x".to_vec()),
                 acl: Acl::open_unsafe(),
                 ephemeral: false,
                 parent_cversion: 1,

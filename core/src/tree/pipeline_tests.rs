@@ -34,11 +34,11 @@ fn simple_op() -> impl Strategy<Value = WriteRequest> {
     prop_oneof![
         5 => (path_strategy(), 0..5i32, acl_strategy(), any::<bool>()).prop_map(|(path, flags, acl, create2)| {
             let op = if flags == 4 { OpCode::CreateContainer } else if create2 { OpCode::Create2 } else { OpCode::Create };
-            WriteRequest::Create { op, path, data: vec![flags as u8], acl, flags, ttl: -1 }
+            WriteRequest::Create { op, path, data: Some(vec![flags as u8]), acl, flags, ttl: -1 }
         }),
         3 => (path_strategy(), version.clone()).prop_map(|(path, version)| WriteRequest::Delete { path, version }),
         3 => (path_strategy(), version.clone(), any::<u8>())
-            .prop_map(|(path, version, b)| WriteRequest::SetData { path, data: vec![b], version }),
+            .prop_map(|(path, version, b)| WriteRequest::SetData { path, data: Some(vec![b]), version }),
         1 => (path_strategy(), acl_strategy(), version.clone())
             .prop_map(|(path, acl, version)| WriteRequest::SetAcl { path, acl, version }),
     ]

@@ -32,8 +32,8 @@ pub enum WriteRequest {
         op: OpCode,
         /// Requested path (before any sequence suffix).
         path: String,
-        /// Data.
-        data: Vec<u8>,
+        /// Data; `None` is the null buffer (stored as null, read back as null).
+        data: Option<Vec<u8>>,
         /// Requested ACL (before fix-up).
         acl: Vec<Acl>,
         /// CreateMode flags.
@@ -57,8 +57,8 @@ pub enum WriteRequest {
     SetData {
         /// Path.
         path: String,
-        /// New data.
-        data: Vec<u8>,
+        /// New data; `None` is the null buffer.
+        data: Option<Vec<u8>>,
         /// Expected version, -1 for any.
         version: i32,
     },
@@ -477,7 +477,7 @@ impl Ctx<'_, '_> {
                 acl,
                 flags,
                 ttl,
-            } => self.create(*op, path, data, acl, *flags, *ttl),
+            } => self.create(*op, path, data.as_deref(), acl, *flags, *ttl),
             WriteRequest::DeleteContainer { path } => {
                 // pRequest2Txn case deleteContainer: no session or ACL check.
                 let parent_path = parent_of_deletable(path)?;
@@ -629,7 +629,7 @@ impl Ctx<'_, '_> {
         &mut self,
         op: OpCode,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         flags: i32,
         ttl: i64,
@@ -694,13 +694,13 @@ impl Ctx<'_, '_> {
         let txn = match op {
             OpCode::CreateContainer => Txn::CreateContainer(CreateContainerTxn {
                 path: final_path.clone(),
-                data: data.to_vec(),
+                data: data.map(<[u8]>::to_vec),
                 acl: list.clone(),
                 parent_cversion: new_cversion,
             }),
             OpCode::CreateTtl => Txn::CreateTtl(CreateTtlTxn {
                 path: final_path.clone(),
-                data: data.to_vec(),
+                data: data.map(<[u8]>::to_vec),
                 acl: list.clone(),
                 parent_cversion: new_cversion,
                 ttl,
@@ -708,7 +708,7 @@ impl Ctx<'_, '_> {
             _ => {
                 let t = CreateTxn {
                     path: final_path.clone(),
-                    data: data.to_vec(),
+                    data: data.map(<[u8]>::to_vec),
                     acl: list.clone(),
                     ephemeral: mode.is_ephemeral(),
                     parent_cversion: new_cversion,

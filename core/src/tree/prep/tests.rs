@@ -88,7 +88,7 @@ fn create(path: &str, flags: i32) -> WriteRequest {
     WriteRequest::Create {
         op: OpCode::Create,
         path: path.into(),
-        data: b"d".to_vec(),
+        data: Some(b"d".to_vec()),
         acl: Acl::open_unsafe(),
         flags,
         ttl: -1,
@@ -99,7 +99,7 @@ fn create_acl(path: &str, acl: Vec<Acl>) -> WriteRequest {
     WriteRequest::Create {
         op: OpCode::Create,
         path: path.into(),
-        data: vec![],
+        data: Some(vec![]),
         acl,
         flags: 0,
         ttl: -1,
@@ -110,7 +110,7 @@ fn ttl_create(path: &str, flags: i32, ttl: i64) -> WriteRequest {
     WriteRequest::Create {
         op: OpCode::CreateTtl,
         path: path.into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: Acl::open_unsafe(),
         flags,
         ttl,
@@ -127,7 +127,7 @@ fn delete(path: &str, version: i32) -> WriteRequest {
 fn set_data(path: &str, version: i32) -> WriteRequest {
     WriteRequest::SetData {
         path: path.into(),
-        data: b"new".to_vec(),
+        data: Some(b"new".to_vec()),
         version,
     }
 }
@@ -493,7 +493,7 @@ fn close_session_and_delete_container() {
     let _ = env.run(&WriteRequest::Create {
         op: OpCode::CreateContainer,
         path: "/c".into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: Acl::open_unsafe(),
         flags: 4,
         ttl: -1,
