@@ -397,8 +397,6 @@ struct Gen {
     created: Vec<String>,
     /// Nodes whose ACL (as of the reference server's last successful write) world cannot read.
     restricted: Vec<String>,
-    /// Send null data buffers (Java clients do; outpost stores them as empty today).
-    null_data: bool,
 }
 
 impl Gen {
@@ -425,8 +423,7 @@ impl Gen {
 
     fn data(&mut self) -> Option<Vec<u8>> {
         match self.rng.below(10) {
-            0 if self.null_data => None,
-            0 => Some(b"n".to_vec()),
+            0 => None,
             1 => Some(Vec::new()),
             _ => Some(format!("v{}", self.rng.below(1000)).into_bytes()),
         }
@@ -846,12 +843,16 @@ fn close_scenario() -> Vec<Step> {
 fn known_difference(step: &Step, zk: &str, outpost: &str) -> bool {
     match step {
         // 3.8.0's WatchManager.containsWatcher answers true when *any* connection watches the exact
-        // path (and for a recursive watch of the caller on the path); later releases and outpost check
-        // the caller's own watches.
+        // path (and for a recursive watch of the caller on the path), and walking the parents of a
+        // path without '/' throws (MARSHALLINGERROR); later releases and outpost check the caller's
+        // own watches on the exact path.
         Step::Req {
-            req: Request::CheckWatches(_),
+            req: Request::CheckWatches(c),
             ..
-        } => zk.replacen("err=0 ", "err=-121 ", 1) == outpost,
+        } => {
+            zk.replacen("err=0 ", "err=-121 ", 1) == outpost
+                || (!c.path.starts_with('/') && zk.replacen("err=-5 ", "err=-121 ", 1) == outpost)
+        }
         _ => false,
     }
 }
@@ -874,7 +875,6 @@ fn run_seed(seed: u64, ops: usize) -> Result<Duration, String> {
         rng: Rng(seed),
         created: Vec::new(),
         restricted: Vec::new(),
-        null_data: std::env::var("OUTPOST_DIFF_NULL_DATA").is_ok_and(|v| v == "1"),
     };
     let mut alive: Vec<usize> = Vec::new();
     let mut log: Vec<String> = Vec::new();
