@@ -722,8 +722,10 @@ impl Record for MultiRequest {
         MULTI_DONE.write(w);
     }
 
-    /// Reads like `MultiOperationRecord.deserialize`: unknown op types, create flags that are not a
-    /// `CreateMode`, and mixing read and write ops are errors (the server's MARSHALLINGERROR).
+    /// Reads like `MultiOperationRecord.deserialize`: unknown op types and mixing read and write ops are
+    /// errors (the server's MARSHALLINGERROR). Create flags are not checked here: Java's
+    /// `Op.create(path, data, acl, flags)` falls back to PERSISTENT for its opcode and keeps the raw
+    /// flags, so a bad flag fails later, in prep, as that op's BADARGUMENTS.
     fn read(r: &mut JuteReader<'_>) -> Result<Self, DecodeError> {
         let mut ops = Vec::new();
         loop {
@@ -734,12 +736,6 @@ impl Record for MultiRequest {
             let op = match OpCode::from_code(h.ty) {
                 Some(kind @ (OpCode::Create | OpCode::Create2 | OpCode::CreateContainer)) => {
                     let c = CreateRequest::read(r)?;
-                    if c.create_mode().is_none() {
-                        return Err(DecodeError::malformed(format!(
-                            "invalid flag {} for create mode",
-                            c.flags
-                        )));
-                    }
                     match kind {
                         OpCode::Create => MultiOp::Create(c),
                         OpCode::Create2 => MultiOp::Create2(c),
@@ -1443,9 +1439,11 @@ mod tests {
         assert_eq!(encode_reply(&h, &resp), reply);
     }
 
-    /// Mixing read and write ops, or a create flag that is no CreateMode, fails to decode as in Java.
+    /// Mixing read and write ops fails to decode as in Java; a create flag that is no CreateMode decodes
+    /// (Java's MultiOperationRecord keeps it; prep answers that op BADARGUMENTS, checked against
+    /// ZooKeeper 3.8 by tests/differential.rs).
     #[test]
-    fn multi_rejects_mixing_and_bad_flags() {
+    fn multi_rejects_mixing_but_not_bad_flags() {
         let mixed = Request::Multi(MultiRequest {
             ops: vec![
                 MultiOp::Delete(DeleteRequest {
@@ -1466,7 +1464,10 @@ mod tests {
                 ..CreateRequest::default()
             })],
         });
-        assert!(Request::decode(OpCode::Multi, &bad.to_body_bytes()).is_err());
+        assert_eq!(
+            Request::decode(OpCode::Multi, &bad.to_body_bytes()).unwrap(),
+            bad
+        );
     }
 
     /// Error replies have no body whatever the op, and an unknown opcode is refused.

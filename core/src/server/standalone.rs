@@ -605,18 +605,8 @@ impl Standalone {
                 },
             ),
             Request::Multi(m) => {
-                // MultiOperationRecord makes a TTL-flagged create op of type 1/15/19 an Op of type
-                // createTTL around a CreateRequest; prep's cast to CreateTTLRequest then fails and the
-                // whole multi becomes a MARSHALLINGERROR error txn (the connection stays open).
-                let write = if m.ops.iter().any(|o| {
-                    matches!(o, MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r)
-                        if r.create_mode().is_some_and(|m| m.is_ttl()))
-                }) {
-                    WriteRequest::Malformed
-                } else {
-                    WriteRequest::Multi(multi_writes(m))
-                };
-                self.client_write(conn, xid, op, write)
+                let ops = multi_writes(m);
+                self.client_write(conn, xid, op, WriteRequest::Multi(ops))
             }
             Request::Reconfig(_) => self.client_write(conn, xid, op, WriteRequest::Reconfig),
             Request::CloseSession => self.client_write(conn, xid, op, WriteRequest::CloseSession),
@@ -1176,21 +1166,43 @@ fn multi_writes(m: MultiRequest) -> Vec<WriteRequest> {
                 // opcode follows the flags: createContainer for the container flag, else create. So a
                 // create2 op gets a type-1 result, and a type-1 op with the container flag makes a
                 // container and gets a type-15 result.
+                //
+                // TTL flags there make an Op of type createTTL around a CreateRequest, on which prep's
+                // cast to CreateTTLRequest fails: the multi fails with MARSHALLINGERROR when prep gets
+                // to that op.
                 MultiOp::Create(r) | MultiOp::Create2(r) | MultiOp::CreateContainer(r) => {
-                    let code = if r.create_mode() == Some(crate::proto::CreateMode::Container) {
-                        OpCode::CreateContainer
-                    } else {
-                        OpCode::Create
-                    };
-                    create_write(code, r, -1)
+                    match r.create_mode() {
+                        Some(m) if m.is_ttl() => WriteRequest::Malformed,
+                        Some(crate::proto::CreateMode::Container) => {
+                            create_write(OpCode::CreateContainer, r, -1)
+                        }
+                        _ => create_write(OpCode::Create, r, -1),
+                    }
                 }
-                MultiOp::CreateTtl(r) => WriteRequest::Create {
-                    op: code,
-                    path: r.path,
-                    data: r.data,
-                    acl: r.acl,
-                    flags: r.flags,
-                    ttl: r.ttl,
+                // Type 21 reads a CreateTTLRequest, but `Op.create(.., flags, ttl)` only makes a TTL
+                // op for TTL flags; other flags give a plain create (container or not) and the ttl is
+                // dropped.
+                MultiOp::CreateTtl(r) => match r.create_mode() {
+                    Some(m) if m.is_ttl() => WriteRequest::Create {
+                        op: code,
+                        path: r.path,
+                        data: r.data,
+                        acl: r.acl,
+                        flags: r.flags,
+                        ttl: r.ttl,
+                    },
+                    mode => WriteRequest::Create {
+                        op: if mode == Some(crate::proto::CreateMode::Container) {
+                            OpCode::CreateContainer
+                        } else {
+                            OpCode::Create
+                        },
+                        path: r.path,
+                        data: r.data,
+                        acl: r.acl,
+                        flags: r.flags,
+                        ttl: -1,
+                    },
                 },
                 MultiOp::Delete(r) => WriteRequest::Delete {
                     path: r.path,
@@ -1553,6 +1565,37 @@ mod tests {
         );
         assert_eq!(h.zxid, before + 1, "the failed multi consumed a zxid");
         assert!(s.tree().node("/t").is_none());
+        // ... but only when prep gets to that op: after a failed op the rest are not prepped.
+        let ops = vec![
+            MultiOp::Delete(crate::proto::client::DeleteRequest {
+                path: "/missing".into(),
+                version: -1,
+            }),
+            MultiOp::Create(req("/t", 5)),
+        ];
+        let (h, r) = roundtrip(&mut s, 5, Request::Multi(MultiRequest { ops }), 1_001);
+        assert_eq!(h.err, 0);
+        assert!(
+            matches!(&r, Response::Multi(m) if m.results == vec![
+                MultiResult::Error { err: ErrorCode::NoNode },
+                MultiResult::Error { err: ErrorCode::RuntimeInconsistency },
+            ]),
+            "{r:?}"
+        );
+        // A createTTL op with non-TTL flags is a plain create; its ttl is ignored.
+        let ttl_op = MultiOp::CreateTtl(crate::proto::client::CreateTtlRequest {
+            path: "/plain".into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: 0,
+            ttl: 1000,
+        });
+        let (_, r) = roundtrip(&mut s, 6, multi(ttl_op), 1_001);
+        assert!(
+            matches!(&r, Response::Multi(m) if matches!(&m.results[..], [MultiResult::Create { .. }])),
+            "{r:?}"
+        );
+        assert_eq!(s.tree().node("/plain").unwrap().stat.ephemeral_owner, 0);
     }
 
     /// A create or setData with a null buffer (what Java's client sends for null data) stores null:

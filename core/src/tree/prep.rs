@@ -91,7 +91,8 @@ pub enum WriteRequest {
     Reconfig,
     /// A request ZooKeeper's prep cannot process although it decoded (e.g. a multi create op whose
     /// flags select createTTL but whose record has no TTL): an error txn with MARSHALLINGERROR that
-    /// still consumes a zxid, answered with that error in the reply header.
+    /// still consumes a zxid, answered with that error in the reply header. Inside a multi, it fails
+    /// the whole multi that way when prep reaches it (not when an earlier op already failed).
     Malformed,
 }
 
@@ -792,6 +793,20 @@ pub fn prepare(
                     | WriteRequest::Delete { .. }
                     | WriteRequest::SetData { .. }
                     | WriteRequest::Check { .. } => ctx.op(op),
+                    // Java's prep throws a non-Keeper exception on this op (only if it gets this far:
+                    // after a failed op the rest are not prepped), which fails the whole multi as one
+                    // MARSHALLINGERROR error txn.
+                    WriteRequest::Malformed => {
+                        ctx.pending.rollback(meta.zxid, &saved);
+                        let txn = Txn::Error {
+                            err: ErrorCode::MarshallingError,
+                        };
+                        return Prepared {
+                            header: header(&txn),
+                            txn,
+                            error: Some(ErrorCode::MarshallingError),
+                        };
+                    }
                     // MultiOperationRecord cannot carry other types; treat as undecodable.
                     _ => Err(ErrorCode::MarshallingError),
                 };
