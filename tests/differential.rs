@@ -548,20 +548,13 @@ impl Gen {
 
     fn multi_op(&mut self) -> MultiOp {
         match self.rng.below(10) {
+            // Every create form, bad flags and opcode/flag mismatches included.
             0..=3 => match self.create() {
-                Request::Create(c) if c.flags >= 0 && c.flags <= 4 => MultiOp::Create(c),
-                Request::Create2(c) if c.flags >= 0 && c.flags <= 4 => MultiOp::Create2(c),
-                Request::CreateContainer(c) if c.flags == 4 => MultiOp::CreateContainer(c),
-                Request::CreateTtl(c) if c.flags == 5 || c.flags == 6 => MultiOp::CreateTtl(c),
-                Request::Create(c) | Request::Create2(c) | Request::CreateContainer(c) => {
-                    MultiOp::Create(CreateRequest { flags: 0, ..c })
-                }
-                _ => MultiOp::Create(CreateRequest {
-                    path: self.path(),
-                    data: Some(b"m".to_vec()),
-                    acl: Acl::open_unsafe(),
-                    flags: 0,
-                }),
+                Request::Create(c) => MultiOp::Create(c),
+                Request::Create2(c) => MultiOp::Create2(c),
+                Request::CreateContainer(c) => MultiOp::CreateContainer(c),
+                Request::CreateTtl(c) => MultiOp::CreateTtl(c),
+                other => unreachable!("create() made {other:?}"),
             },
             4 | 5 => MultiOp::Delete(DeleteRequest {
                 path: self.path(),
