@@ -86,7 +86,11 @@ pub enum Input {
         conn: ConnId,
         /// The request's xid.
         xid: i32,
-        /// The error to answer with before closing (UNIMPLEMENTED or MARSHALLINGERROR).
+        /// The header's type number.
+        ty: i32,
+        /// UNIMPLEMENTED (an opcode ZooKeeper refuses: answered, then the connection closes) or
+        /// MARSHALLINGERROR (a known opcode with a bad body: answered in order, the connection stays
+        /// open, and a write still consumes a zxid as an error txn, as in ZooKeeper's prep).
         err: ErrorCode,
     },
     /// The connection is gone (client closed it, or the shell closed it).
@@ -143,7 +147,14 @@ pub enum Action {
 /// Why a request waits: a write until its txn applies, a read behind its session's writes.
 #[derive(Debug)]
 enum Waiting {
-    Read { xid: i32, request: Request },
+    Read {
+        xid: i32,
+        request: Request,
+    },
+    /// A read whose body did not decode: answered MARSHALLINGERROR in its turn.
+    BadRead {
+        xid: i32,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -383,11 +394,24 @@ impl Standalone {
                 }
                 self.on_request(conn, xid, request)
             }
-            Input::BadRequest { conn, xid, err } => {
+            Input::BadRequest { conn, xid, ty, err } => {
                 self.counters.packets_received += 1;
-                let zxid = self.tree.last_processed_zxid();
-                self.send(conn, reply_frame(xid, zxid, err, &Response::Empty));
-                self.close(conn);
+                let session = self.conns.get(&conn).and_then(|c| {
+                    (!c.closing && c.pending_connect_timeout.is_none())
+                        .then_some(c.session)
+                        .flatten()
+                });
+                match (err, session) {
+                    (ErrorCode::MarshallingError, Some(session)) => {
+                        self.sessions.touch(session, self.now_ms);
+                        self.on_bad_body(conn, xid, ty)
+                    }
+                    _ => {
+                        let zxid = self.tree.last_processed_zxid();
+                        self.send(conn, reply_frame(xid, zxid, err, &Response::Empty));
+                        self.close(conn);
+                    }
+                }
             }
             Input::Disconnected { conn } => self.on_disconnected(conn),
             Input::Durable(zxid) => self.on_durable(zxid),
@@ -621,6 +645,31 @@ impl Standalone {
         }
     }
 
+    /// A known opcode whose body did not decode. ZooKeeper's prep assigns a write its zxid before it
+    /// reads the body, so a write becomes a MARSHALLINGERROR error txn; a read is answered
+    /// MARSHALLINGERROR by the final processor, in order. The connection stays open either way.
+    fn on_bad_body(&mut self, conn: ConnId, xid: i32, ty: i32) {
+        match OpCode::from_code(ty) {
+            Some(op) if op.is_write() => self.client_write(conn, xid, op, WriteRequest::Malformed),
+            _ => {
+                let idle = self.conns.get(&conn).is_some_and(|c| c.queue.is_idle());
+                if idle {
+                    self.answer_bad_read(conn, xid);
+                } else if let Some(c) = self.conns.get_mut(&conn) {
+                    c.queue.push_read(Waiting::BadRead { xid });
+                }
+            }
+        }
+    }
+
+    fn answer_bad_read(&mut self, conn: ConnId, xid: i32) {
+        let zxid = self.tree.last_processed_zxid();
+        self.send(
+            conn,
+            reply_frame(xid, zxid, ErrorCode::MarshallingError, &Response::Empty),
+        );
+    }
+
     fn on_auth(&mut self, conn: ConnId, scheme: String, auth: &[u8]) {
         let config: &AuthConfig = &self.settings.prep.auth;
         match scheme.as_str() {
@@ -800,8 +849,11 @@ impl Standalone {
                     .get_mut(&conn)
                     .map(|c| c.queue.take_ready_reads())
                     .unwrap_or_default();
-                for Waiting::Read { xid, request } in ready {
-                    self.answer_read(conn, xid, request);
+                for waiting in ready {
+                    match waiting {
+                        Waiting::Read { xid, request } => self.answer_read(conn, xid, request),
+                        Waiting::BadRead { xid } => self.answer_bad_read(conn, xid),
+                    }
                 }
             }
         }
@@ -1636,5 +1688,49 @@ mod tests {
         });
         roundtrip(&mut s, 5, set, 1_001);
         assert_eq!(data_of(roundtrip(&mut s, 6, get("/empty"), 1_001).1), None);
+    }
+
+    /// A known opcode with an undecodable body is answered MARSHALLINGERROR and the connection stays
+    /// open; a write still consumes a zxid (ZooKeeper's prep assigns it before reading the body).
+    #[test]
+    fn bad_bodies_answer_marshalling_error_and_keep_the_connection() {
+        let mut s = server();
+        connect(&mut s, 1, 1_000);
+        let before = s.tree().last_processed_zxid();
+        let bad = |s: &mut Standalone, xid: i32, ty: i32| {
+            s.handle(
+                Input::BadRequest {
+                    conn: 1,
+                    xid,
+                    ty,
+                    err: ErrorCode::MarshallingError,
+                },
+                1_001,
+            );
+            let actions = s.take_actions();
+            durable_all(s, &actions, 1_001);
+            let mut all = actions;
+            all.extend(s.take_actions());
+            assert!(
+                !all.iter().any(|a| matches!(a, Action::Close { .. })),
+                "{all:?}"
+            );
+            all.iter()
+                .find_map(|a| match a {
+                    Action::Send { frame, .. } => ReplyHeader::from_bytes(&frame[4..20]).ok(),
+                    _ => None,
+                })
+                .expect("a reply")
+        };
+        let h = bad(&mut s, 1, OpCode::Create.code());
+        assert_eq!((h.xid, h.err), (1, ErrorCode::MarshallingError.code()));
+        assert_eq!(h.zxid, before + 1, "the bad write became an error txn");
+        let h = bad(&mut s, 2, OpCode::GetData.code());
+        assert_eq!(
+            (h.xid, h.zxid, h.err),
+            (2, before + 1, ErrorCode::MarshallingError.code())
+        );
+        let (h, _) = roundtrip(&mut s, 3, create("/a", 0), 1_002);
+        assert_eq!((h.err, h.zxid), (0, before + 2));
     }
 }

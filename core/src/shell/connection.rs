@@ -130,9 +130,10 @@ pub async fn serve(
                 request,
             },
             Err(err) => match bad_request(&payload, &err) {
-                Some((xid, code)) => Input::BadRequest {
+                Some((xid, ty, code)) => Input::BadRequest {
                     conn,
                     xid,
+                    ty,
                     err: code,
                 },
                 None => {
@@ -141,7 +142,15 @@ pub async fn serve(
                 }
             },
         };
-        let stop = matches!(input, Input::BadRequest { .. });
+        // ZooKeeper answers a bad body with MARSHALLINGERROR and keeps reading; an opcode it refuses
+        // ends the connection.
+        let stop = matches!(
+            input,
+            Input::BadRequest {
+                err: ErrorCode::Unimplemented,
+                ..
+            }
+        );
         if events.send(CoreEvent::Input(input)).await.is_err() || stop {
             break;
         }
@@ -155,7 +164,7 @@ pub async fn serve(
 
 /// The error to answer an undecodable request with, when its header is readable: UNIMPLEMENTED for an
 /// opcode ZooKeeper does not accept (Request.isValid), MARSHALLINGERROR for a bad body.
-fn bad_request(payload: &[u8], err: &DecodeError) -> Option<(i32, ErrorCode)> {
+fn bad_request(payload: &[u8], err: &DecodeError) -> Option<(i32, i32, ErrorCode)> {
     let header = RequestHeader::read(&mut JuteReader::new(payload)).ok()?;
     let known = OpCode::from_code(header.ty).is_some_and(|op| op != OpCode::Notification);
     let code = if known {
@@ -164,7 +173,7 @@ fn bad_request(payload: &[u8], err: &DecodeError) -> Option<(i32, ErrorCode)> {
         ErrorCode::Unimplemented
     };
     tracing::debug!("bad request xid {} type {}: {err}", header.xid, header.ty);
-    Some((header.xid, code))
+    Some((header.xid, header.ty, code))
 }
 
 /// Reads one frame's payload; `None` on EOF, IO error, or a length ZooKeeper refuses (then the
