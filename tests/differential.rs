@@ -139,10 +139,26 @@ impl Conn {
                 self.next_xid - 1
             }
         };
-        if let Err(e) = self
-            .stream
-            .write_all(&encode_frame(&encode_request(xid, req)))
-        {
+        self.exchange(xid, req.op_code().code(), &encode_request(xid, req))
+    }
+
+    /// Sends a request frame with a hand-made body (type `ty`, the next xid).
+    fn call_raw(&mut self, ty: i32, body: &[u8]) -> Outcome {
+        if self.closed {
+            return Outcome::Closed("connection already closed".into());
+        }
+        self.next_xid += 1;
+        let xid = self.next_xid - 1;
+        let mut payload = Vec::with_capacity(8 + body.len());
+        payload.extend_from_slice(&xid.to_be_bytes());
+        payload.extend_from_slice(&ty.to_be_bytes());
+        payload.extend_from_slice(body);
+        self.exchange(xid, ty, &payload)
+    }
+
+    fn exchange(&mut self, xid: i32, ty: i32, payload: &[u8]) -> Outcome {
+        let op = outpost_core::proto::OpCode::from_code(ty);
+        if let Err(e) = self.stream.write_all(&encode_frame(payload)) {
             self.closed = true;
             return Outcome::Closed(format!("write: {e}"));
         }
@@ -154,9 +170,9 @@ impl Conn {
                     return Outcome::Closed(format!("read: {e}"));
                 }
             };
-            let (header, resp) = match decode_reply(&payload, Some(req.op_code())) {
+            let (header, resp) = match decode_reply(&payload, op) {
                 Ok(v) => v,
-                Err(e) => panic!("undecodable reply to {req:?}: {e} ({payload:02x?})"),
+                Err(e) => panic!("undecodable reply to type {ty}: {e} ({payload:02x?})"),
             };
             if header.xid == -1 {
                 if let Response::Watch(ev) = &resp {
@@ -167,7 +183,7 @@ impl Conn {
             }
             assert_eq!(
                 header.xid, xid,
-                "reply xid {} does not answer request xid {xid} ({req:?})",
+                "reply xid {} does not answer request xid {xid} (type {ty})",
                 header.xid
             );
             return Outcome::Reply(header, resp);
@@ -379,6 +395,8 @@ enum Step {
     Close { s: usize },
     /// A new session (takes the next slot).
     Open,
+    /// A request frame of type `ty` with a hand-made (undecodable or unusual) body on slot `s`.
+    Raw { s: usize, ty: i32, body: Vec<u8> },
 }
 
 const STATIC_PATHS: &[&str] = &[
@@ -666,6 +684,44 @@ impl Gen {
         }
     }
 
+    /// A request body ZooKeeper reads differently from a well-formed one: truncated bodies of reads and
+    /// writes (MARSHALLINGERROR; a write still consumes a zxid), a write multi mixing in a read op,
+    /// and trailing bytes after a valid record (Java ignores them).
+    fn raw(&mut self) -> (i32, Vec<u8>) {
+        let path = self.path();
+        match self.rng.below(6) {
+            0 => (4, vec![0, 0, 0, 2, b'/']),
+            1 => (1, vec![0, 0, 0, 2, b'/', b'x', 0]),
+            2 => (5, vec![0, 0, 0, 2]),
+            3 => {
+                let m = MultiRequest {
+                    ops: vec![
+                        MultiOp::Delete(DeleteRequest {
+                            path: path.clone(),
+                            version: -1,
+                        }),
+                        MultiOp::GetData(GetDataRequest { path, watch: false }),
+                    ],
+                };
+                let mut w = JuteWriter::new();
+                m.write(&mut w);
+                (14, w.into_inner())
+            }
+            4 => {
+                let mut w = JuteWriter::new();
+                ExistsRequest { path, watch: false }.write(&mut w);
+                w.write_raw(&[1, 2, 3]);
+                (3, w.into_inner())
+            }
+            _ => {
+                let mut w = JuteWriter::new();
+                DeleteRequest { path, version: -1 }.write(&mut w);
+                w.write_raw(&[0; 5]);
+                (2, w.into_inner())
+            }
+        }
+    }
+
     /// Learns from the reference server's successful writes: created paths (sequential names included)
     /// so later ops can hit them, and which nodes world cannot read.
     fn learn(&mut self, req: &Request, resp: &Response) {
@@ -736,6 +792,22 @@ fn run_step(side: &mut Side, step: &Step) -> (String, Option<Response>) {
         Step::Open => {
             side.open();
             (format!("opened S{}", side.conns.len() - 1), None)
+        }
+        Step::Raw { s, ty, body } => {
+            let conn = side.conns[*s].as_mut().expect("open session");
+            match conn.call_raw(*ty, body) {
+                Outcome::Reply(h, resp) => {
+                    let norm = Norm {
+                        sessions: &side.session_ids,
+                        started: side.started,
+                    };
+                    (
+                        format!("err={} zxid={:#x} {}", h.err, h.zxid, norm.response(&resp)),
+                        None,
+                    )
+                }
+                Outcome::Closed(why) => (format!("connection closed ({why})"), None),
+            }
         }
         Step::Close { s } => {
             let conn = side.conns[*s].as_mut().expect("open session");
@@ -892,9 +964,14 @@ fn run_seed(seed: u64, ops: usize) -> Result<Duration, String> {
         } else {
             let s = *gen.rng.pick(&alive);
             steps_done += 1;
-            Step::Req {
-                s,
-                req: gen.request(),
+            if gen.rng.chance(2) {
+                let (ty, body) = gen.raw();
+                Step::Raw { s, ty, body }
+            } else {
+                Step::Req {
+                    s,
+                    req: gen.request(),
+                }
             }
         };
         let zk_res = run_step(&mut sides[0], &step);
@@ -909,7 +986,7 @@ fn run_seed(seed: u64, ops: usize) -> Result<Duration, String> {
                 sides[0].conns[*s] = None;
                 sides[1].conns[*s] = None;
             }
-            Step::Req { s, .. } => idle_since[*s] = index,
+            Step::Req { s, .. } | Step::Raw { s, .. } => idle_since[*s] = index,
         }
         log.push(format!("{index:4} {step:?}\n      -> {}", zk_res.0));
         let mut mismatch = None;
