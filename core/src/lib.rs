@@ -13,6 +13,7 @@ pub mod acl;
 pub mod session;
 pub mod watch;
 pub mod tree;
+pub mod zab;
 pub mod server;
 pub mod client;
 pub mod shell;
