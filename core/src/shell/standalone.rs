@@ -96,12 +96,8 @@ pub fn recover(
     disk: DiskRef,
     config: &StandaloneConfig,
 ) -> Result<(storage::TxnLog, Database), ShellError> {
-    let (log, recovered) = storage::recover(
-        disk,
-        &config.data_dir,
-        &config.data_log_dir,
-        config.log,
-    )?;
+    let (log, recovered) =
+        storage::recover(disk, &config.data_dir, &config.data_log_dir, config.log)?;
     let extended = config.settings.prep.extended_types;
     let (mut tree, sessions) = match &recovered.snapshot {
         Some((zxid, blob)) => read_snapshot_blob(blob, extended)
@@ -393,8 +389,8 @@ fn snapshot_of(
         connections,
         outstanding: server.outstanding() as u64,
         zxid: tree.last_processed_zxid(),
-        // ZooKeeper's path map holds the root twice ("" and "/").
-        node_count: tree.node_count() as u64 + 1,
+        // Already Java's count: the path map holds the root twice ("" and "/").
+        node_count: tree.node_count() as u64,
         watch_connections: data.connections.max(child.connections) as u64,
         watch_paths: (data.paths + child.paths) as u64,
         watch_total: server.watches().watch_count() as u64,

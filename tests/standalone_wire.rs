@@ -1,0 +1,751 @@
+//! The standalone server at the byte level: raw TCP frames built with `outpost_core::proto` records,
+//! checked against what Apache ZooKeeper 3.8 does (guide §2, §3.1, §9): framing limits, malformed input,
+//! handshake corner cases, error replies that close or keep the connection, per-IP connection caps,
+//! reply ordering under pipelining, and the four-letter words.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use outpost_core::jute::Record;
+use outpost_core::proto::client::{
+    decode_reply, encode_request, CheckVersionRequest, CheckWatchesRequest, ConnectRequest,
+    ConnectResponse, CreateRequest, DeleteRequest, ExistsRequest, GetChildrenRequest,
+    GetDataRequest, ReplyHeader, Request, Response, SetDataRequest,
+};
+use outpost_core::proto::{Acl, ErrorCode, OpCode};
+use support::{four_letter, OutpostStandalone};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A raw protocol connection: frames in, frames out, nothing hidden.
+struct Raw {
+    stream: TcpStream,
+    xid: i32,
+}
+
+impl Raw {
+    fn open(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Raw { stream, xid: 0 }
+    }
+
+    /// Opens a connection and completes a new-session handshake.
+    fn session(addr: SocketAddr) -> (Raw, ConnectResponse) {
+        let mut raw = Raw::open(addr);
+        let resp = raw.handshake(&ConnectRequest {
+            timeout: 30_000,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+            ..ConnectRequest::default()
+        });
+        (raw, resp.expect("the server answers the handshake"))
+    }
+
+    /// Sends a connect request and returns the decoded reply, or `None` if the server closed.
+    fn handshake(&mut self, req: &ConnectRequest) -> Option<ConnectResponse> {
+        self.write_frame(&req.to_bytes());
+        let frame = self.read_frame()?;
+        Some(ConnectResponse::from_bytes(&frame).expect("connect response decodes"))
+    }
+
+    fn write_frame(&mut self, payload: &[u8]) {
+        let mut out = (payload.len() as i32).to_be_bytes().to_vec();
+        out.extend_from_slice(payload);
+        self.write_raw(&out);
+    }
+
+    fn write_raw(&mut self, bytes: &[u8]) {
+        // A write may fail if the server already closed; reads then see the close.
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// The next frame's payload; `None` at EOF or reset. Panics on a read timeout (a hung server).
+    fn read_frame(&mut self) -> Option<Vec<u8>> {
+        let mut len = [0u8; 4];
+        if !self.read_exact_or_eof(&mut len) {
+            return None;
+        }
+        let len = i32::from_be_bytes(len);
+        assert!(len >= 0, "server sent a negative frame length {len}");
+        let mut payload = vec![0u8; len as usize];
+        if !self.read_exact_or_eof(&mut payload) {
+            return None;
+        }
+        Some(payload)
+    }
+
+    fn read_exact_or_eof(&mut self, buf: &mut [u8]) -> bool {
+        match self.stream.read_exact(buf) {
+            Ok(()) => true,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::UnexpectedEof
+                        | ErrorKind::ConnectionReset
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::BrokenPipe
+                ) =>
+            {
+                false
+            }
+            Err(e) => panic!("read from the server failed (hung?): {e}"),
+        }
+    }
+
+    fn send(&mut self, req: &Request) -> i32 {
+        self.xid += 1;
+        let xid = self.xid;
+        self.write_frame(&encode_request(xid, req));
+        xid
+    }
+
+    /// Reads replies until the one for `xid`, skipping notifications; panics if the connection closes.
+    fn reply(&mut self, xid: i32, op: OpCode) -> (ReplyHeader, Response) {
+        loop {
+            let frame = self
+                .read_frame()
+                .unwrap_or_else(|| panic!("connection closed while waiting for xid {xid}"));
+            let (h, r) = decode_reply(&frame, Some(op)).expect("reply decodes");
+            if h.xid == -1 {
+                continue;
+            }
+            assert_eq!(h.xid, xid, "replies come in request order");
+            return (h, r);
+        }
+    }
+
+    fn call(&mut self, req: Request) -> (ReplyHeader, Response) {
+        let op = req.op_code();
+        let xid = self.send(&req);
+        self.reply(xid, op)
+    }
+
+    /// Reads until EOF (bounded); returns the frames that arrived first.
+    fn expect_closed(&mut self, what: &str) -> Vec<Vec<u8>> {
+        let start = Instant::now();
+        let mut frames = Vec::new();
+        while let Some(f) = self.read_frame() {
+            frames.push(f);
+            assert!(
+                start.elapsed() < IO_TIMEOUT && frames.len() < 100,
+                "{what}: the connection stays open"
+            );
+        }
+        frames
+    }
+}
+
+fn create(path: &str, data: &[u8], flags: i32) -> Request {
+    Request::Create(CreateRequest {
+        path: path.into(),
+        data: Some(data.to_vec()),
+        acl: Acl::open_unsafe(),
+        flags,
+    })
+}
+
+fn get_data(path: &str) -> Request {
+    Request::GetData(GetDataRequest {
+        path: path.into(),
+        watch: false,
+    })
+}
+
+fn err_of(h: &ReplyHeader) -> ErrorCode {
+    ErrorCode::from_code(h.err)
+}
+
+fn start(extra: &str) -> (tempfile::TempDir, OutpostStandalone) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = OutpostStandalone::start(dir.path(), extra);
+    (dir, server)
+}
+
+/// Checks a connection that must still work: a getData on "/" answers OK.
+fn assert_usable(raw: &mut Raw, what: &str) {
+    let (h, _) = raw.call(get_data("/"));
+    assert_eq!(err_of(&h), ErrorCode::Ok, "{what}");
+}
+
+/// Garbage after a good handshake (a frame too short for a request header) closes that connection
+/// only, with no reply; a known opcode whose body does not decode gets MARSHALLINGERROR in order and
+/// the connection stays usable, as in ZooKeeper 3.8; other sessions keep working throughout.
+#[test]
+fn garbage_after_connect_closes_only_that_connection() {
+    let (_dir, server) = start("");
+    let (mut good, _) = Raw::session(server.addr);
+    let (mut bad, _) = Raw::session(server.addr);
+    bad.write_frame(&[0xde, 0xad, 0xbe]);
+    let frames = bad.expect_closed("a 3-byte frame after connect");
+    assert!(frames.is_empty(), "no reply to an unreadable header");
+
+    let (mut bad2, _) = Raw::session(server.addr);
+    // Header of a getData (xid 7, op 4), then a path length far beyond the frame.
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&7i32.to_be_bytes());
+    payload.extend_from_slice(&4i32.to_be_bytes());
+    payload.extend_from_slice(&1000i32.to_be_bytes());
+    payload.extend_from_slice(b"/x");
+    bad2.write_frame(&payload);
+    bad2.xid = 7;
+    let (h, _) = bad2.reply(7, OpCode::GetData);
+    assert_eq!(err_of(&h), ErrorCode::MarshallingError);
+    assert_usable(&mut bad2, "a bad body does not close the connection");
+    assert_usable(&mut good, "the other session is unaffected");
+    let (mut fresh, _) = Raw::session(server.addr);
+    assert_usable(&mut fresh, "new sessions still work");
+}
+
+/// A frame longer than jute.maxbuffer closes the connection without a reply, whether the bytes follow
+/// or not; a frame just under the limit is served.
+#[test]
+fn frame_over_jute_maxbuffer_closes() {
+    let (_dir, server) = start("jute.maxbuffer=4096");
+    let (mut raw, _) = Raw::session(server.addr);
+    let (h, _) = raw.call(create("/small", &[7u8; 3000], 0));
+    assert_eq!(err_of(&h), ErrorCode::Ok, "3000 bytes fit in 4096");
+    raw.send(&Request::SetData(SetDataRequest {
+        path: "/small".into(),
+        data: Some(vec![1u8; 5000]),
+        version: -1,
+    }));
+    assert!(
+        raw.expect_closed("a 5000-byte setData").is_empty(),
+        "no reply to an oversized frame"
+    );
+
+    // Only the length prefix, announcing 4097 bytes.
+    let (mut raw, _) = Raw::session(server.addr);
+    raw.write_raw(&4097i32.to_be_bytes());
+    assert!(raw.expect_closed("a 4097-byte length prefix").is_empty());
+
+    // An oversized connect frame.
+    let mut raw = Raw::open(server.addr);
+    raw.write_raw(&100_000i32.to_be_bytes());
+    assert!(raw.expect_closed("an oversized first frame").is_empty());
+
+    let (h, _) = Raw::session(server.addr).0.call(get_data("/small"));
+    assert_eq!(err_of(&h), ErrorCode::Ok);
+}
+
+/// A negative frame length closes the connection, before and after the handshake.
+#[test]
+fn negative_length_closes() {
+    let (_dir, server) = start("");
+    let (mut raw, _) = Raw::session(server.addr);
+    raw.write_raw(&(-5i32).to_be_bytes());
+    assert!(raw
+        .expect_closed("negative length after connect")
+        .is_empty());
+    let mut raw = Raw::open(server.addr);
+    raw.write_raw(&(-1i32).to_be_bytes());
+    assert!(raw
+        .expect_closed("negative length as first frame")
+        .is_empty());
+}
+
+/// A request sent as the first frame is not a connect request: the connection is closed, no reply.
+#[test]
+fn request_before_connect_closes() {
+    let (_dir, server) = start("");
+    let mut raw = Raw::open(server.addr);
+    raw.write_frame(&encode_request(1, &get_data("/")));
+    assert!(raw
+        .expect_closed("a getData before the handshake")
+        .is_empty());
+    let (mut ok, _) = Raw::session(server.addr);
+    assert_usable(&mut ok, "the server still serves");
+}
+
+/// An opcode ZooKeeper does not know, and opcode 0, get UNIMPLEMENTED (-6) with the request's xid,
+/// then the server closes the connection.
+#[test]
+fn unknown_opcode_unimplemented_then_close() {
+    let (_dir, server) = start("");
+    for ty in [999i32, 0, 10, -3] {
+        let (mut raw, _) = Raw::session(server.addr);
+        let mut payload = Vec::new();
+        payload.extend_from_slice(&42i32.to_be_bytes());
+        payload.extend_from_slice(&ty.to_be_bytes());
+        payload.extend_from_slice(&[0, 0, 0, 1, b'/']);
+        raw.write_frame(&payload);
+        let frames = raw.expect_closed(&format!("opcode {ty}"));
+        assert_eq!(
+            frames.len(),
+            1,
+            "opcode {ty}: exactly one reply, then close"
+        );
+        let h = ReplyHeader::from_bytes(&frames[0]).expect("header");
+        assert_eq!(
+            (h.xid, err_of(&h)),
+            (42, ErrorCode::Unimplemented),
+            "opcode {ty}"
+        );
+        assert_eq!(frames[0].len(), 16, "opcode {ty}: no body with an error");
+    }
+}
+
+/// A standalone `check` (op 13) is not a valid request since 3.8.5: UNIMPLEMENTED, then close.
+#[test]
+fn standalone_check_is_unimplemented_and_closes() {
+    let (_dir, server) = start("");
+    let (mut raw, _) = Raw::session(server.addr);
+    let xid = raw.send(&Request::Check(CheckVersionRequest {
+        path: "/".into(),
+        version: -1,
+    }));
+    let frames = raw.expect_closed("check op 13");
+    assert_eq!(frames.len(), 1);
+    let h = ReplyHeader::from_bytes(&frames[0]).expect("header");
+    assert_eq!((h.xid, err_of(&h)), (xid, ErrorCode::Unimplemented));
+}
+
+/// The error code of each request in `reqs`, sent in order on one new session at `addr`.
+fn error_codes(addr: SocketAddr, reqs: &[Request]) -> Vec<i32> {
+    let (mut raw, _) = Raw::session(addr);
+    reqs.iter()
+        .map(|r| {
+            let (h, _) = raw.call(r.clone());
+            assert_usable(&mut raw, &format!("after {r:?}"));
+            h.err
+        })
+        .collect()
+}
+
+/// Invalid paths (relative, trailing slash, empty component, NUL, `.`/`..` components, control
+/// characters) in creates, setData and deletes get the same error as from Apache ZooKeeper 3.8 run side
+/// by side (BADARGUMENTS where the path itself is checked, NONODE where ZooKeeper looks up the parent
+/// first), and the connection stays usable after each; `exists` rejects a NUL, other reads of an
+/// invalid path find nothing, and the special /zookeeper paths cannot be deleted.
+#[test]
+fn invalid_paths_bad_arguments_connection_stays() {
+    let (_dir, server) = start("");
+    let zk_dir = tempfile::tempdir().expect("tempdir");
+    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let mut reqs = vec![create("/a", b"", 0)];
+    let bad = [
+        "a",
+        "a/b",
+        "/a/",
+        "/a//b",
+        "//b",
+        "/a\0b",
+        "/a/.",
+        "/a/..",
+        "/a/\u{1}x",
+        "/.",
+        "",
+    ];
+    for path in bad {
+        reqs.push(create(path, b"x", 0));
+        reqs.push(Request::SetData(SetDataRequest {
+            path: path.into(),
+            data: None,
+            version: -1,
+        }));
+        reqs.push(Request::Delete(DeleteRequest {
+            path: path.into(),
+            version: -1,
+        }));
+    }
+    reqs.push(create("/a/", b"", 2));
+    reqs.push(Request::Exists(ExistsRequest {
+        path: "/a\0b".into(),
+        watch: false,
+    }));
+    reqs.push(get_data("a"));
+    reqs.push(get_data("/a/"));
+    for path in ["/zookeeper", "/zookeeper/quota", "/zookeeper/config", "/"] {
+        reqs.push(Request::Delete(DeleteRequest {
+            path: path.into(),
+            version: -1,
+        }));
+    }
+    let ours = error_codes(server.addr, &reqs);
+    let theirs = error_codes(zk.addr, &reqs);
+    for (i, req) in reqs.iter().enumerate() {
+        assert_eq!(ours[i], theirs[i], "{req:?}: outpost vs ZooKeeper");
+    }
+    let code = |r: &Request| ErrorCode::from_code(ours[reqs.iter().position(|x| x == r).unwrap()]);
+    for path in ["a", "/a/", "//b", "/a\0b", "/a/.", "/a/\u{1}x"] {
+        assert_eq!(
+            code(&create(path, b"x", 0)),
+            ErrorCode::BadArguments,
+            "create {path:?}"
+        );
+    }
+    assert_eq!(
+        code(&create("/a/", b"", 2)),
+        ErrorCode::Ok,
+        "create -s /a/ is valid"
+    );
+}
+
+/// A client that has seen a newer zxid than the server is closed without any reply.
+#[test]
+fn connect_with_last_zxid_ahead_closes_without_reply() {
+    let (_dir, server) = start("");
+    let mut raw = Raw::open(server.addr);
+    raw.write_frame(
+        &ConnectRequest {
+            last_zxid_seen: 1 << 40,
+            timeout: 10_000,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+            ..ConnectRequest::default()
+        }
+        .to_bytes(),
+    );
+    assert!(raw.expect_closed("lastZxidSeen ahead").is_empty());
+}
+
+/// Reconnecting with the right password resumes the session (same id, same password); a wrong
+/// password gets the "expired" reply (timeout 0, session 0, 16 zero bytes) and the close, and does
+/// not hurt the session.
+#[test]
+fn reconnect_with_password_and_wrong_password() {
+    let (_dir, server) = start("");
+    let (mut first, resp) = Raw::session(server.addr);
+    let (h, _) = first.call(create("/e", b"", 1));
+    assert_eq!(err_of(&h), ErrorCode::Ok);
+
+    let mut wrong = Raw::open(server.addr);
+    let mut bad_pw = resp.passwd.clone();
+    bad_pw[0] ^= 0xff;
+    wrong.write_frame(
+        &ConnectRequest {
+            timeout: 30_000,
+            session_id: resp.session_id,
+            passwd: bad_pw,
+            read_only: Some(false),
+            ..ConnectRequest::default()
+        }
+        .to_bytes(),
+    );
+    let frames = wrong.expect_closed("wrong password");
+    assert_eq!(frames.len(), 1, "one reply then close");
+    assert_eq!(frames[0].len(), 37, "the full-size connect reply");
+    let r = ConnectResponse::from_bytes(&frames[0]).expect("decodes");
+    assert_eq!(
+        (r.timeout, r.session_id, r.passwd.clone()),
+        (0, 0, vec![0; 16])
+    );
+
+    let mut again = Raw::open(server.addr);
+    let r = again
+        .handshake(&ConnectRequest {
+            timeout: 30_000,
+            session_id: resp.session_id,
+            passwd: resp.passwd.clone(),
+            read_only: Some(false),
+            ..ConnectRequest::default()
+        })
+        .expect("reply to a valid reconnect");
+    assert_eq!(r.session_id, resp.session_id);
+    assert_eq!(r.passwd, resp.passwd);
+    assert!(r.timeout > 0);
+    // The old connection of the session is closed; the ephemeral survives on the new one.
+    first.expect_closed("the session moved to a new connection");
+    let (h, r) = again.call(Request::Exists(ExistsRequest {
+        path: "/e".into(),
+        watch: false,
+    }));
+    assert_eq!(err_of(&h), ErrorCode::Ok);
+    let Response::Exists(e) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(e.stat.ephemeral_owner, resp.session_id);
+}
+
+/// maxClientCnxns=5: of 8 connections from 127.0.0.1, the last 3 are closed at once; the first 5
+/// keep working, and a slot frees when one of them closes.
+#[test]
+fn max_client_cnxns_per_ip() {
+    let (_dir, server) = start("maxClientCnxns=5");
+    // Let the readiness probe's connection be released.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut conns: Vec<Raw> = (0..8).map(|_| Raw::open(server.addr)).collect();
+    let mut served = Vec::new();
+    let mut refused = 0;
+    for mut c in conns.drain(..) {
+        let resp = c.handshake(&ConnectRequest {
+            timeout: 30_000,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+            ..ConnectRequest::default()
+        });
+        match resp {
+            Some(r) => {
+                assert!(r.session_id != 0);
+                served.push(c);
+            }
+            None => refused += 1,
+        }
+    }
+    assert_eq!((served.len(), refused), (5, 3));
+    for c in &mut served {
+        assert_usable(c, "an admitted connection keeps working");
+    }
+    drop(served.pop());
+    let start = Instant::now();
+    loop {
+        let mut c = Raw::open(server.addr);
+        let resp = c.handshake(&ConnectRequest {
+            timeout: 30_000,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+            ..ConnectRequest::default()
+        });
+        if resp.is_some() {
+            assert_usable(&mut c, "a freed slot admits a new connection");
+            break;
+        }
+        assert!(start.elapsed() < IO_TIMEOUT, "the slot was never freed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// 100 mixed requests written without waiting are answered in xid order, and each read sees the
+/// writes sent before it on the same session.
+#[test]
+fn pipelined_requests_answer_in_xid_order_and_read_your_writes() {
+    let (_dir, server) = start("");
+    let (mut raw, _) = Raw::session(server.addr);
+    let (h, _) = raw.call(create("/p", b"", 0));
+    assert_eq!(err_of(&h), ErrorCode::Ok);
+    let mut sent: Vec<(i32, Request)> = Vec::new();
+    let mut batch = Vec::new();
+    for i in 0..25 {
+        let node = format!("/p/n{i}");
+        let reqs = [
+            create(&node, format!("v{i}").as_bytes(), 0),
+            get_data(&node),
+            Request::SetData(SetDataRequest {
+                path: node.clone(),
+                data: Some(format!("w{i}").into_bytes()),
+                version: 0,
+            }),
+            get_data(&node),
+        ];
+        for r in reqs {
+            raw.xid += 1;
+            let payload = encode_request(raw.xid, &r);
+            batch.extend_from_slice(&(payload.len() as i32).to_be_bytes());
+            batch.extend_from_slice(&payload);
+            sent.push((raw.xid, r));
+        }
+    }
+    raw.write_raw(&batch);
+    let mut last_zxid = 0;
+    for (i, (xid, req)) in sent.iter().enumerate() {
+        let (h, r) = raw.reply(*xid, req.op_code());
+        assert_eq!(err_of(&h), ErrorCode::Ok, "request {i} ({req:?})");
+        assert!(h.zxid >= last_zxid, "reply zxids never go back");
+        last_zxid = h.zxid;
+        if let Response::GetData(d) = &r {
+            let n = i / 4;
+            let want = if i % 4 == 1 {
+                format!("v{n}")
+            } else {
+                format!("w{n}")
+            };
+            assert_eq!(d.data.as_deref(), Some(want.as_bytes()), "request {i}");
+        }
+    }
+    let (h, r) = raw.call(Request::GetChildren(GetChildrenRequest {
+        path: "/p".into(),
+        watch: false,
+    }));
+    assert_eq!(err_of(&h), ErrorCode::Ok);
+    assert!(matches!(r, Response::GetChildren(c) if c.children.len() == 25));
+}
+
+/// The connect reply is 4 + 37 bytes when the client sends the readOnly byte (the C client reads
+/// exactly 41), and 4 + 36 when it does not.
+#[test]
+fn connect_reply_sizes() {
+    let (_dir, server) = start("");
+    for (read_only, want) in [(Some(false), 41usize), (None, 40)] {
+        let mut raw = Raw::open(server.addr);
+        raw.write_frame(
+            &ConnectRequest {
+                timeout: 10_000,
+                passwd: vec![0; 16],
+                read_only,
+                ..ConnectRequest::default()
+            }
+            .to_bytes(),
+        );
+        let mut buf = vec![0u8; want];
+        raw.stream.read_exact(&mut buf).expect("reply");
+        assert_eq!(
+            i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize,
+            want - 4
+        );
+        // Nothing more follows on an idle session.
+        raw.stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let mut extra = [0u8; 1];
+        assert!(
+            raw.stream.read(&mut extra).is_err(),
+            "no extra bytes after the connect reply"
+        );
+    }
+}
+
+/// checkWatches (op 17) answers OK for a watch this connection holds and NOWATCHER otherwise, and it
+/// is connection-local.
+#[test]
+fn check_watches() {
+    let (_dir, server) = start("");
+    let (mut a, _) = Raw::session(server.addr);
+    let (mut b, _) = Raw::session(server.addr);
+    a.call(create("/w", b"", 0));
+    a.call(Request::GetData(GetDataRequest {
+        path: "/w".into(),
+        watch: true,
+    }));
+    let check = |path: &str, ty: i32| {
+        Request::CheckWatches(CheckWatchesRequest {
+            path: path.into(),
+            ty,
+        })
+    };
+    assert_eq!(err_of(&a.call(check("/w", 2)).0), ErrorCode::Ok);
+    assert_eq!(err_of(&a.call(check("/w", 3)).0), ErrorCode::Ok);
+    assert_eq!(err_of(&a.call(check("/w", 1)).0), ErrorCode::NoWatcher);
+    assert_eq!(err_of(&b.call(check("/w", 2)).0), ErrorCode::NoWatcher);
+}
+
+fn lines_with<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.starts_with(prefix)).collect()
+}
+
+/// Every four-letter word answers in ZooKeeper's format (the lines monitoring tools read).
+#[test]
+fn four_letter_words_formats() {
+    let (_dir, server) = start("");
+    let addr = server.addr;
+    let (mut raw, resp) = Raw::session(addr);
+    raw.call(create("/fl", b"data", 0));
+    raw.call(create("/fl/eph", b"", 1));
+    raw.call(Request::GetData(GetDataRequest {
+        path: "/fl".into(),
+        watch: true,
+    }));
+    let sid = format!("0x{:x}", resp.session_id);
+    let w = |word: &str| four_letter(addr, word).unwrap_or_else(|e| panic!("{word}: {e}"));
+
+    assert_eq!(w("ruok"), "imok");
+    let srvr = w("srvr");
+    for key in [
+        "Zookeeper version: ",
+        "Latency min/avg/max: ",
+        "Received: ",
+        "Sent: ",
+        "Connections: ",
+        "Outstanding: ",
+        "Zxid: 0x",
+        "Mode: standalone",
+        "Node count: ",
+    ] {
+        assert_eq!(
+            lines_with(&srvr, key).len(),
+            1,
+            "srvr line {key:?}:\n{srvr}"
+        );
+    }
+    // 5 on a fresh server (root counted twice) + /fl + /fl/eph.
+    assert!(srvr.contains("Node count: 7\n"), "{srvr}");
+    let stat = w("stat");
+    assert!(stat.contains("Clients:\n"), "{stat}");
+    assert!(stat.contains(" /127.0.0.1:"), "{stat}");
+    assert!(stat.contains("Mode: standalone\n"), "{stat}");
+    let mntr = w("mntr");
+    for key in [
+        "zk_version\t",
+        "zk_server_state\tstandalone",
+        "zk_avg_latency\t",
+        "zk_packets_received\t",
+        "zk_packets_sent\t",
+        "zk_num_alive_connections\t",
+        "zk_outstanding_requests\t",
+        "zk_znode_count\t7",
+        "zk_watch_count\t1",
+        "zk_ephemerals_count\t1",
+        "zk_approximate_data_size\t",
+        "zk_open_file_descriptor_count\t",
+    ] {
+        assert!(
+            mntr.lines().any(|l| l.starts_with(key)),
+            "mntr {key:?}:\n{mntr}"
+        );
+    }
+    let conf = w("conf");
+    for key in [
+        format!("clientPort={}", addr.port()),
+        "dataDir=".into(),
+        "tickTime=2000".into(),
+        "maxClientCnxns=60".into(),
+        "minSessionTimeout=4000".into(),
+        "maxSessionTimeout=40000".into(),
+        "serverId=0".into(),
+    ] {
+        assert!(
+            conf.lines().any(|l| l.starts_with(&key)),
+            "conf {key}:\n{conf}"
+        );
+    }
+    let cons = w("cons");
+    assert!(
+        cons.lines()
+            .any(|l| l.starts_with(" /127.0.0.1:") && l.contains(&format!("sid={sid}"))),
+        "cons lists the session:\n{cons}"
+    );
+    assert_eq!(
+        w("wchs"),
+        "1 connections watching 1 paths\nTotal watches:1\n"
+    );
+    assert_eq!(w("wchc"), format!("{sid}\n\t/fl\n"));
+    assert_eq!(w("wchp"), format!("/fl\n\t{sid}\n"));
+    let dump = w("dump");
+    assert!(dump.starts_with("SessionTracker dump:\n"), "{dump}");
+    assert!(dump.contains("ephemeral nodes dump:\n"), "{dump}");
+    assert!(
+        dump.contains(&format!("{sid}:\n\t/fl/eph\n")),
+        "dump lists the ephemeral:\n{dump}"
+    );
+    let dirs = w("dirs");
+    assert_eq!(lines_with(&dirs, "datadir_size: ").len(), 1, "{dirs}");
+    assert_eq!(lines_with(&dirs, "logdir_size: ").len(), 1, "{dirs}");
+    assert_eq!(w("isro"), "rw");
+    let envi = w("envi");
+    assert!(envi.starts_with("Environment:\n"), "{envi}");
+    assert!(envi.contains("zookeeper.version="), "{envi}");
+    assert!(envi.contains("host.name="), "{envi}");
+    assert_eq!(w("crst"), "Connection stats reset.\n");
+    assert_eq!(w("srst"), "Server stats reset.\n");
+    assert_usable(&mut raw, "the session survives the 4lw traffic");
+}
+
+/// With `4lw.commands.whitelist=srvr`, other words get ZooKeeper's refusal line; srvr still works.
+#[test]
+fn four_letter_word_whitelist() {
+    let (_dir, server) = start("4lw.commands.whitelist=srvr");
+    let srvr = four_letter(server.addr, "srvr").expect("srvr");
+    assert!(srvr.contains("Mode: standalone"), "{srvr}");
+    for word in ["stat", "mntr", "ruok", "cons", "dump"] {
+        let reply = four_letter(server.addr, word).expect(word);
+        assert_eq!(
+            reply.trim_end(),
+            format!("{word} is not executed because it is not in the whitelist."),
+            "{word}"
+        );
+    }
+}
