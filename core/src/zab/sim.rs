@@ -324,17 +324,27 @@ impl Sim {
 
     // ----- faults and control -----
 
-    /// Boots every server (each starts an election).
+    /// Boots every server: all of them are up (listening) before the first election starts, as
+    /// when an ensemble is started together.
     pub fn start_all(&mut self) -> Result<(), Violation> {
         let ids: Vec<ServerId> = self.nodes.keys().copied().collect();
+        for sid in &ids {
+            self.power_on(*sid);
+        }
         for sid in ids {
-            self.boot(sid)?;
+            self.start_election(sid)?;
         }
         Ok(())
     }
 
-    /// Boots (or restarts) one server: a fresh engine (logical clock 0) over its durable data.
+    /// Boots (or restarts) one server: a fresh engine (logical clock 0) over its durable data,
+    /// starting an election at once.
     pub fn boot(&mut self, sid: ServerId) -> Result<(), Violation> {
+        self.power_on(sid);
+        self.start_election(sid)
+    }
+
+    fn power_on(&mut self, sid: ServerId) {
         let cfg = ElectionConfig::new(sid, self.spec.verifier.clone(), self.config_text.clone());
         let node = self.nodes.get_mut(&sid).expect("known server");
         if node.incarnation > 0 {
@@ -345,11 +355,15 @@ impl Sim {
         node.election = Election::new(cfg);
         node.activity = Activity::Looking;
         let data = node.data;
-        let out = node.election.start(self.now, data);
         self.log(format!(
             "{sid} boots: zxid={} epoch={}",
             data.last_logged_zxid, data.current_epoch
         ));
+    }
+
+    fn start_election(&mut self, sid: ServerId) -> Result<(), Violation> {
+        let node = self.nodes.get_mut(&sid).expect("known server");
+        let out = node.election.start(self.now, node.data);
         self.perform(sid, out.actions)
     }
 
