@@ -20,7 +20,7 @@ use outpost_core::proto::client::{
     AddWatchRequest, AuthPacket, CheckVersionRequest, CheckWatchesRequest, CreateRequest,
     CreateTtlRequest, DeleteRequest, ExistsRequest, GetAclRequest, GetAllChildrenNumberRequest,
     GetChildren2Request, GetChildrenRequest, GetDataRequest, GetEphemeralsRequest,
-    RemoveWatchesRequest, SetAclRequest, SetDataRequest, SyncRequest,
+    RemoveWatchesRequest, SetAclRequest, SetDataRequest, SetWatches2, SyncRequest,
 };
 use outpost_core::proto::{
     decode_reply, encode_frame, encode_request, Acl, ConnectRequest, ConnectResponse, Id, MultiOp,
@@ -81,6 +81,8 @@ struct Conn {
     events: Vec<String>,
     /// The server closed the connection (after closeSession, or unexpectedly).
     closed: bool,
+    /// The highest reply-header zxid seen (what a client sends as its last seen zxid).
+    last_zxid: i64,
 }
 
 /// What one request got back: a reply, or the connection went away.
@@ -122,6 +124,7 @@ impl Conn {
             next_xid: 1,
             events: Vec::new(),
             closed: false,
+            last_zxid: 0,
         }
     }
 
@@ -186,6 +189,7 @@ impl Conn {
                 "reply xid {} does not answer request xid {xid} (type {ty})",
                 header.xid
             );
+            self.last_zxid = self.last_zxid.max(header.zxid);
             return Outcome::Reply(header, resp);
         }
     }
@@ -407,12 +411,15 @@ const INVALID_PATHS: &[&str] = &[
     "d", "/d/", "//d", "/d/./x", "/d/..", "", "/d\u{1}x", "/d//a",
 ];
 const SPECIAL_PATHS: &[&str] = &["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
+const WATCH_PATHS: &[&str] = &["/", "/d", "/d/a", "/e", "/d/b/x", "/eph"];
 const USERS: &[&str] = &["alice:secret", "bob:hunter2"];
 
 struct Gen {
     rng: Rng,
     /// Paths that existed at some point (from the reference server's create results).
     created: Vec<String>,
+    /// The reference server's last zxid, for setWatches' relativeZxid.
+    last_zxid: i64,
     /// Nodes whose ACL (as of the reference server's last successful write) world cannot read.
     restricted: Vec<String>,
 }
@@ -428,6 +435,15 @@ impl Gen {
             self.rng.pick(&self.created).clone()
         } else {
             self.rng.pick(STATIC_PATHS).to_string()
+        }
+    }
+
+    /// Paths persistent watches go on (and checkWatches/removeWatches look at, half the time).
+    fn watch_path(&mut self) -> String {
+        if self.rng.chance(50) {
+            self.rng.pick(WATCH_PATHS).to_string()
+        } else {
+            self.read_path()
         }
     }
 
@@ -656,18 +672,15 @@ impl Gen {
                 Request::MultiRead(MultiRequest { ops })
             }
             87..=89 => Request::AddWatch(AddWatchRequest {
-                path: self
-                    .rng
-                    .pick(&["/", "/d", "/d/a", "/e", "/d/b/x"])
-                    .to_string(),
+                path: self.rng.pick(WATCH_PATHS).to_string(),
                 mode: *self.rng.pick(&[0, 1, 1]),
             }),
             90 => Request::CheckWatches(CheckWatchesRequest {
-                path: self.read_path(),
+                path: self.watch_path(),
                 ty: *self.rng.pick(&[1, 2, 3]),
             }),
             91 => Request::RemoveWatches(RemoveWatchesRequest {
-                path: self.read_path(),
+                path: self.watch_path(),
                 ty: *self.rng.pick(&[1, 2, 3]),
             }),
             92..=93 => Request::Auth(AuthPacket {
@@ -676,6 +689,23 @@ impl Gen {
                 auth: self.rng.pick(USERS).as_bytes().to_vec(),
             }),
             94 => Request::WhoAmI,
+            // What a client sends after reconnecting: catch-up events for changes after the zxid.
+            95 => {
+                let relative_zxid = (self.last_zxid - self.rng.below(30) as i64).max(0);
+                let paths = |gen: &mut Gen| {
+                    (0..gen.rng.below(3))
+                        .map(|_| gen.read_path())
+                        .collect::<Vec<_>>()
+                };
+                Request::SetWatches2(SetWatches2 {
+                    relative_zxid,
+                    data_watches: paths(self),
+                    exist_watches: paths(self),
+                    child_watches: paths(self),
+                    persistent_watches: paths(self),
+                    persistent_recursive_watches: paths(self),
+                })
+            }
             _ => Request::SetData(SetDataRequest {
                 path: self.rng.pick(STATIC_PATHS).to_string(),
                 data: self.data(),
@@ -940,6 +970,7 @@ fn run_seed(seed: u64, ops: usize) -> Result<Duration, String> {
         rng: Rng(seed),
         created: Vec::new(),
         restricted: Vec::new(),
+        last_zxid: 0,
     };
     let mut alive: Vec<usize> = Vec::new();
     let mut log: Vec<String> = Vec::new();
@@ -976,6 +1007,13 @@ fn run_seed(seed: u64, ops: usize) -> Result<Duration, String> {
         };
         let zk_res = run_step(&mut sides[0], &step);
         let op_res = run_step(&mut sides[1], &step);
+        gen.last_zxid = sides[0]
+            .conns
+            .iter()
+            .flatten()
+            .map(|c| c.last_zxid)
+            .max()
+            .unwrap_or(0);
         match &step {
             Step::Open => {
                 alive.push(sides[0].conns.len() - 1);
