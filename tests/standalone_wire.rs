@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use outpost_core::jute::Record;
 use outpost_core::proto::client::{
-    decode_reply, encode_request, CheckVersionRequest, CheckWatchesRequest, ConnectRequest,
-    ConnectResponse, CreateRequest, DeleteRequest, ExistsRequest, GetChildrenRequest,
-    GetDataRequest, ReplyHeader, Request, Response, SetDataRequest,
+    decode_reply, encode_request, AuthPacket, CheckVersionRequest, CheckWatchesRequest,
+    ConnectRequest, ConnectResponse, CreateRequest, DeleteRequest, ExistsRequest,
+    GetChildrenRequest, GetDataRequest, ReplyHeader, Request, Response, SetDataRequest,
 };
 use outpost_core::proto::{Acl, ErrorCode, OpCode};
 use support::{four_letter, OutpostStandalone};
@@ -747,5 +747,73 @@ fn four_letter_word_whitelist() {
             format!("{word} is not executed because it is not in the whitelist."),
             "{word}"
         );
+    }
+}
+
+/// An auth packet is answered at once with the request's own xid and zxid 0, as ZooKeeper does: Java
+/// and kazoo send xid -4, the Rust zookeeper-client crate an ordinary one (a hard-coded -4 breaks it).
+/// An unknown scheme gets AUTHFAILED with that xid, then the close.
+#[test]
+fn auth_reply_echoes_request_xid() {
+    let (_dir, server) = start("");
+    let (mut raw, _) = Raw::session(server.addr);
+    let auth = |scheme: &str, cred: &[u8]| {
+        Request::Auth(AuthPacket {
+            ty: 0,
+            scheme: scheme.into(),
+            auth: cred.to_vec(),
+        })
+    };
+    for xid in [5, -4] {
+        raw.write_frame(&encode_request(xid, &auth("digest", b"alice:secret")));
+        let frame = raw.read_frame().expect("auth reply");
+        let h = ReplyHeader::from_bytes(&frame).expect("header");
+        assert_eq!(
+            (h.xid, h.zxid, h.err),
+            (xid, 0, 0),
+            "auth sent with xid {xid}"
+        );
+    }
+    raw.xid = 5;
+    let (h, r) = raw.call(Request::WhoAmI);
+    assert_eq!(err_of(&h), ErrorCode::Ok);
+    let Response::WhoAmI(who) = r else {
+        panic!("{r:?}")
+    };
+    let ids: Vec<(String, String)> = who
+        .client_info
+        .into_iter()
+        .map(|c| (c.auth_scheme, c.user))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("ip".to_string(), "127.0.0.1".to_string()),
+            ("digest".into(), "alice".into())
+        ]
+    );
+    raw.write_frame(&encode_request(9, &auth("nosuch", b"x")));
+    let frames = raw.expect_closed("an unknown auth scheme");
+    assert_eq!(frames.len(), 1);
+    let h = ReplyHeader::from_bytes(&frames[0]).expect("header");
+    assert_eq!((h.xid, err_of(&h)), (9, ErrorCode::AuthFailed));
+}
+
+/// The requested session timeout is clamped into [minSessionTimeout, maxSessionTimeout], which default
+/// to 2 and 20 ticks (tickTime=200: 400 ms and 4000 ms).
+#[test]
+fn session_timeout_is_clamped() {
+    let (_dir, server) = start("tickTime=200");
+    for (asked, got) in [(50, 400), (1000, 1000), (100_000, 4000)] {
+        let mut raw = Raw::open(server.addr);
+        let r = raw
+            .handshake(&ConnectRequest {
+                timeout: asked,
+                passwd: vec![0; 16],
+                read_only: Some(false),
+                ..ConnectRequest::default()
+            })
+            .expect("connect reply");
+        assert_eq!(r.timeout, got, "asked for {asked} ms");
     }
 }

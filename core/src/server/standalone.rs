@@ -564,8 +564,9 @@ impl Standalone {
         self.sessions.touch(session, self.now_ms);
         let op = request.op_code();
         match request {
-            // Auth is answered at once, outside the pipeline (zxid 0).
-            Request::Auth(packet) => self.on_auth(conn, packet.scheme, &packet.auth),
+            // Auth is answered at once, outside the pipeline (zxid 0), echoing the request's xid:
+            // Java and kazoo send -4, the Rust zookeeper-client crate an ordinary xid.
+            Request::Auth(packet) => self.on_auth(conn, xid, packet.scheme, &packet.auth),
             Request::Sasl(_) => {
                 self.send(
                     conn,
@@ -670,7 +671,7 @@ impl Standalone {
         );
     }
 
-    fn on_auth(&mut self, conn: ConnId, scheme: String, auth: &[u8]) {
+    fn on_auth(&mut self, conn: ConnId, xid: i32, scheme: String, auth: &[u8]) {
         let config: &AuthConfig = &self.settings.prep.auth;
         match scheme.as_str() {
             "digest" => {
@@ -682,14 +683,14 @@ impl Standalone {
                         }
                     }
                 }
-                self.send(conn, reply_frame(-4, 0, ErrorCode::Ok, &Response::Empty));
+                self.send(conn, reply_frame(xid, 0, ErrorCode::Ok, &Response::Empty));
             }
             // The connection already carries its ip identity.
-            "ip" => self.send(conn, reply_frame(-4, 0, ErrorCode::Ok, &Response::Empty)),
+            "ip" => self.send(conn, reply_frame(xid, 0, ErrorCode::Ok, &Response::Empty)),
             _ => {
                 self.send(
                     conn,
-                    reply_frame(-4, 0, ErrorCode::AuthFailed, &Response::Empty),
+                    reply_frame(xid, 0, ErrorCode::AuthFailed, &Response::Empty),
                 );
                 self.close(conn);
             }
