@@ -411,6 +411,12 @@ const INVALID_PATHS: &[&str] = &[
     "d", "/d/", "//d", "/d/./x", "/d/..", "", "/d\u{1}x", "/d//a",
 ];
 const SPECIAL_PATHS: &[&str] = &["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
+const QUOTA_PATHS: &[&str] = &[
+    "/zookeeper/quota/d",
+    "/zookeeper/quota/d/zookeeper_limits",
+    "/zookeeper/quota/d/zookeeper_stats",
+    "/zookeeper/x",
+];
 const WATCH_PATHS: &[&str] = &["/", "/d", "/d/a", "/e", "/d/b/x", "/eph"];
 const USERS: &[&str] = &["alice:secret", "bob:hunter2"];
 
@@ -418,6 +424,10 @@ struct Gen {
     rng: Rng,
     /// Paths that existed at some point (from the reference server's create results).
     created: Vec<String>,
+    /// While generating a multi.
+    in_multi: bool,
+    /// While generating a multi: the path its ops cluster around.
+    focus: Option<String>,
     /// The reference server's last zxid, for setWatches' relativeZxid.
     last_zxid: i64,
     /// Nodes whose ACL (as of the reference server's last successful write) world cannot read.
@@ -426,8 +436,23 @@ struct Gen {
 
 impl Gen {
     fn path(&mut self) -> String {
+        // Inside a multi, ops cluster around one path (its parent, itself, a child).
+        if let Some(f) = self.focus.clone() {
+            if self.rng.chance(50) {
+                return match self.rng.below(3) {
+                    0 => match f.rsplit_once('/') {
+                        Some(("", _)) | None => "/".to_string(),
+                        Some((parent, _)) => parent.to_string(),
+                    },
+                    1 => format!("{f}/k"),
+                    _ => f,
+                };
+            }
+        }
         let r = self.rng.below(100);
-        if r < 4 {
+        if r < 2 {
+            self.rng.pick(QUOTA_PATHS).to_string()
+        } else if r < 4 {
             self.rng.pick(INVALID_PATHS).to_string()
         } else if r < 9 {
             self.rng.pick(SPECIAL_PATHS).to_string()
@@ -455,6 +480,24 @@ impl Gen {
         }
     }
 
+    /// Data for a write to `path`: quota limit and stats nodes get data ZooKeeper can parse.
+    fn data_for(&mut self, path: &str) -> Option<Vec<u8>> {
+        if path.ends_with("/zookeeper_limits") || path.ends_with("/zookeeper_stats") {
+            return Some(format!("count={},bytes=-1", self.rng.below(20)).into_bytes());
+        }
+        self.data()
+    }
+
+    fn set_data(&mut self) -> SetDataRequest {
+        let path = self.path();
+        let data = self.data_for(&path);
+        SetDataRequest {
+            path,
+            data,
+            version: self.version(),
+        }
+    }
+
     fn data(&mut self) -> Option<Vec<u8>> {
         match self.rng.below(10) {
             0 => None,
@@ -464,6 +507,10 @@ impl Gen {
     }
 
     fn version(&mut self) -> i32 {
+        // Multis fail at their first bad op, so inside them most versions match anything.
+        if self.in_multi && self.rng.chance(60) {
+            return -1;
+        }
         *self.rng.pick(&[-1, -1, 0, 0, 1, 2, 3, 7])
     }
 
@@ -522,7 +569,7 @@ impl Gen {
         } else {
             self.path()
         };
-        let data = self.data();
+        let data = self.data_for(&path);
         let acl = self.acl();
         let r = self.rng.below(100);
         let plain = |flags: i32| CreateRequest {
@@ -594,11 +641,7 @@ impl Gen {
                 path: self.path(),
                 version: self.version(),
             }),
-            6 | 7 => MultiOp::SetData(SetDataRequest {
-                path: self.path(),
-                data: self.data(),
-                version: self.version(),
-            }),
+            6 | 7 => MultiOp::SetData(self.set_data()),
             _ => MultiOp::Check(CheckVersionRequest {
                 path: self.path(),
                 version: self.version(),
@@ -613,11 +656,7 @@ impl Gen {
                 path: self.path(),
                 version: self.version(),
             }),
-            30..=37 => Request::SetData(SetDataRequest {
-                path: self.path(),
-                data: self.data(),
-                version: self.version(),
-            }),
+            30..=37 => Request::SetData(self.set_data()),
             38..=41 => Request::SetAcl(SetAclRequest {
                 path: self.path(),
                 acl: self.acl(),
@@ -654,7 +693,13 @@ impl Gen {
             }),
             71..=84 => {
                 let n = 1 + self.rng.below(4);
+                if self.rng.chance(50) {
+                    self.focus = Some(self.path());
+                }
+                self.in_multi = true;
                 let ops = (0..n).map(|_| self.multi_op()).collect();
+                self.in_multi = false;
+                self.focus = None;
                 Request::Multi(MultiRequest { ops })
             }
             85..=86 => {
@@ -738,10 +783,17 @@ impl Gen {
                 (14, w.into_inner())
             }
             4 => {
+                // exists only on world-readable nodes (see exists_or_get_data).
                 let mut w = JuteWriter::new();
-                ExistsRequest { path, watch: false }.write(&mut w);
+                let ty = if self.restricted.iter().any(|p| *p == path) {
+                    GetDataRequest { path, watch: false }.write(&mut w);
+                    4
+                } else {
+                    ExistsRequest { path, watch: false }.write(&mut w);
+                    3
+                };
                 w.write_raw(&[1, 2, 3]);
-                (3, w.into_inner())
+                (ty, w.into_inner())
             }
             _ => {
                 let mut w = JuteWriter::new();
@@ -971,6 +1023,8 @@ fn run_seed(seed: u64, ops: usize) -> Result<Duration, String> {
         created: Vec::new(),
         restricted: Vec::new(),
         last_zxid: 0,
+        focus: None,
+        in_multi: false,
     };
     let mut alive: Vec<usize> = Vec::new();
     let mut log: Vec<String> = Vec::new();
