@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Real-client compatibility run against a ZooKeeper-compatible server at HOST:PORT:
+#   1. Apache ZooKeeper's own zkCli.sh (Debian package) with commands piped on stdin;
+#   2. kazoo (Debian's python3-kazoo) recipes and the sequential-ephemeral leader election recipe
+#      (tests/compat/kazoo_recipes.py).
+# Prints one "compat: <part> ok" line per part and "compat: ALL OK" at the end; exits non-zero on the
+# first failure, and with status 2 when a client is not installed (CI installs them via .ci/run, so a
+# missing client is a setup error, not a reason to skip).
+#
+# Usage: tests/compat/run.sh 127.0.0.1:2181
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+server="${1:?usage: run.sh HOST:PORT}"
+zkcli=/usr/share/zookeeper/bin/zkCli.sh
+python=/usr/bin/python3
+
+if [ ! -x "$zkcli" ]; then
+  echo "compat: $zkcli is missing: apt-get install zookeeper (see .ci/run)" >&2
+  exit 2
+fi
+if ! "$python" -c 'import kazoo' 2>/dev/null; then
+  echo "compat: kazoo is missing for $python: apt-get install python3-kazoo (see .ci/run)" >&2
+  exit 2
+fi
+
+fail() {
+  echo "compat: FAIL: $*" >&2
+  exit 1
+}
+
+# ---- zkCli.sh ------------------------------------------------------------------------------------
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+printf '%s\n' \
+  'create /zkcli hello' \
+  'ls /' \
+  'get /zkcli' \
+  'set /zkcli world' \
+  'get /zkcli' \
+  'create /zkcli/child c' \
+  'ls /zkcli' \
+  'delete /zkcli' \
+  'deleteall /zkcli' \
+  'create /election ""' \
+  'create -e -s /election/guid-n_ candidate' \
+  'create -e -s /election/guid-n_ candidate' \
+  'ls /election' \
+  'stat /election' \
+  'get /nosuch' \
+  'quit' |
+  timeout 60 "$zkcli" -server "$server" >"$out" 2>&1 && status=0 || status=$?
+# zkCli.sh exits with the status of the last failed command (the "get /nosuch" above), so only a
+# timeout is a failure here; the output decides the rest.
+[ "$status" -ne 124 ] || { cat "$out" >&2; fail "zkCli.sh did not finish within 60 s"; }
+
+expect() {
+  grep -qxF -- "$1" "$out" || { cat "$out" >&2; fail "zkCli.sh output lacks the line: $1"; }
+}
+expect 'Created /zkcli'
+expect '[zkcli, zookeeper]'
+expect 'hello'
+expect 'world'
+expect 'Created /zkcli/child'
+expect '[child]'
+expect 'Node not empty: /zkcli'
+expect 'Created /election'
+expect 'Created /election/guid-n_0000000000'
+expect 'Created /election/guid-n_0000000001'
+expect '[guid-n_0000000000, guid-n_0000000001]'
+expect 'numChildren = 2'
+expect 'cversion = 2'
+expect 'Node does not exist: /nosuch'
+grep -q 'state:SyncConnected' "$out" || fail "zkCli.sh never connected"
+echo "compat: zkCli.sh ok"
+
+# ---- kazoo ---------------------------------------------------------------------------------------
+timeout 120 "$python" "$here/kazoo_recipes.py" "$server" || fail "kazoo recipes exited with $?"
+echo "compat: ALL OK"
