@@ -6,3 +6,4 @@ pub mod conf_cmd;
 pub mod cli;
 pub mod bench;
 pub mod server_cmd;
+pub mod relay_cmd;

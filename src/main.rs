@@ -38,6 +38,9 @@ fn main() -> ExitCode {
             return report(outpost::server_cmd::run_server(&args.config), "server");
         }
         Command::Status(args) => return report(outpost::server_cmd::run_status(&args.config), "status"),
+        Command::Relay(outpost::cli_args::RelayCommand::Tail(args)) => {
+            return report(outpost::relay_cmd::run_tail(&args), "relay tail")
+        }
         other => Cli { command: other },
     };
     let name = match &cli.command {

@@ -114,6 +114,7 @@ pub fn standalone_config(cfg: &ZooCfg) -> anyhow::Result<StandaloneConfig> {
         snap_retain_count: cfg.snap_retain_count as usize,
         purge_interval_hours: cfg.purge_interval_hours,
         conf_text: conf_text(cfg, addr),
+        commit_feed: None,
     })
 }
 
@@ -131,7 +132,8 @@ pub fn run_server(path: &Path) -> anyhow::Result<ExitCode> {
             cfg.mode
         );
     }
-    let config = standalone_config(&cfg)?;
+    let mut config = standalone_config(&cfg)?;
+    let relay = crate::relay_cmd::prepare(&cfg, &mut config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("outpost")
@@ -145,7 +147,12 @@ pub fn run_server(path: &Path) -> anyhow::Result<ExitCode> {
                 let _ = tx.send(true);
             }
         });
-        standalone::run(config, rx).await
+        let relay = relay.map(crate::relay_cmd::spawn);
+        let result = standalone::run(config, rx).await;
+        if let Some(task) = relay {
+            crate::relay_cmd::finish(task).await;
+        }
+        result
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +19,7 @@ use super::connection::{serve, ConnectionSettings, CoreEvent, Outbound};
 use super::log_thread::{LogCommand, LogEvent, LogThread};
 use crate::ids::{SessionId, Zxid};
 use crate::proto::frame::FourLetterWord;
-use crate::proto::{Txn, TxnEntry};
+use crate::proto::{Txn, TxnEntry, TxnHeader};
 use crate::server::fourlw::{self, ConnectionInfo, ServerSnapshot};
 use crate::server::standalone::{
     read_snapshot_blob, snapshot_blob, Action, ConnId, Input, Settings, Standalone,
@@ -51,6 +52,96 @@ pub struct StandaloneConfig {
     pub purge_interval_hours: u32,
     /// `conf` 4lw lines, rendered once by the composition root.
     pub conf_text: String,
+    /// Where committed txns go (the relay's hook), when `settings.emit_committed` is on.
+    pub commit_feed: Option<CommitFeed>,
+}
+
+/// One committed txn, as the shell hands it to a [`CommitFeed`].
+#[derive(Clone, Debug)]
+pub struct CommittedTxn {
+    /// The zxid committed just before this one (the recovered zxid for the first txn after start). A
+    /// consumer whose last txn is not `prev` missed some (the queue was full) and reads them from the log.
+    pub prev: Zxid,
+    /// The txn's zxid.
+    pub zxid: Zxid,
+    /// The txn's header.
+    pub header: TxnHeader,
+    /// The txn's body.
+    pub txn: Txn,
+}
+
+#[derive(Debug)]
+struct FeedState {
+    /// The highest committed zxid (-1 until the server has recovered its database).
+    committed: AtomicI64,
+    /// Txns not queued because the queue was full (or the consumer gone).
+    dropped: AtomicU64,
+}
+
+/// The shell's end of the commit hook: a bounded queue the server task never waits on. When the queue is
+/// full the txn is not queued (it is on disk already: txns are applied only after their fsync), so the
+/// consumer must read the txn log to fill the gap; [`CommittedTxn::prev`] and
+/// [`CommitFeedReceiver::committed_zxid`] tell it when. Made with [`commit_feed`].
+#[derive(Clone, Debug)]
+pub struct CommitFeed {
+    tx: mpsc::Sender<CommittedTxn>,
+    state: Arc<FeedState>,
+}
+
+/// The consumer's end of the commit hook (the relay task owns it).
+#[derive(Debug)]
+pub struct CommitFeedReceiver {
+    rx: mpsc::Receiver<CommittedTxn>,
+    state: Arc<FeedState>,
+}
+
+/// A commit feed whose queue holds at most `capacity` txns.
+pub fn commit_feed(capacity: usize) -> (CommitFeed, CommitFeedReceiver) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let state = Arc::new(FeedState {
+        committed: AtomicI64::new(-1),
+        dropped: AtomicU64::new(0),
+    });
+    (
+        CommitFeed {
+            tx,
+            state: state.clone(),
+        },
+        CommitFeedReceiver { rx, state },
+    )
+}
+
+impl CommitFeed {
+    /// The database is recovered at `zxid`: everything up to it is committed and in the txn log.
+    pub fn recovered(&self, zxid: Zxid) {
+        self.state.committed.store(zxid.0, Ordering::Release);
+    }
+
+    /// Hands a committed txn over without waiting; a full queue counts as dropped.
+    pub fn offer(&self, txn: CommittedTxn) {
+        self.state.committed.store(txn.zxid.0, Ordering::Release);
+        if self.tx.try_send(txn).is_err() {
+            self.state.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl CommitFeedReceiver {
+    /// The next queued txn; `None` once the server has stopped and the queue is empty.
+    pub async fn recv(&mut self) -> Option<CommittedTxn> {
+        self.rx.recv().await
+    }
+
+    /// The highest committed zxid, or `None` until the server has recovered its database.
+    pub fn committed_zxid(&self) -> Option<Zxid> {
+        let z = self.state.committed.load(Ordering::Acquire);
+        (z >= 0).then_some(Zxid(z))
+    }
+
+    /// How many txns were not queued because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.state.dropped.load(Ordering::Relaxed)
+    }
 }
 
 /// Why the server stopped.
@@ -161,6 +252,10 @@ pub async fn run(
     if db.replayed > 0 {
         let _ = log_thread.commands.send(LogCommand::Roll);
     }
+    let mut committed_prev = db.last_zxid;
+    if let Some(feed) = &config.commit_feed {
+        feed.recovered(db.last_zxid);
+    }
     let mut server = Standalone::new(
         config.settings.clone(),
         db.tree,
@@ -266,7 +361,17 @@ pub async fn run(
                         tracing::error!("txn log thread is gone");
                     }
                 }
-                Action::Committed { .. } => {}
+                Action::Committed { zxid, header, txn } => {
+                    if let Some(feed) = &config.commit_feed {
+                        let prev = std::mem::replace(&mut committed_prev, zxid);
+                        feed.offer(CommittedTxn {
+                            prev,
+                            zxid,
+                            header,
+                            txn,
+                        });
+                    }
+                }
                 Action::Snapshot { zxid, blob } => {
                     let disk = disk.clone();
                     let dir = config.data_dir.clone();

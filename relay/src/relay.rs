@@ -1,0 +1,528 @@
+//! The relay task: takes committed txns from the server's bounded queue (or, when it fell behind or
+//! starts up, from the txn log on disk), turns them into events and hands them to the sink, in zxid
+//! order, resuming from where the sink ends, and publishing an explicit resync when the txns it needs
+//! were purged from the log.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::FutureExt as _;
+use outpost_core::ids::Zxid;
+use outpost_core::proto::TxnEntry;
+use outpost_core::server::standalone::read_snapshot_blob;
+use outpost_core::shell::standalone::{CommitFeedReceiver, CommittedTxn};
+use outpost_core::storage::{DiskRef, LogReader, RealDisk, SnapshotStore, StorageError};
+use outpost_core::tree::DataTree;
+use thiserror::Error;
+
+use crate::config::{RelayConfig, SinkKind};
+use crate::event::{resync_events, txn_events, Event};
+use crate::lines::{LineSink, LinesError};
+use crate::nats::{NatsError, NatsSink, Resume};
+
+/// Most txns read from the log per catch-up read, and most per publish batch.
+const CATCH_UP_BATCH: usize = 4096;
+const PUBLISH_BATCH: usize = 256;
+
+/// The server's files the relay reads (never writes): `dataDir` for snapshots, `dataLogDir` for the log.
+#[derive(Clone, Debug)]
+pub struct ServerFiles {
+    /// `dataDir`.
+    pub data_dir: PathBuf,
+    /// `dataLogDir`.
+    pub data_log_dir: PathBuf,
+    /// `zookeeper.extendedTypesEnabled` (how snapshots and ephemeral owners read).
+    pub extended_types: bool,
+}
+
+/// Why a relay session stopped (the relay logs it, waits, and resumes from the sink's end).
+#[derive(Debug, Error)]
+pub enum RelayError {
+    /// NATS or JetStream failed.
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+    /// The stdout or file sink failed.
+    #[error(transparent)]
+    Lines(#[from] LinesError),
+    /// Reading the txn log or a snapshot failed.
+    #[error("reading the server's files: {0}")]
+    Storage(#[from] StorageError),
+    /// A txn or snapshot on disk did not decode.
+    #[error("corrupt data on disk: {0}")]
+    Corrupt(String),
+}
+
+enum Sink {
+    Nats(NatsSink),
+    Lines(LineSink),
+}
+
+enum Next {
+    Txn(CommittedTxn),
+    Purged(String),
+    Closed,
+}
+
+/// Txns in zxid order from the live queue, falling back to the log whenever the queue skipped some.
+struct Source {
+    feed: CommitFeedReceiver,
+    files: ServerFiles,
+    disk: DiskRef,
+    pending: Option<CommittedTxn>,
+    ready: VecDeque<CommittedTxn>,
+    closed: bool,
+    empty_reads: u32,
+}
+
+impl Source {
+    fn committed(&self) -> Zxid {
+        self.feed.committed_zxid().unwrap_or(Zxid::ZERO)
+    }
+
+    /// The txn right after `after`, if one is at hand without waiting.
+    fn try_next(&mut self, after: Zxid) -> Option<CommittedTxn> {
+        loop {
+            if let Some(front) = self.ready.front() {
+                if front.zxid <= after {
+                    self.ready.pop_front();
+                    continue;
+                }
+                if front.prev == after {
+                    return self.ready.pop_front();
+                }
+                self.ready.clear();
+            }
+            let item = match self.pending.take() {
+                Some(p) => p,
+                None if self.closed => return None,
+                None => match self.feed.recv().now_or_never() {
+                    Some(Some(item)) => item,
+                    Some(None) => {
+                        self.closed = true;
+                        return None;
+                    }
+                    None => return None,
+                },
+            };
+            if item.zxid <= after {
+                continue;
+            }
+            if item.prev == after {
+                return Some(item);
+            }
+            self.pending = Some(item);
+            return None;
+        }
+    }
+
+    /// The txn right after `after`, waiting for it; reads the log when the queue skipped txns.
+    async fn next(&mut self, after: Zxid) -> Result<Next, RelayError> {
+        loop {
+            if let Some(t) = self.try_next(after) {
+                return Ok(Next::Txn(t));
+            }
+            if let Some(p) = &self.pending {
+                // The queue skipped txns (it was full): read them from the log.
+                let target = p.prev;
+                if let Some(n) = self.catch_up(after, target).await? {
+                    return Ok(n);
+                }
+                continue;
+            }
+            let committed = self.committed();
+            if committed > after {
+                if let Some(n) = self.catch_up(after, committed).await? {
+                    return Ok(n);
+                }
+                continue;
+            }
+            if self.closed {
+                return Ok(Next::Closed);
+            }
+            match tokio::time::timeout(Duration::from_millis(200), self.feed.recv()).await {
+                Ok(Some(item)) => self.pending = Some(item),
+                Ok(None) => self.closed = true,
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Reads committed txns after `after` up to `target` from the log into `ready`. `Some(Purged)` when the
+    /// log no longer holds the txn right after `after`.
+    async fn catch_up(&mut self, after: Zxid, target: Zxid) -> Result<Option<Next>, RelayError> {
+        let disk = self.disk.clone();
+        let dir = self.files.data_log_dir.clone();
+        metrics::counter!("outpost_relay_catch_up_reads_total").increment(1);
+        let read =
+            tokio::task::spawn_blocking(move || -> Result<Vec<CommittedTxn>, StorageError> {
+                let mut out = Vec::new();
+                let mut prev = after;
+                for record in LogReader::open(disk, &dir, after) {
+                    let (zxid, bytes) = record?;
+                    if zxid > target || out.len() >= CATCH_UP_BATCH {
+                        break;
+                    }
+                    let Ok(entry) = TxnEntry::decode(&bytes) else {
+                        return Err(StorageError::Corrupt {
+                            file: dir.clone(),
+                            offset: 0,
+                            detail: format!("txn {zxid} does not decode"),
+                        });
+                    };
+                    out.push(CommittedTxn {
+                        prev,
+                        zxid,
+                        header: entry.header,
+                        txn: entry.txn,
+                    });
+                    prev = zxid;
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| RelayError::Corrupt(format!("log reader task: {e}")))?;
+        match read {
+            Ok(txns) if txns.is_empty() => {
+                // Committed txns are fsynced before they apply, so they are in the log unless purged;
+                // an empty read can still race a segment being created, so look again before deciding.
+                self.empty_reads += 1;
+                if self.empty_reads >= 20 {
+                    self.empty_reads = 0;
+                    return Ok(Some(Next::Purged(format!(
+                        "the txn log holds nothing after zxid {after} although zxid {target} is committed"
+                    ))));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(None)
+            }
+            Ok(txns) => {
+                self.empty_reads = 0;
+                self.ready.extend(txns);
+                Ok(None)
+            }
+            Err(StorageError::Gap {
+                expected, found, ..
+            }) => Ok(Some(Next::Purged(format!(
+                "the txn log skips from zxid {expected} to {found} (purged)"
+            )))),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Rebuilds the tree at (at least) `committed` from the newest snapshot and the log after it.
+fn build_tree(
+    disk: DiskRef,
+    files: &ServerFiles,
+    committed: Zxid,
+) -> Result<(DataTree, Zxid), RelayError> {
+    let store = SnapshotStore::open(disk.clone(), &files.data_dir)?;
+    let (base, mut tree) = match store.newest_valid()? {
+        Some((zxid, blob)) => {
+            let (tree, _) = read_snapshot_blob(&blob, files.extended_types)
+                .map_err(|e| RelayError::Corrupt(format!("snapshot at {zxid}: {e}")))?;
+            (zxid, tree)
+        }
+        None => (Zxid::ZERO, DataTree::new(files.extended_types)),
+    };
+    let mut last = base;
+    for record in LogReader::open(disk, &files.data_log_dir, base) {
+        let (zxid, bytes) = record?;
+        if zxid > committed {
+            break;
+        }
+        let entry = TxnEntry::decode(&bytes)
+            .map_err(|e| RelayError::Corrupt(format!("txn {zxid} in the log: {e}")))?;
+        let _ = tree.apply_txn(&entry.header, &entry.txn);
+        last = zxid;
+    }
+    Ok((tree, last))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Counters behind the metrics that need state (events/s, compression ratio).
+struct Stats {
+    window_start: Instant,
+    window_events: u64,
+    raw_bytes: u64,
+    bytes: u64,
+}
+
+impl Stats {
+    fn published(&mut self, events: u64, raw: u64, bytes: u64, messages: u64) {
+        metrics::counter!("outpost_relay_events_total").increment(events);
+        metrics::counter!("outpost_relay_messages_total").increment(messages);
+        metrics::counter!("outpost_relay_bytes_total").increment(bytes);
+        metrics::counter!("outpost_relay_uncompressed_bytes_total").increment(raw);
+        self.raw_bytes += raw;
+        self.bytes += bytes;
+        if self.bytes > 0 {
+            metrics::gauge!("outpost_relay_compression_ratio")
+                .set(self.raw_bytes as f64 / self.bytes as f64);
+        }
+        self.window_events += events;
+        let elapsed = self.window_start.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            metrics::gauge!("outpost_relay_events_per_second")
+                .set(self.window_events as f64 / elapsed.as_secs_f64());
+            self.window_start = Instant::now();
+            self.window_events = 0;
+        }
+    }
+}
+
+fn lag(committed: Zxid, after: Zxid, last_time_ms: i64) {
+    let zxids = if committed.epoch() == after.epoch() {
+        i64::from(committed.counter()) - i64::from(after.counter())
+    } else {
+        i64::from(committed.counter())
+    };
+    metrics::gauge!("outpost_relay_lag_zxids").set(zxids.max(0) as f64);
+    metrics::gauge!("outpost_relay_lag_ms").set((now_ms() - last_time_ms).max(0) as f64);
+}
+
+/// The relay: owns the sink and the source, and runs until the server stops (its feed closes).
+pub struct Relay {
+    cfg: RelayConfig,
+    source: Source,
+    stats: Stats,
+}
+
+impl Relay {
+    /// A relay reading `feed` and the server's `files`.
+    pub fn new(cfg: RelayConfig, files: ServerFiles, feed: CommitFeedReceiver) -> Relay {
+        Relay {
+            cfg,
+            source: Source {
+                feed,
+                files,
+                disk: Arc::new(RealDisk::new()),
+                pending: None,
+                ready: VecDeque::new(),
+                closed: false,
+                empty_reads: 0,
+            },
+            stats: Stats {
+                window_start: Instant::now(),
+                window_events: 0,
+                raw_bytes: 0,
+                bytes: 0,
+            },
+        }
+    }
+
+    /// Runs until the server has stopped and every committed txn is published (or, if the sink is down
+    /// when the server stops, until the task is dropped). Errors are logged and the relay resumes from
+    /// the sink's end after a pause; only a configuration it cannot use at all ends it with an error.
+    pub async fn run(mut self) -> Result<(), RelayError> {
+        while self.source.feed.committed_zxid().is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut sink = loop {
+            let made = match &self.cfg.sink {
+                SinkKind::Nats => NatsSink::connect(&self.cfg)
+                    .await
+                    .map(Sink::Nats)
+                    .map_err(RelayError::from),
+                SinkKind::Stdout => Ok(Sink::Lines(LineSink::stdout())),
+                SinkKind::File(p) => LineSink::file(p).map(Sink::Lines).map_err(RelayError::from),
+            };
+            match made {
+                Ok(s) => break s,
+                Err(e) => {
+                    metrics::counter!("outpost_relay_errors_total", "kind" => "connect")
+                        .increment(1);
+                    tracing::warn!("relay: {e}; retrying in 1s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.session(&mut sink).await {
+                Ok(()) => {
+                    tracing::info!("relay: the server stopped; every committed txn is relayed");
+                    return Ok(());
+                }
+                Err(e) => {
+                    let kind = match &e {
+                        RelayError::Nats(NatsError::Refused(_)) => "refused",
+                        RelayError::Nats(_) => "nats",
+                        RelayError::Lines(_) => "sink",
+                        RelayError::Storage(_) | RelayError::Corrupt(_) => "storage",
+                    };
+                    metrics::counter!("outpost_relay_errors_total", "kind" => kind).increment(1);
+                    if kind == "refused" {
+                        tracing::info!("relay: {e}; re-reading the stream's end");
+                        backoff = Duration::from_millis(100);
+                    } else {
+                        tracing::warn!("relay: {e}; resuming from the sink's end in {backoff:?}");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn resume(&self, sink: &mut Sink) -> Result<Option<Resume>, RelayError> {
+        Ok(match sink {
+            Sink::Nats(n) => {
+                n.ensure_stream().await?;
+                Some(n.resume().await?)
+            }
+            Sink::Lines(l) => l.resume()?,
+        })
+    }
+
+    async fn session(&mut self, sink: &mut Sink) -> Result<(), RelayError> {
+        let (mut after, mut skip) = match self.resume(sink).await? {
+            Some(Resume::After {
+                zxid,
+                published_nodes,
+            }) => (zxid, published_nodes),
+            Some(Resume::InsideResync) => {
+                let z = self
+                    .resync(sink, "the sink ends inside an unfinished resync")
+                    .await?;
+                (z, 0)
+            }
+            None => (self.source.committed(), 0),
+        };
+        tracing::info!("relay: resuming after zxid {after}");
+        let mut warned_ahead = false;
+        loop {
+            let committed = self.source.committed();
+            if after > committed && !warned_ahead {
+                warned_ahead = true;
+                tracing::warn!(
+                    "relay: the sink is at zxid {after}, ahead of this server ({committed}); waiting for the server"
+                );
+            }
+            match self.source.next(after).await? {
+                Next::Closed => {
+                    if let Sink::Nats(n) = sink {
+                        n.flush().await;
+                    }
+                    return Ok(());
+                }
+                Next::Purged(why) => {
+                    tracing::error!(
+                        "relay: {why}; publishing a resync (marker and a dump of the tree)"
+                    );
+                    after = self.resync(sink, &why).await?;
+                    skip = 0;
+                }
+                Next::Txn(first) => {
+                    let mut batch = vec![first];
+                    while batch.len() < PUBLISH_BATCH {
+                        let last = batch[batch.len() - 1].zxid;
+                        match self.source.try_next(last) {
+                            Some(t) => batch.push(t),
+                            None => break,
+                        }
+                    }
+                    self.publish(sink, &batch, skip).await?;
+                    let last = &batch[batch.len() - 1];
+                    after = last.zxid;
+                    skip = 0;
+                    lag(self.source.committed(), after, last.header.time);
+                    metrics::gauge!("outpost_relay_queue_dropped")
+                        .set(self.source.feed.dropped() as f64);
+                }
+            }
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        sink: &mut Sink,
+        batch: &[CommittedTxn],
+        skip: usize,
+    ) -> Result<(), RelayError> {
+        let events: Vec<_> = batch
+            .iter()
+            .map(|t| txn_events(&self.cfg, &t.header, &t.txn))
+            .collect();
+        match sink {
+            Sink::Nats(n) => {
+                let mut out = Vec::new();
+                for (i, ev) in events.iter().enumerate() {
+                    n.txn_messages(ev, if i == 0 { skip } else { 0 }, &mut out);
+                }
+                let raw: usize = out.iter().map(|m| m.raw_len).sum();
+                let bytes: usize = out.iter().map(|m| m.payload.len()).sum();
+                let messages = out.len();
+                n.publish(out).await?;
+                self.stats.published(
+                    events.len() as u64,
+                    raw as u64,
+                    bytes as u64,
+                    messages as u64,
+                );
+            }
+            Sink::Lines(l) => {
+                let logs: Vec<&Event> = events.iter().map(|e| &e.log).collect();
+                let bytes = l.write(&logs)?;
+                self.stats.published(
+                    events.len() as u64,
+                    bytes as u64,
+                    bytes as u64,
+                    logs.len() as u64,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes resync_begin, the tree's znodes and resync_end at the newest committed zxid; returns it.
+    async fn resync(&mut self, sink: &mut Sink, reason: &str) -> Result<Zxid, RelayError> {
+        metrics::counter!("outpost_relay_resyncs_total").increment(1);
+        let committed = self.source.committed();
+        let disk = self.source.disk.clone();
+        let files = self.source.files.clone();
+        let (tree, zxid) = tokio::task::spawn_blocking(move || build_tree(disk, &files, committed))
+            .await
+            .map_err(|e| RelayError::Corrupt(format!("resync task: {e}")))??;
+        let now = now_ms();
+        let events = resync_events(&self.cfg, &tree, zxid.0, now, reason);
+        tracing::warn!(
+            "relay: resync at zxid {zxid}: {} znodes follow the resync_begin marker ({reason})",
+            events.len().saturating_sub(2)
+        );
+        match sink {
+            Sink::Nats(n) => {
+                for (c, chunk) in events.chunks(PUBLISH_BATCH).enumerate() {
+                    let mut out = Vec::new();
+                    n.resync_messages(chunk, now, c * PUBLISH_BATCH, &mut out);
+                    n.publish(out).await?;
+                }
+            }
+            Sink::Lines(l) => {
+                let refs: Vec<&Event> = events.iter().collect();
+                l.write(&refs)?;
+            }
+        }
+        Ok(zxid)
+    }
+}
+
+/// Spawns a relay on the current tokio runtime; its errors are logged.
+pub fn spawn(
+    cfg: RelayConfig,
+    files: ServerFiles,
+    feed: CommitFeedReceiver,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = Relay::new(cfg, files, feed).run().await {
+            tracing::error!("relay stopped: {e}");
+        }
+    })
+}
