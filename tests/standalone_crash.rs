@@ -1,0 +1,475 @@
+//! Crash safety of the standalone server: `outpost server` is killed with SIGKILL in the middle of a
+//! write load and restarted on the same dataDir; every write it acknowledged must be there afterwards,
+//! and nothing that no client asked for may appear. Also: a torn record at the end of the newest log
+//! segment is cut off with a warning and the server starts; damage in the middle of the log stops it.
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use outpost_core::jute::Record;
+use outpost_core::proto::client::{
+    decode_reply, encode_request, ConnectRequest, ConnectResponse, CreateRequest,
+    GetChildrenRequest, GetDataRequest, ReplyHeader, Request, Response, SetDataRequest,
+};
+use outpost_core::proto::{Acl, ErrorCode};
+use support::OutpostStandalone;
+
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A blocking raw-protocol session; every failure is an `Err` (the server may die at any moment).
+struct Session {
+    stream: TcpStream,
+    xid: i32,
+}
+
+impl Session {
+    fn connect(addr: SocketAddr) -> std::io::Result<Session> {
+        let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        let req = ConnectRequest {
+            timeout: 30_000,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+            ..ConnectRequest::default()
+        };
+        write_frame(&mut stream, &req.to_bytes())?;
+        let reply = read_frame(&mut stream)?;
+        let resp = ConnectResponse::from_bytes(&reply)
+            .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.to_string()))?;
+        if resp.timeout <= 0 {
+            return Err(std::io::Error::new(ErrorKind::Other, "session refused"));
+        }
+        Ok(Session { stream, xid: 0 })
+    }
+
+    /// Sends all `reqs` at once (pipelined), then reads their replies in order.
+    fn pipeline(&mut self, reqs: &[Request]) -> std::io::Result<Vec<(ReplyHeader, Response)>> {
+        let mut batch = Vec::new();
+        let mut expect = Vec::new();
+        for r in reqs {
+            self.xid += 1;
+            let payload = encode_request(self.xid, r);
+            batch.extend_from_slice(&(payload.len() as i32).to_be_bytes());
+            batch.extend_from_slice(&payload);
+            expect.push((self.xid, r.op_code()));
+        }
+        self.stream.write_all(&batch)?;
+        let mut out = Vec::new();
+        for (xid, op) in expect {
+            loop {
+                let frame = read_frame(&mut self.stream)?;
+                let (h, r) = decode_reply(&frame, Some(op))
+                    .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.to_string()))?;
+                if h.xid == -1 {
+                    continue;
+                }
+                assert_eq!(h.xid, xid, "replies in xid order");
+                out.push((h, r));
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn call(&mut self, req: Request) -> (ReplyHeader, Response) {
+        self.pipeline(&[req])
+            .expect("request on a live server")
+            .pop()
+            .expect("one reply")
+    }
+}
+
+fn write_frame(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
+    let mut out = (payload.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    stream.write_all(&out)
+}
+
+fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let len = i32::from_be_bytes(len);
+    if !(0..=16 << 20).contains(&len) {
+        return Err(std::io::Error::new(ErrorKind::InvalidData, "bad length"));
+    }
+    let mut payload = vec![0u8; len as usize];
+    stream.read_exact(&mut payload)?;
+    Ok(payload)
+}
+
+fn create(path: &str, data: &[u8]) -> Request {
+    Request::Create(CreateRequest {
+        path: path.into(),
+        data: Some(data.to_vec()),
+        acl: Acl::open_unsafe(),
+        flags: 0,
+    })
+}
+
+/// What the load learned: acknowledged creates (path → data), every path ever sent, and per counter
+/// node the highest acknowledged and the highest attempted setData value.
+#[derive(Default)]
+struct Ledger {
+    acked: HashMap<String, Vec<u8>>,
+    sent: BTreeSet<String>,
+    counters: HashMap<String, (u64, u64)>,
+}
+
+/// Runs `threads` writers against `addr` until `stop` (or the server dies): each pipelines 8 creates
+/// of distinct nodes under `/crash` plus one setData of its counter node per round.
+fn load(addr: SocketAddr, round: usize, threads: usize, stop: Arc<AtomicBool>) -> Ledger {
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let acks = Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let ledger = ledger.clone();
+            let stop = stop.clone();
+            let acks = acks.clone();
+            std::thread::spawn(move || {
+                let Ok(mut s) = Session::connect(addr) else {
+                    return;
+                };
+                let counter = format!("/crash/counter-r{round}-t{t}");
+                let mut i = 0u64;
+                let mut value = 0u64;
+                let (h, _) = match s.pipeline(&[create(&counter, b"0")]) {
+                    Ok(mut r) => r.pop().expect("reply"),
+                    Err(_) => return,
+                };
+                if h.err != 0 {
+                    return;
+                }
+                ledger
+                    .lock()
+                    .unwrap()
+                    .counters
+                    .insert(counter.clone(), (0, 0));
+                while !stop.load(Ordering::Relaxed) {
+                    let mut reqs = Vec::new();
+                    let mut paths = Vec::new();
+                    for _ in 0..8 {
+                        let path = format!("/crash/r{round}-t{t}-{i:06}");
+                        let data = format!("data-{round}-{t}-{i}").into_bytes();
+                        reqs.push(create(&path, &data));
+                        paths.push((path, data));
+                        i += 1;
+                    }
+                    value += 1;
+                    reqs.push(Request::SetData(SetDataRequest {
+                        path: counter.clone(),
+                        data: Some(value.to_string().into_bytes()),
+                        version: -1,
+                    }));
+                    {
+                        let mut l = ledger.lock().unwrap();
+                        l.sent.extend(paths.iter().map(|(p, _)| p.clone()));
+                        l.counters.get_mut(&counter).expect("counter").1 = value;
+                    }
+                    let Ok(replies) = s.pipeline(&reqs) else {
+                        return;
+                    };
+                    let mut l = ledger.lock().unwrap();
+                    for ((h, _), (path, data)) in replies.iter().zip(&paths) {
+                        assert_eq!(h.err, 0, "create {path} failed");
+                        l.acked.insert(path.clone(), data.clone());
+                        acks.fetch_add(1, Ordering::Relaxed);
+                    }
+                    assert_eq!(replies[8].0.err, 0, "setData {counter}");
+                    l.counters.get_mut(&counter).expect("counter").0 = value;
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("load thread");
+    }
+    Arc::try_unwrap(ledger)
+        .ok()
+        .expect("threads done")
+        .into_inner()
+        .unwrap()
+}
+
+fn children(s: &mut Session, path: &str) -> Vec<String> {
+    let (h, r) = s.call(Request::GetChildren(GetChildrenRequest {
+        path: path.into(),
+        watch: false,
+    }));
+    assert_eq!(h.err, 0, "getChildren {path}");
+    match r {
+        Response::GetChildren(c) => c.children,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn get_data(s: &mut Session, path: &str) -> Option<Vec<u8>> {
+    let (h, r) = s.call(Request::GetData(GetDataRequest {
+        path: path.into(),
+        watch: false,
+    }));
+    if ErrorCode::from_code(h.err) == ErrorCode::NoNode {
+        return None;
+    }
+    assert_eq!(h.err, 0, "getData {path}");
+    match r {
+        Response::GetData(d) => Some(d.data.unwrap_or_default()),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Checks the restarted server against everything acknowledged before the crashes.
+fn verify(addr: SocketAddr, ledger: &Ledger, what: &str) {
+    let mut s = Session::connect(addr).expect("connect after restart");
+    let present: BTreeSet<String> = children(&mut s, "/crash")
+        .into_iter()
+        .map(|c| format!("/crash/{c}"))
+        .collect();
+    let mut missing: Vec<&String> = ledger
+        .acked
+        .keys()
+        .filter(|p| !present.contains(*p))
+        .collect();
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "{what}: {} acknowledged creates lost, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let strangers: Vec<&String> = present
+        .iter()
+        .filter(|p| !ledger.sent.contains(*p) && !ledger.counters.contains_key(*p))
+        .collect();
+    assert!(
+        strangers.is_empty(),
+        "{what}: nodes nobody created: {strangers:?}"
+    );
+    // Data of a sample of acknowledged nodes (all of them would be slow in a debug build).
+    for (path, data) in ledger.acked.iter().step_by(17) {
+        assert_eq!(
+            get_data(&mut s, path).as_ref(),
+            Some(data),
+            "{what}: data of {path}"
+        );
+    }
+    for (counter, (acked, attempted)) in &ledger.counters {
+        let data = get_data(&mut s, counter).unwrap_or_else(|| panic!("{what}: {counter} lost"));
+        let value: u64 = String::from_utf8_lossy(&data)
+            .parse()
+            .expect("counter value");
+        assert!(
+            *acked <= value && value <= *attempted,
+            "{what}: {counter} = {value}, acknowledged {acked}, attempted {attempted}"
+        );
+    }
+}
+
+fn wait_acks(ledger_acks: impl Fn() -> usize, n: usize, limit: Duration) {
+    let start = Instant::now();
+    while ledger_acks() < n && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Three rounds of: write load from 4 sessions, SIGKILL at a different point (early, mid-snapshot
+/// territory with snapCount=300, later), restart on the same dataDir; every acknowledged create and
+/// setData survives every crash, and no node appears that no client sent.
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = "snapCount=300\npreAllocSize=256";
+    let mut server = OutpostStandalone::start(dir.path(), extra);
+    {
+        let mut s = Session::connect(server.addr).expect("connect");
+        let (h, _) = s.call(create("/crash", b""));
+        assert_eq!(h.err, 0);
+    }
+    let mut all = Ledger::default();
+    for (round, kill_after) in [(0usize, 40usize), (1, 400), (2, 1500)] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let addr = server.addr;
+        let loader = {
+            let stop = stop.clone();
+            std::thread::spawn(move || load(addr, round, 4, stop))
+        };
+        // Kill once the server has acknowledged about `kill_after` creates (bounded by time too).
+        let probe_start = Instant::now();
+        wait_acks(
+            || {
+                let text = support::four_letter(addr, "mntr").unwrap_or_default();
+                text.lines()
+                    .find_map(|l| l.strip_prefix("zk_znode_count\t"))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0)
+            },
+            all.acked.len() + all.counters.len() + kill_after,
+            Duration::from_secs(15),
+        );
+        assert!(
+            probe_start.elapsed() < Duration::from_secs(15),
+            "load too slow"
+        );
+        server.process.kill();
+        stop.store(true, Ordering::Relaxed);
+        let ledger = loader.join().expect("load");
+        assert!(
+            !ledger.acked.is_empty(),
+            "round {round}: the load got acknowledgements before the kill"
+        );
+        let unacked = ledger.sent.len() - ledger.acked.len();
+        eprintln!(
+            "round {round}: {} creates acknowledged, {unacked} in flight at the kill",
+            ledger.acked.len()
+        );
+        all.acked.extend(ledger.acked);
+        all.sent.extend(ledger.sent);
+        all.counters.extend(ledger.counters);
+        server = OutpostStandalone::start(dir.path(), extra);
+        verify(server.addr, &all, &format!("after crash {round}"));
+    }
+    // A clean restart on top changes nothing.
+    server.process.kill();
+    let server = OutpostStandalone::start(dir.path(), extra);
+    verify(server.addr, &all, "after the last restart");
+}
+
+/// The newest txn log segment and the offset where its records end.
+fn newest_segment(data: &Path) -> (PathBuf, usize) {
+    let dir = data.join("version-2");
+    let mut logs: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+        .expect("version-2")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let zxid = u64::from_str_radix(name.strip_prefix("log.")?, 16).ok()?;
+            Some((zxid, e.path()))
+        })
+        .collect();
+    logs.sort();
+    let (_, path) = logs.pop().expect("a txn log segment");
+    let bytes = std::fs::read(&path).expect("read segment");
+    assert_eq!(&bytes[..4], b"OPTL", "segment magic");
+    let mut at = 16;
+    while at + 4 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        at += 8 + len;
+    }
+    (path, at)
+}
+
+fn overwrite(path: &Path, offset: usize, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open segment");
+    f.seek(SeekFrom::Start(offset as u64)).expect("seek");
+    f.write_all(bytes).expect("write");
+    f.sync_all().expect("sync");
+}
+
+fn write_some(addr: SocketAddr, prefix: &str, n: usize) -> Vec<String> {
+    let mut s = Session::connect(addr).expect("connect");
+    let paths: Vec<String> = (0..n).map(|i| format!("{prefix}{i:03}")).collect();
+    let reqs: Vec<Request> = paths.iter().map(|p| create(p, p.as_bytes())).collect();
+    for (h, _) in s.pipeline(&reqs).expect("writes") {
+        assert_eq!(h.err, 0);
+    }
+    paths
+}
+
+/// After a kill, a torn record at the end of the newest segment's records (a length and CRC, a few
+/// bytes of payload, zeros where the rest should be) is cut off with a warning, the server starts,
+/// and every acknowledged write is there; the server keeps appending after the cut. Garbage in the
+/// middle of the records, followed by valid records, is not a torn tail: the server refuses to start.
+#[test]
+fn torn_tail_is_repaired_and_mid_log_damage_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = OutpostStandalone::start(dir.path(), "");
+    let first = write_some(server.addr, "/t", 30);
+    server.process.kill();
+
+    let data = dir.path().join("data");
+    let (segment, end) = newest_segment(&data);
+    let mut torn = Vec::new();
+    torn.extend_from_slice(&200u32.to_be_bytes());
+    torn.extend_from_slice(&0xdead_beefu32.to_be_bytes());
+    torn.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 99, 7, 7, 7, 7]);
+    overwrite(&segment, end, &torn);
+
+    let mut server = OutpostStandalone::start(dir.path(), "");
+    let log = std::fs::read_to_string(&server.process.log).unwrap_or_default();
+    assert!(
+        log.contains("truncating torn txn log tail"),
+        "a warning names the repair:\n{log}"
+    );
+    let mut s = Session::connect(server.addr).expect("connect");
+    for p in &first {
+        assert_eq!(get_data(&mut s, p).as_deref(), Some(p.as_bytes()), "{p}");
+    }
+    drop(s);
+    let second = write_some(server.addr, "/u", 10);
+    server.process.kill();
+    let server = OutpostStandalone::start(dir.path(), "");
+    let mut s = Session::connect(server.addr).expect("connect");
+    for p in first.iter().chain(&second) {
+        assert_eq!(get_data(&mut s, p).as_deref(), Some(p.as_bytes()), "{p}");
+    }
+    drop(s);
+    // More records after this start's session, so the newest segment holds several.
+    write_some(server.addr, "/v", 5);
+    drop(server);
+
+    // Damage in the middle: flip bytes inside the first record's payload of the newest segment.
+    let (segment, end) = newest_segment(&data);
+    assert!(end > 16 + 40, "records to damage");
+    overwrite(&segment, 16 + 20, &[0xff; 8]);
+    let mut cmd = std::process::Command::new(support::outpost_bin());
+    cmd.arg("server")
+        .arg("--config")
+        .arg(dir.path().join("zoo.cfg"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            panic!("the server started on a log damaged in the middle");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    let mut out = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
+    let _ = child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out);
+    assert!(!status.success(), "refuses to start:\n{out}{err}");
+    let text = format!("{out}{err}");
+    assert!(
+        text.contains(&segment.file_name().unwrap().to_string_lossy().to_string()),
+        "the error names the damaged file:\n{text}"
+    );
+}
