@@ -45,7 +45,7 @@ impl Session {
         let resp = ConnectResponse::from_bytes(&reply)
             .map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e.to_string()))?;
         if resp.timeout <= 0 {
-            return Err(std::io::Error::new(ErrorKind::Other, "session refused"));
+            return Err(std::io::Error::other("session refused"));
         }
         Ok(Session { stream, xid: 0 })
     }
