@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use outpost_core::jute::Record;
 use outpost_core::proto::client::{
-    decode_reply, encode_request, AuthPacket, CheckVersionRequest, CheckWatchesRequest,
-    ConnectRequest, ConnectResponse, CreateRequest, DeleteRequest, ExistsRequest,
-    GetChildrenRequest, GetDataRequest, ReplyHeader, Request, Response, SetDataRequest,
+    decode_reply, encode_request, AddWatchRequest, AuthPacket, CheckVersionRequest,
+    CheckWatchesRequest, ConnectRequest, ConnectResponse, CreateRequest, DeleteRequest,
+    ExistsRequest, GetChildrenRequest, GetDataRequest, GetEphemeralsRequest, MultiOp, MultiRequest,
+    RemoveWatchesRequest, ReplyHeader, Request, Response, SetDataRequest,
 };
 use outpost_core::proto::{Acl, ErrorCode, OpCode};
 use support::{four_letter, OutpostStandalone};
@@ -816,4 +817,210 @@ fn session_timeout_is_clamped() {
             .expect("connect reply");
         assert_eq!(r.timeout, got, "asked for {asked} ms");
     }
+}
+
+/// Runs `steps` (connection index, request) over `conns` fresh sessions at `addr`; after each step
+/// every connection answers a barrier request, and the log records each reply's error and body shape
+/// and every notification each connection received, in order. Session-dependent values (ids, zxids,
+/// times) are left out so two servers can be compared.
+fn watch_log(addr: SocketAddr, conns: usize, steps: &[(usize, Request)]) -> Vec<String> {
+    let mut raws: Vec<Raw> = (0..conns).map(|_| Raw::session(addr).0).collect();
+    let mut log = Vec::new();
+    let barrier = || {
+        Request::Exists(ExistsRequest {
+            path: "/zookeeper".into(),
+            watch: false,
+        })
+    };
+    for (i, (c, req)) in steps.iter().enumerate() {
+        let raw = &mut raws[*c];
+        let xid = raw.send(req);
+        let body = loop {
+            let frame = raw.read_frame().expect("reply");
+            let (h, r) = decode_reply(&frame, Some(req.op_code())).expect("decodes");
+            if h.xid == -1 {
+                if let Response::Watch(e) = r {
+                    log.push(format!("step {i}: conn {c} notified {} {}", e.ty, e.path));
+                }
+                continue;
+            }
+            assert_eq!(h.xid, xid);
+            break match r {
+                Response::Multi(m) => format!(
+                    "multi {:?}",
+                    m.results.iter().map(|r| r.type_code()).collect::<Vec<_>>()
+                ),
+                Response::GetEphemerals(mut e) => {
+                    e.ephemerals.sort();
+                    format!("{:?}", e.ephemerals)
+                }
+                Response::GetChildren(mut g) => {
+                    g.children.sort();
+                    format!("{:?}", g.children)
+                }
+                Response::Empty => "empty".to_string(),
+                other => format!(
+                    "{}",
+                    format!("{other:?}").split(['(', ' ']).next().unwrap_or("")
+                ),
+            } + &format!(" err {}", h.err);
+        };
+        log.push(format!("step {i}: conn {c} {:?} -> {body}", req.op_code()));
+        for (c, raw) in raws.iter_mut().enumerate() {
+            let xid = raw.send(&barrier());
+            loop {
+                let frame = raw.read_frame().expect("barrier reply");
+                let (h, r) = decode_reply(&frame, Some(OpCode::Exists)).expect("decodes");
+                if h.xid == -1 {
+                    if let Response::Watch(e) = r {
+                        log.push(format!("step {i}: conn {c} notified {} {}", e.ty, e.path));
+                    }
+                    continue;
+                }
+                assert_eq!(h.xid, xid);
+                break;
+            }
+        }
+    }
+    log
+}
+
+/// Watch delivery at the byte level, side by side with Apache ZooKeeper 3.8: overlapping one-shot,
+/// persistent and recursive watches of one connection give one event per change; the event types and
+/// their order (a child's NodeCreated before its parent's NodeChildrenChanged), a multi's events, a
+/// delete firing data and child watches once, removeWatches of each type, and getEphemerals prefixes
+/// all match what ZooKeeper sends.
+#[test]
+fn watch_delivery_matches_zookeeper() {
+    let (_dir, server) = start("");
+    let zk_dir = tempfile::tempdir().expect("tempdir");
+    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let exists = |p: &str| {
+        Request::Exists(ExistsRequest {
+            path: p.into(),
+            watch: true,
+        })
+    };
+    let get = |p: &str| {
+        Request::GetData(GetDataRequest {
+            path: p.into(),
+            watch: true,
+        })
+    };
+    let kids = |p: &str| {
+        Request::GetChildren(GetChildrenRequest {
+            path: p.into(),
+            watch: true,
+        })
+    };
+    let add = |p: &str, mode: i32| {
+        Request::AddWatch(AddWatchRequest {
+            path: p.into(),
+            mode,
+        })
+    };
+    let remove =
+        |p: &str, ty: i32| Request::RemoveWatches(RemoveWatchesRequest { path: p.into(), ty });
+    let set = |p: &str| {
+        Request::SetData(SetDataRequest {
+            path: p.into(),
+            data: Some(b"x".to_vec()),
+            version: -1,
+        })
+    };
+    let del = |p: &str| {
+        Request::Delete(DeleteRequest {
+            path: p.into(),
+            version: -1,
+        })
+    };
+    let (w, m, o) = (0, 1, 2);
+    let steps = vec![
+        (w, exists("/a")),
+        (w, add("/a", 0)),
+        (w, add("/", 1)),
+        (o, exists("/a")),
+        (m, create("/a", b"", 0)),
+        (w, get("/a")),
+        (w, kids("/a")),
+        (w, exists("/a")),
+        (o, get("/a")),
+        (o, kids("/a")),
+        (m, create("/a/b", b"", 0)),
+        (m, set("/a")),
+        (w, kids("/a")),
+        (o, kids("/a")),
+        (o, exists("/a/b")),
+        (m, del("/a/b")),
+        (w, get("/a")),
+        (o, get("/a")),
+        (m, del("/a")),
+        (w, remove("/a", 3)),
+        (w, remove("/a", 1)),
+        (m, create("/a", b"", 0)),
+        (w, get("/a")),
+        (w, kids("/a")),
+        (w, remove("/a", 1)),
+        (w, remove("/a", 1)),
+        (m, set("/a")),
+        (w, remove("/", 3)),
+        (m, create("/a/c", b"", 1)),
+        (m, create("/a/cd", b"", 1)),
+        (m, create("/b", b"", 1)),
+        (o, kids("/a")),
+        (o, get("/a/c")),
+        (
+            m,
+            Request::Multi(MultiRequest {
+                ops: vec![
+                    MultiOp::SetData(SetDataRequest {
+                        path: "/a/c".into(),
+                        data: None,
+                        version: -1,
+                    }),
+                    MultiOp::Delete(DeleteRequest {
+                        path: "/a/cd".into(),
+                        version: -1,
+                    }),
+                ],
+            }),
+        ),
+        (
+            m,
+            Request::GetEphemerals(GetEphemeralsRequest {
+                prefix_path: "/a/c".into(),
+            }),
+        ),
+        (
+            m,
+            Request::GetEphemerals(GetEphemeralsRequest {
+                prefix_path: "/".into(),
+            }),
+        ),
+        (
+            m,
+            Request::GetEphemerals(GetEphemeralsRequest {
+                prefix_path: "/a".into(),
+            }),
+        ),
+        (m, Request::CloseSession),
+    ];
+    let theirs = watch_log(zk.addr, 3, &steps[..steps.len() - 1]);
+    let ours = watch_log(server.addr, 3, &steps[..steps.len() - 1]);
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(
+            a,
+            b,
+            "line {i}; outpost:\n{}\nZooKeeper:\n{}",
+            ours.join("\n"),
+            theirs.join("\n")
+        );
+    }
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "outpost:\n{}\nZooKeeper:\n{}",
+        ours.join("\n"),
+        theirs.join("\n")
+    );
 }
