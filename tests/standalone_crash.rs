@@ -473,3 +473,104 @@ fn torn_tail_is_repaired_and_mid_log_damage_refuses_to_start() {
         "the error names the damaged file:\n{text}"
     );
 }
+
+/// Sessions and sequence numbers survive a crash as in ZooKeeper: after kill -9 and a restart, a
+/// session that reconnects with its id and password keeps its ephemerals; one that does not come
+/// back expires after its timeout and its ephemerals go; sequential suffixes continue from the
+/// recovered parent cversion and are never reused.
+#[test]
+fn sessions_and_sequence_numbers_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // tickTime=200: sessions of 1 s are allowed; snapCount=4 puts a snapshot in the middle.
+    let extra = "tickTime=200\nsnapCount=4";
+    let mut server = OutpostStandalone::start(dir.path(), extra);
+    let connect = |addr: SocketAddr, id: i64, passwd: Vec<u8>| {
+        let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        let req = ConnectRequest {
+            timeout: 1000,
+            session_id: id,
+            passwd,
+            read_only: Some(false),
+            ..ConnectRequest::default()
+        };
+        write_frame(&mut stream, &req.to_bytes()).expect("write");
+        let resp = ConnectResponse::from_bytes(&read_frame(&mut stream).expect("connect reply"))
+            .expect("decodes");
+        (Session { stream, xid: 0 }, resp)
+    };
+    let (mut keep, keep_resp) = connect(server.addr, 0, vec![0; 16]);
+    let (mut lose, _) = connect(server.addr, 0, vec![0; 16]);
+    let eph = |path: &str| {
+        Request::Create(CreateRequest {
+            path: path.into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: 1,
+        })
+    };
+    let seq = Request::Create(CreateRequest {
+        path: "/seq/n-".into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        flags: 2,
+    });
+    assert_eq!(keep.call(create("/seq", b"")).0.err, 0);
+    let mut names = BTreeSet::new();
+    for _ in 0..5 {
+        let (h, r) = keep.call(seq.clone());
+        assert_eq!(h.err, 0);
+        let Response::Create(c) = r else {
+            panic!("{r:?}")
+        };
+        names.insert(c.path);
+    }
+    // A deleted sequential node's number is not reused either.
+    let (h, _) = keep.call(Request::Delete(
+        outpost_core::proto::client::DeleteRequest {
+            path: "/seq/n-0000000004".into(),
+            version: -1,
+        },
+    ));
+    assert_eq!(h.err, 0);
+    assert_eq!(keep.call(eph("/keep")).0.err, 0);
+    assert_eq!(lose.call(eph("/lose")).0.err, 0);
+    server.process.kill();
+    drop((keep, lose));
+
+    server = OutpostStandalone::start(dir.path(), extra);
+    let (mut keep, resp) = connect(server.addr, keep_resp.session_id, keep_resp.passwd.clone());
+    assert_eq!(
+        (resp.session_id, resp.timeout),
+        (keep_resp.session_id, 1000),
+        "the session came back after the crash"
+    );
+    assert!(
+        get_data(&mut keep, "/keep").is_some(),
+        "its ephemeral is there"
+    );
+    let (h, r) = keep.call(seq.clone());
+    assert_eq!(h.err, 0);
+    let Response::Create(c) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        c.path, "/seq/n-0000000005",
+        "the sequence continues after the crash"
+    );
+    assert!(!names.contains(&c.path));
+    // The session that never came back expires (1 s timeout, full timeout from the restart).
+    let start = Instant::now();
+    while get_data(&mut keep, "/lose").is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the abandoned session's ephemeral never went"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = keep.call(Request::Ping);
+    }
+    assert!(
+        get_data(&mut keep, "/keep").is_some(),
+        "the live session's stays"
+    );
+}
