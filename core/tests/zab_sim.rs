@@ -4,7 +4,7 @@
 //! heals everything and requires a settled leader within a bound.
 //!
 //! Reproduce one seed with `OUTPOST_SIM_SEED=n cargo test -p outpost-core --test zab_sim`;
-//! `OUTPOST_SIM_SEEDS=n` runs n seeds instead of the default 500.
+//! `OUTPOST_SIM_SEEDS=n` runs seeds 0..n instead of 0..500, `OUTPOST_SIM_SEEDS=a..b` a range.
 
 use outpost_core::zab::sim::{run_seed_traced, LIVENESS_BOUND_MS};
 use std::time::Instant;
@@ -16,11 +16,13 @@ fn zab_election_seeds() {
     let seeds: Vec<u64> = match std::env::var("OUTPOST_SIM_SEED") {
         Ok(s) => vec![s.parse().expect("OUTPOST_SIM_SEED is a u64")],
         Err(_) => {
-            let n = std::env::var("OUTPOST_SIM_SEEDS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(500);
-            (0..n).collect()
+            // `OUTPOST_SIM_SEEDS=n` runs 0..n; `OUTPOST_SIM_SEEDS=a..b` runs a..b.
+            let spec = std::env::var("OUTPOST_SIM_SEEDS").unwrap_or_else(|_| "500".into());
+            let (a, b) = match spec.split_once("..") {
+                Some((a, b)) => (a.parse(), b.parse()),
+                None => (Ok(0), spec.parse()),
+            };
+            (a.expect("seed range start")..b.expect("seed range end")).collect()
         }
     };
     // A replayed seed records every message.
