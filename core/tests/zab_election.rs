@@ -440,3 +440,29 @@ fn early_notifications_wait_for_start() {
     );
     assert!(e.is_finalizing());
 }
+
+/// During a reconfiguration the last-seen configuration (higher version) also votes: notifications
+/// go to the voters of both, and a decision needs a quorum in each (`getVoteTracker` with two
+/// verifiers, `hasAllQuorums`).
+#[test]
+fn last_seen_config_must_also_agree() {
+    let committed = QuorumVerifier::majority(sids(&[1, 2, 3]), []);
+    let next = QuorumVerifier::majority(sids(&[1, 2, 3, 4, 5]), []).with_version(1);
+    let mut cfg = ElectionConfig::new(ServerId(1), committed, CONFIG.to_vec());
+    cfg.last_seen = Some(next);
+    let mut e = Election::new(cfg);
+    let out = e.start(0, local(0, 0));
+    assert_eq!(
+        actions(out),
+        vec![broadcast(&[2, 3, 4, 5], looking(1, 0, 1, 0))]
+    );
+    // Servers 4 and 5 are voters of the next configuration: tallied, not answered as observers.
+    let _ = e.receive(ServerId(5), looking(5, 0, 1, 0), 1);
+    let _ = e.receive(ServerId(4), looking(5, 0, 1, 0), 2);
+    // {1, 4, 5} is 3 of 5 but only 1 of 3 in the committed configuration.
+    assert!(!e.is_finalizing());
+    let _ = e.receive(ServerId(2), looking(5, 0, 1, 0), 3);
+    assert!(e.is_finalizing());
+    let out = e.tick(203);
+    assert_eq!(out.elected().map(|x| x.leader), Some(ServerId(5)));
+}

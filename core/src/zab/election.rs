@@ -302,7 +302,7 @@ impl Election {
         }
         self.state = ServerState::Looking;
         self.started = true;
-        self.init = self.initial_candidate(local);
+        self.init = self.initial_candidate_for(local);
         self.logical_clock += 1;
         self.proposal = self.init;
         self.recvset.clear();
@@ -410,8 +410,8 @@ impl Election {
         self.proposal
     }
 
-    /// The vote this election started from (`getInitId()` …).
-    pub fn initial_candidate_of_round(&self) -> Candidate {
+    /// The vote the running (or last) election started from (`getInitId()` …).
+    pub fn initial_candidate(&self) -> Candidate {
         self.init
     }
 
@@ -699,7 +699,7 @@ impl Election {
     // ----- helpers -----
 
     /// `getInitId()`, `getInitLastLoggedZxid()`, `getPeerEpoch()`.
-    fn initial_candidate(&self, local: LocalState) -> Candidate {
+    fn initial_candidate_for(&self, local: LocalState) -> Candidate {
         let participant = self.cfg.learner_type == LearnerType::Participant;
         Candidate {
             leader: if self.cfg.verifier.is_voter(self.cfg.my_id) {

@@ -565,7 +565,7 @@ impl Sim {
         *link = at;
         let sender = &self.nodes[&from];
         let sender_init = (n.state == ServerState::Looking && sender.election.is_looking())
-            .then(|| sender.election.initial_candidate_of_round());
+            .then(|| sender.election.initial_candidate());
         let incarnations = (sender.incarnation, self.nodes[&to].incarnation);
         self.seq += 1;
         self.queue.insert(
@@ -654,7 +654,7 @@ impl Sim {
                 let key = [won.leader, won.zxid, e.election_epoch, won.peer_epoch];
                 for m in &e.supporters {
                     let init = if *m == sid {
-                        Some(Some(self.nodes[&sid].election.initial_candidate_of_round()))
+                        Some(Some(self.nodes[&sid].election.initial_candidate()))
                     } else {
                         self.ghosts.get(&(sid, *m, key)).copied()
                     };
