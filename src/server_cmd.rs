@@ -14,6 +14,7 @@ use outpost_core::ids::ServerId;
 use outpost_core::server::fourlw::Whitelist;
 use outpost_core::server::standalone::Settings;
 use outpost_core::session::SessionConfig;
+use outpost_core::shell::admin::{AdminServerConfig, Monitoring};
 use outpost_core::shell::standalone::{self, StandaloneConfig};
 use outpost_core::storage::LogOptions;
 use outpost_core::tree::prep::PrepConfig;
@@ -58,6 +59,41 @@ fn unknown_i64(cfg: &ZooCfg, key: &str) -> Option<i64> {
         .iter()
         .find(|r| r.key == key)
         .and_then(|r| r.value.trim().parse().ok())
+}
+
+/// The AdminServer (`admin.*`) and the Prometheus exporter (`metricsProvider.httpPort`, 0 = off;
+/// `metricsProvider.httpHost`, default 0.0.0.0).
+fn monitoring(cfg: &ZooCfg) -> anyhow::Result<Monitoring> {
+    let resolve = |host: &str, port: u16| -> anyhow::Result<SocketAddr> {
+        (host, port)
+            .to_socket_addrs()
+            .with_context(|| format!("resolve {host}:{port}"))?
+            .next()
+            .ok_or_else(|| anyhow!("{host}:{port} resolves to nothing"))
+    };
+    let admin = if cfg.admin_enable_server {
+        Some(AdminServerConfig {
+            addr: resolve(&cfg.admin_server_address, cfg.admin_server_port)
+                .context("admin.serverAddress")?,
+            command_url: cfg.admin_command_url.clone(),
+        })
+    } else {
+        None
+    };
+    let metrics_addr = if cfg.metrics_provider_http_port == 0 {
+        None
+    } else {
+        let host = cfg
+            .metrics_provider
+            .get("httpHost")
+            .map_or("0.0.0.0", String::as_str);
+        Some(resolve(host, cfg.metrics_provider_http_port).context("metricsProvider.httpHost")?)
+    };
+    Ok(Monitoring {
+        admin,
+        metrics_addr,
+        initial_config: std::fs::read_to_string(&cfg.config_path).unwrap_or_default(),
+    })
 }
 
 /// Builds the standalone shell's configuration from zoo.cfg.
@@ -113,6 +149,7 @@ pub fn standalone_config(cfg: &ZooCfg) -> anyhow::Result<StandaloneConfig> {
         .with_prealloc_kb(cfg.pre_alloc_size_kb),
         snap_retain_count: cfg.snap_retain_count as usize,
         purge_interval_hours: cfg.purge_interval_hours,
+        monitoring: monitoring(cfg)?,
         conf_text: conf_text(cfg, addr),
         commit_feed: None,
     })

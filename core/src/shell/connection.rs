@@ -48,6 +48,15 @@ pub enum CoreEvent {
         /// Where the text goes.
         reply: oneshot::Sender<String>,
     },
+    /// An AdminServer command (or a metrics scrape) to answer with its JSON fields.
+    Admin {
+        /// The command.
+        command: &'static crate::server::admin::CommandSpec,
+        /// The query parameters.
+        params: std::collections::BTreeMap<String, String>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<crate::server::admin::Response>,
+    },
 }
 
 /// Limits and settings every connection needs.

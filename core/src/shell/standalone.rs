@@ -4,7 +4,7 @@
 //! The server task is the only writer of the tree, so requests need no locks; the log thread makes txns
 //! durable in batches; snapshots are written on a blocking thread so they never stall the request path.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -17,9 +17,11 @@ use tokio::sync::{mpsc, watch};
 
 use super::connection::{serve, ConnectionSettings, CoreEvent, Outbound};
 use super::log_thread::{LogCommand, LogEvent, LogThread};
+use super::metrics::{self as shell_metrics, Latency};
 use crate::ids::{SessionId, Zxid};
 use crate::proto::frame::FourLetterWord;
 use crate::proto::{Txn, TxnEntry, TxnHeader};
+use crate::server::admin;
 use crate::server::fourlw::{self, ConnectionInfo, ServerSnapshot};
 use crate::server::standalone::{
     read_snapshot_blob, snapshot_blob, Action, ConnId, Input, Settings, Standalone,
@@ -50,6 +52,8 @@ pub struct StandaloneConfig {
     pub snap_retain_count: usize,
     /// `autopurge.purgeInterval` in hours (0 = off).
     pub purge_interval_hours: u32,
+    /// The AdminServer and the Prometheus exporter.
+    pub monitoring: super::admin::Monitoring,
     /// `conf` 4lw lines, rendered once by the composition root.
     pub conf_text: String,
     /// Where committed txns go (the relay's hook), when `settings.emit_committed` is on.
@@ -285,6 +289,10 @@ pub async fn run(
         per_ip,
         config.max_client_cnxns,
     ));
+    let monitor_tasks = super::admin::start(&config.monitoring, &events_tx).await;
+    // Requests waiting for their reply, for the latency `srvr` and the metrics report.
+    let mut latency = Latency::default();
+    let mut pending: HashMap<(ConnId, i32), (Instant, bool)> = HashMap::new();
 
     let mut conns: HashMap<ConnId, (mpsc::UnboundedSender<Outbound>, SocketAddr, i64)> =
         HashMap::new();
@@ -307,14 +315,30 @@ pub async fn run(
                             Input::Disconnected { conn } => Some(*conn),
                             _ => None,
                         };
+                        if let Input::Request { conn, xid, request } = &input {
+                            let write = request.op_code().is_write();
+                            pending.insert((*conn, *xid), (Instant::now(), write));
+                        }
                         server.handle(input, now_ms());
                         if let Some(conn) = gone {
                             conns.remove(&conn);
+                            pending.retain(|(c, _), _| *c != conn);
                         }
                     }
                     CoreEvent::FourLetter { word, reply } => {
-                        let text = four_letter_text(word, &server, &conns, &config, started);
+                        if matches!(word, FourLetterWord::Srst) {
+                            latency.reset();
+                        }
+                        let text =
+                            four_letter_text(word, &server, &conns, &config, started, &latency);
                         let _ = reply.send(text);
+                    }
+                    CoreEvent::Admin { command, params, reply } => {
+                        if command.primary == "stat_reset" {
+                            latency.reset();
+                        }
+                        let snap = snapshot_of(&server, &conns, &config, started, &latency);
+                        let _ = reply.send(admin_response(command, &params, snap, &server, &config));
                     }
                 }
             }
@@ -343,6 +367,12 @@ pub async fn run(
         for action in server.take_actions() {
             match action {
                 Action::Send { conn, frame } => {
+                    if let Some(b) = frame.get(4..8) {
+                        let xid = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                        if let Some((at, write)) = pending.remove(&(conn, xid)) {
+                            latency.record(at.elapsed(), write);
+                        }
+                    }
                     if let Some((tx, _, _)) = conns.get(&conn) {
                         let _ = tx.send(Outbound::Frame(frame));
                     }
@@ -377,8 +407,10 @@ pub async fn run(
                     let dir = config.data_dir.clone();
                     let _ = log_thread.commands.send(LogCommand::Roll);
                     tokio::task::spawn_blocking(move || {
+                        let at = Instant::now();
                         match storage::write_snapshot(disk.as_ref(), &dir, zxid, &blob) {
                             Ok(path) => {
+                                shell_metrics::record_snapshot(at.elapsed());
                                 tracing::info!("snapshot at {zxid} written to {}", path.display())
                             }
                             // A failed snapshot is not fatal: the txn log still holds everything.
@@ -390,6 +422,9 @@ pub async fn run(
         }
     };
     accept_task.abort();
+    for task in monitor_tasks {
+        task.abort();
+    }
     drop(log_thread);
     result
 }
@@ -463,6 +498,7 @@ fn snapshot_of(
     conns: &HashMap<ConnId, (mpsc::UnboundedSender<Outbound>, SocketAddr, i64)>,
     config: &StandaloneConfig,
     started: Instant,
+    latency: &Latency,
 ) -> ServerSnapshot {
     let tree = server.tree();
     let data = server.watches().data_summary();
@@ -487,6 +523,12 @@ fn snapshot_of(
         })
         .collect();
     let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    let (min_latency_ms, avg_latency_ms, max_latency_ms) = latency.min_avg_max();
+    let mut extra_metrics = vec![(
+        shell_metrics::COMMIT_COUNT.to_string(),
+        server.counters().txns_applied.to_string(),
+    )];
+    extra_metrics.extend(shell_metrics::FSYNC.mntr_lines(shell_metrics::FSYNC_TIME));
     ServerSnapshot {
         mode: "standalone".into(),
         packets_received: server.counters().packets_received,
@@ -507,6 +549,10 @@ fn snapshot_of(
         log_dir_size: dir_size(&config.data_log_dir),
         open_fds: fds,
         max_fds: 0,
+        min_latency_ms,
+        avg_latency_ms,
+        max_latency_ms,
+        extra_metrics,
         ..ServerSnapshot::default()
     }
 }
@@ -517,8 +563,9 @@ fn four_letter_text(
     conns: &HashMap<ConnId, (mpsc::UnboundedSender<Outbound>, SocketAddr, i64)>,
     config: &StandaloneConfig,
     started: Instant,
+    latency: &Latency,
 ) -> String {
-    let snap = || snapshot_of(server, conns, config, started);
+    let snap = || snapshot_of(server, conns, config, started, latency);
     match word {
         FourLetterWord::Srvr => fourlw::srvr(&snap()),
         FourLetterWord::Stat => fourlw::stat(&snap()),
@@ -589,4 +636,74 @@ fn four_letter_text(
         }
         FourLetterWord::Hash | FourLetterWord::TelnetClose => String::new(),
     }
+}
+
+/// Answers an AdminServer command from the server task's state.
+fn admin_response(
+    command: &admin::CommandSpec,
+    params: &BTreeMap<String, String>,
+    snapshot: ServerSnapshot,
+    server: &Standalone,
+    config: &StandaloneConfig,
+) -> admin::Response {
+    let session_of = |conn: ConnId| {
+        server
+            .connections()
+            .find(|(id, ..)| *id == conn)
+            .and_then(|(_, s, ..)| s)
+            .map_or(0, |s| s.0)
+    };
+    let mut inputs = admin::AdminInputs {
+        snapshot,
+        conf_text: config.conf_text.clone(),
+        initial_configuration: config.monitoring.initial_config.clone(),
+        ..admin::AdminInputs::default()
+    };
+    match command.primary {
+        "environment" => {
+            let cwd = std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            inputs.environment = admin::environment_pairs(&fourlw::envi("localhost", &cwd));
+        }
+        "watches" => {
+            for (watcher, paths) in server.watches().data_watches_by_watcher() {
+                inputs.watches_by_session.push((session_of(watcher), paths));
+            }
+        }
+        "watches_by_path" => {
+            for (path, watchers) in server.watches().data_watches_by_path() {
+                let sessions = watchers.into_iter().map(session_of).collect();
+                inputs.watches_by_path.push((path, sessions));
+            }
+        }
+        "dump" => {
+            let tree = server.tree();
+            for s in tree.sessions_with_ephemerals() {
+                inputs.ephemerals.push((s.0, tree.ephemerals(s)));
+            }
+        }
+        "last_snapshot" => inputs.last_snapshot = last_snapshot(&config.data_dir),
+        _ => {}
+    }
+    admin::render(command, params, &inputs)
+}
+
+/// The newest snapshot file in `dataDir`: its zxid and modification time (seconds since the epoch).
+fn last_snapshot(data_dir: &std::path::Path) -> Option<(i64, i64)> {
+    std::fs::read_dir(data_dir.join(storage::VERSION_DIR))
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let zxid = u64::from_str_radix(name.strip_prefix("snapshot.")?, 16).ok()?;
+            let secs = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(-1, |d| d.as_secs() as i64);
+            Some((zxid as i64, secs))
+        })
+        .max()
 }
