@@ -21,5 +21,6 @@ pub mod tail;
 pub use async_nats;
 pub use config::{ConfigError, Encoding, RelayConfig, SinkKind};
 pub use event::{Event, CONTRACT_VERSION};
+pub use futures;
 pub use relay::{spawn, Relay, RelayError, ServerFiles};
 pub use tail::{StreamEvent, StreamReader};

@@ -74,6 +74,8 @@ struct Source {
     ready: VecDeque<CommittedTxn>,
     closed: bool,
     empty_reads: u32,
+    /// True while txns come from the log (the queue skipped some, or the relay is starting).
+    behind: bool,
 }
 
 impl Source {
@@ -110,6 +112,10 @@ impl Source {
                 continue;
             }
             if item.prev == after {
+                if self.behind && self.ready.is_empty() {
+                    self.behind = false;
+                    tracing::info!("relay: caught up at zxid {after}; following the live queue");
+                }
                 return Some(item);
             }
             self.pending = Some(item);
@@ -152,6 +158,13 @@ impl Source {
     /// Reads committed txns after `after` up to `target` from the log into `ready`. `Some(Purged)` when the
     /// log no longer holds the txn right after `after`.
     async fn catch_up(&mut self, after: Zxid, target: Zxid) -> Result<Option<Next>, RelayError> {
+        if !self.behind {
+            self.behind = true;
+            tracing::info!(
+                "relay: behind the queue ({} txns not queued so far); reading the txn log from zxid {after}",
+                self.feed.dropped()
+            );
+        }
         let disk = self.disk.clone();
         let dir = self.files.data_log_dir.clone();
         metrics::counter!("outpost_relay_catch_up_reads_total").increment(1);
@@ -308,6 +321,7 @@ impl Relay {
                 ready: VecDeque::new(),
                 closed: false,
                 empty_reads: 0,
+                behind: false,
             },
             stats: Stats {
                 window_start: Instant::now(),
