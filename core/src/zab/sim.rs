@@ -17,7 +17,8 @@
 //! 2. A decision reached by a voter's own round tally names a candidate at least as good, in vote
 //!    order, as the initial vote of every supporter at the time that supporter sent its vote.
 //! 3. Observers never appear in any tally, never lead, and end elections OBSERVING.
-//! 4. Decisions name a voter, are backed by a quorum, and Leading is reported exactly by the leader.
+//! 4. Decisions name a voter, are backed by a quorum, and Leading is reported exactly by the leader;
+//!    a server joins a running leader only after receiving that leader's own LEADING notification.
 //! 5. At most one leader establishes each epoch.
 //! 6. (liveness, [`run_seed`]) Once faults stop and a quorum of voters with trusted databases can
 //!    talk (every server is back, or a minority stays crashed or cut off), one leader emerges within
@@ -205,6 +206,9 @@ pub struct Sim {
     /// Invariant 2: (receiver, sender, vote) → the sender's initial candidate when it sent it, or
     /// `None` when the sender was out of election (its own decision was checked when it made it).
     ghosts: BTreeMap<(ServerId, ServerId, [i64; 4]), Option<Candidate>>,
+    /// Invariant 4: (receiver, leader) pairs where the receiver got the leader's own LEADING
+    /// notification since the receiver's election started (`checkLeader`).
+    leading_seen: BTreeSet<(ServerId, ServerId)>,
     /// Invariant 5: epoch → leader that established it.
     established: BTreeMap<i64, ServerId>,
     decisions: Vec<Decision>,
@@ -251,6 +255,7 @@ impl Sim {
             next_heartbeat: HEARTBEAT_MS,
             decided: BTreeMap::new(),
             ghosts: BTreeMap::new(),
+            leading_seen: BTreeSet::new(),
             established: BTreeMap::new(),
             decisions: Vec::new(),
             full_trace: false,
@@ -364,6 +369,7 @@ impl Sim {
     }
 
     fn start_election(&mut self, sid: ServerId) -> Result<(), Violation> {
+        self.leading_seen.retain(|(to, _)| *to != sid);
         let node = self.nodes.get_mut(&sid).expect("known server");
         let out = node.election.start(self.now, node.data);
         self.perform(sid, out.actions)
@@ -543,6 +549,9 @@ impl Sim {
         let n = Notification::decode(&msg.payload).expect("the engine's own encoding decodes");
         self.ghosts
             .insert((msg.to, msg.from, vote_key(&n)), msg.sender_init);
+        if n.state == ServerState::Leading && n.leader == msg.from.0 as i64 {
+            self.leading_seen.insert((msg.to, msg.from));
+        }
         if self.full_trace {
             self.log(format!("{} -> {} {}", msg.from, msg.to, show(&n)));
         }
@@ -621,6 +630,15 @@ impl Sim {
         }
         if (e.role == Role::Leading) != (e.leader == sid) {
             return Err(self.violation(format!("{sid} role {:?} for leader {}", e.role, e.leader)));
+        }
+        if e.tally != Tally::Round
+            && e.leader != sid
+            && !self.leading_seen.contains(&(sid, e.leader))
+        {
+            return Err(self.violation(format!(
+                "{sid} joined {} without its LEADING notification",
+                e.leader
+            )));
         }
         // Invariant 3.
         if !is_voter && e.role != Role::Observing {
@@ -873,6 +891,7 @@ impl Sim {
     }
 
     fn relook(&mut self, sid: ServerId) -> Result<(), Violation> {
+        self.leading_seen.retain(|(to, _)| *to != sid);
         let node = self.nodes.get_mut(&sid).expect("node");
         node.activity = Activity::Looking;
         let data = node.data;
