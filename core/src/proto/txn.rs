@@ -570,9 +570,21 @@ impl TxnEntry {
 
     /// Appends header, body and digest. The header's type is written as stored.
     pub fn encode(&self, w: &mut JuteWriter) {
-        self.header.write(w);
-        self.txn.encode(w);
-        if let Some(d) = &self.digest {
+        TxnEntry::encode_parts(&self.header, &self.txn, self.digest.as_ref(), w);
+    }
+
+    /// Encodes an entry from borrowed parts, so a caller that keeps the txn need not clone it to log it.
+    /// `header.ty` must already be the txn's type.
+    pub fn encode_parts(
+        header: &TxnHeader,
+        txn: &Txn,
+        digest: Option<&TxnDigest>,
+        w: &mut JuteWriter,
+    ) {
+        debug_assert_eq!(header.ty, txn.type_code(), "header type must match the body");
+        header.write(w);
+        txn.encode(w);
+        if let Some(d) = digest {
             d.write(w);
         }
     }

@@ -758,10 +758,13 @@ impl Standalone {
             write,
         );
         self.last_prepared = zxid;
-        let entry = TxnEntry::new(prepared.header, prepared.txn.clone(), None);
+        // Encode from the prepared txn directly: it is kept in flight, so cloning it to log it would copy
+        // its path, data and ACL once more per write.
+        let mut w = JuteWriter::from_vec(Vec::with_capacity(256));
+        TxnEntry::encode_parts(&prepared.header, &prepared.txn, None, &mut w);
         self.actions.push(Action::Log {
             zxid,
-            entry: entry.to_bytes(),
+            entry: w.into_inner(),
         });
         self.in_flight.push_back(InFlight {
             header: prepared.header,
