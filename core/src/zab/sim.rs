@@ -206,6 +206,10 @@ pub struct Sim {
     /// Invariant 2: (receiver, sender, vote) → the sender's initial candidate when it sent it, or
     /// `None` when the sender was out of election (its own decision was checked when it made it).
     ghosts: BTreeMap<(ServerId, ServerId, [i64; 4]), Option<Candidate>>,
+    /// Open election connections (smaller sid, larger sid).
+    links_up: BTreeSet<(ServerId, ServerId)>,
+    /// The last notification each server sent to each peer, with the sender's initial candidate.
+    last_sent: BTreeMap<(ServerId, ServerId), (Notification, Option<Candidate>)>,
     /// Invariant 4: (receiver, leader) pairs where the receiver got the leader's own LEADING
     /// notification since the receiver's election started (`checkLeader`).
     leading_seen: BTreeSet<(ServerId, ServerId)>,
@@ -256,6 +260,8 @@ impl Sim {
             decided: BTreeMap::new(),
             ghosts: BTreeMap::new(),
             leading_seen: BTreeSet::new(),
+            links_up: BTreeSet::new(),
+            last_sent: BTreeMap::new(),
             established: BTreeMap::new(),
             decisions: Vec::new(),
             full_trace: false,
@@ -352,6 +358,9 @@ impl Sim {
     }
 
     fn power_on(&mut self, sid: ServerId) {
+        // A new process: no connections, nothing sent yet.
+        self.links_up.retain(|(a, b)| *a != sid && *b != sid);
+        self.last_sent.retain(|(from, _), _| *from != sid);
         let cfg = ElectionConfig::new(sid, self.spec.verifier.clone(), self.config_text.clone());
         let node = self.nodes.get_mut(&sid).expect("known server");
         if node.incarnation > 0 {
@@ -377,6 +386,7 @@ impl Sim {
 
     /// Crashes a server: it stops; its durable data stays; messages to it are lost.
     pub fn crash(&mut self, sid: ServerId) {
+        self.links_up.retain(|(a, b)| *a != sid && *b != sid);
         let node = self.nodes.get_mut(&sid).expect("known server");
         node.activity = Activity::Down;
         self.log(format!("{sid} crashes"));
@@ -391,6 +401,11 @@ impl Sim {
                 self.side.insert(ServerId(*m), i as u32 + 1);
             }
         }
+        let links = std::mem::take(&mut self.links_up);
+        self.links_up = links
+            .into_iter()
+            .filter(|(a, b)| self.connected(*a, *b))
+            .collect();
         self.log(format!("partition {sides:?}"));
     }
 
@@ -564,18 +579,45 @@ impl Sim {
         self.perform(msg.to, out.actions)
     }
 
+    /// Sends over the election connection between `from` and `to`, modelled on
+    /// `QuorumCnxManager`: one connection per pair, opened lazily when there is something to send;
+    /// a partition, a crash or a lost message breaks it; when it is opened again both ends resend
+    /// the last message they sent each other (`SendWorker` with an empty queue sends
+    /// `lastMessageSent`), which is what revives an election whose messages were lost.
     fn send(&mut self, from: ServerId, to: ServerId, n: &Notification) {
-        if !self.connected(from, to) || self.rng.chance(self.net.drop_percent) {
+        let sender = &self.nodes[&from];
+        let sender_init = (n.state == ServerState::Looking && sender.election.is_looking())
+            .then(|| sender.election.initial_candidate());
+        self.last_sent.insert((from, to), (n.clone(), sender_init));
+        let pair = (from.min(to), from.max(to));
+        if !self.connected(from, to) || self.nodes[&to].activity == Activity::Down {
+            self.links_up.remove(&pair);
             return;
         }
+        if self.rng.chance(self.net.drop_percent) {
+            self.links_up.remove(&pair);
+            return;
+        }
+        if self.links_up.insert(pair) {
+            if let Some((last, init)) = self.last_sent.get(&(to, from)).cloned() {
+                self.enqueue(to, from, &last, init);
+            }
+        }
+        self.enqueue(from, to, n, sender_init);
+    }
+
+    fn enqueue(
+        &mut self,
+        from: ServerId,
+        to: ServerId,
+        n: &Notification,
+        sender_init: Option<Candidate>,
+    ) {
         let delay = self.rng.range(self.net.min_delay_ms, self.net.max_delay_ms);
         let link = self.link_clock.entry((from, to)).or_insert(0);
         let at = (self.now + delay).max(*link);
         *link = at;
-        let sender = &self.nodes[&from];
-        let sender_init = (n.state == ServerState::Looking && sender.election.is_looking())
-            .then(|| sender.election.initial_candidate());
-        let incarnations = (sender.incarnation, self.nodes[&to].incarnation);
+        let incarnations = (self.nodes[&from].incarnation, self.nodes[&to].incarnation);
         self.seq += 1;
         self.queue.insert(
             (at, self.seq),
