@@ -219,7 +219,7 @@ pub struct Sim {
     full_trace: bool,
     trace: VecDeque<String>,
     /// Messages delivered, for statistics.
-    pub delivered: u64,
+    delivered: u64,
 }
 
 impl Sim {
@@ -284,6 +284,11 @@ impl Sim {
     /// Virtual time.
     pub fn now(&self) -> u64 {
         self.now
+    }
+
+    /// Messages delivered so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
     }
 
     /// Every decision so far.
@@ -1233,7 +1238,7 @@ pub fn run_seed_traced(seed: u64, full_trace: bool) -> Result<RunSummary, Violat
             observers: summary_base.1,
             hierarchical: summary_base.2,
             decisions: sim.decisions().len(),
-            delivered: sim.delivered,
+            delivered: sim.delivered(),
             settle_ms: at - healed,
         }),
         None => Err(sim.violation(format!(
