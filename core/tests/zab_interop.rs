@@ -6,7 +6,9 @@
 use outpost_core::ids::{ServerId, Zxid};
 use outpost_core::proto::frame::encode_frame;
 use outpost_core::proto::quorum::{ElectionHandshake, ELECTION_MAX_MESSAGE};
-use outpost_core::zab::election::{Action, Elected, Election, ElectionConfig, LocalState, Role};
+use outpost_core::zab::election::{
+    Action, Elected, Election, ElectionConfig, LocalState, Role, Tally,
+};
 use outpost_core::zab::quorum::QuorumVerifier;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -354,8 +356,9 @@ fn java_server_wins() {
     for sid in [2, 3] {
         m.wait_for_java_log(sid, "n.sid:1,", &mut last);
     }
+    // The Java servers settle: one leads, the other follows.
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let java_leader = loop {
         let modes: Vec<Option<String>> = [2, 3]
             .iter()
             .map(|sid| {
@@ -366,18 +369,10 @@ fn java_server_wins() {
                 })
             })
             .collect();
-        let want: Vec<Option<String>> = [2, 3]
-            .iter()
-            .map(|sid| {
-                Some(if ServerId(*sid) == elected.leader {
-                    "Mode: leader".to_string()
-                } else {
-                    "Mode: follower".to_string()
-                })
-            })
-            .collect();
-        if modes == want {
-            break;
+        match (modes[0].as_deref(), modes[1].as_deref()) {
+            (Some("Mode: leader"), Some("Mode: follower")) => break ServerId(2),
+            (Some("Mode: follower"), Some("Mode: leader")) => break ServerId(3),
+            _ => {}
         }
         assert!(
             Instant::now() < deadline,
@@ -385,7 +380,40 @@ fn java_server_wins() {
         );
         // Keep answering LOOKING peers meanwhile.
         let _ = m.drive(200, false, &mut last);
+    };
+    // Normally outpost decided on the same leader. (If the JVMs started far enough apart, it can
+    // have decided with the first one before the second's better vote arrived, like any server;
+    // the restart below is then how it would recover, when following fails.)
+    if elected.leader != java_leader {
+        eprintln!(
+            "outpost decided {} before the Java servers settled on {java_leader}",
+            elected.leader
+        );
     }
+    // outpost looks again (as after losing its leader) and must join the running Java leader
+    // through the FOLLOWING/LEADING answers of the Java servers.
+    let now = m.now();
+    let actions = m
+        .engine
+        .start(
+            now,
+            LocalState {
+                last_logged_zxid: Zxid(0),
+                current_epoch: 0,
+            },
+        )
+        .actions;
+    let rejoined = match m.perform(actions, &mut last) {
+        Some(e) => Some(e),
+        None => m.drive(30_000, true, &mut last),
+    }
+    .expect("outpost rejoins the Java leader");
+    assert_eq!(
+        (rejoined.leader, rejoined.role),
+        (java_leader, Role::Following)
+    );
+    assert_ne!(rejoined.tally, Tally::Round, "{rejoined:?}");
+    assert!(rejoined.supporters.contains(&java_leader));
 }
 
 /// outpost's engine has the longest history (epoch 1): Java servers 2 and 3 must elect it, and it
