@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -713,8 +714,8 @@ fn four_letter_words_formats() {
         w("wchs"),
         "1 connections watching 1 paths\nTotal watches:1\n"
     );
-    assert_eq!(w("wchc"), format!("{sid}\n\t/fl\n"));
-    assert_eq!(w("wchp"), format!("/fl\n\t{sid}\n"));
+    assert_eq!(w("wchc"), format!("{sid}\n\t/fl\n\n"));
+    assert_eq!(w("wchp"), format!("/fl\n\t{sid}\n\n"));
     let dump = w("dump");
     assert!(dump.starts_with("SessionTracker dump:\n"), "{dump}");
     assert!(dump.contains("ephemeral nodes dump:\n"), "{dump}");
@@ -1023,4 +1024,94 @@ fn watch_delivery_matches_zookeeper() {
         ours.join("\n"),
         theirs.join("\n")
     );
+}
+
+/// `wchc`/`wchp` text as (session, path) pairs, session ids renamed to their order of appearance in
+/// `sids`; also checks ZooKeeper's closing empty line.
+fn watch_pairs(text: &str, by_path: bool, sids: &[i64]) -> BTreeSet<(usize, String)> {
+    assert!(
+        text.ends_with('\n') && (text == "\n" || text.ends_with("\n\n")),
+        "the report ends with an empty line: {text:?}"
+    );
+    let sid = |s: &str| {
+        let v = i64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex session id");
+        sids.iter().position(|x| *x == v).expect("a known session")
+    };
+    let mut out = BTreeSet::new();
+    let mut head = "";
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        match line.strip_prefix('\t') {
+            None => head = line,
+            Some(item) if by_path => {
+                out.insert((sid(item), head.to_string()));
+            }
+            Some(item) => {
+                out.insert((sid(head), item.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The watch reports side by side with Apache ZooKeeper 3.8: `wchs` counts the data table only (child
+/// watches are not in it; persistent and recursive watches are), `wchc` and `wchp` list the same
+/// (session, path) pairs and end with an empty line, and `mntr`'s zk_watch_count counts both tables.
+#[test]
+fn watch_reports_match_zookeeper() {
+    let (_dir, server) = start("");
+    let zk_dir = tempfile::tempdir().expect("tempdir");
+    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let report = |addr: SocketAddr| {
+        let (mut a, ra) = Raw::session(addr);
+        let (mut b, rb) = Raw::session(addr);
+        let sids = [ra.session_id, rb.session_id];
+        let mut out = vec![four_letter(addr, "wchs").expect("wchs")];
+        out.push(format!(
+            "{:?}",
+            watch_pairs(&four_letter(addr, "wchc").expect("wchc"), false, &sids)
+        ));
+        a.call(Request::GetChildren(GetChildrenRequest {
+            path: "/".into(),
+            watch: true,
+        }));
+        out.push(four_letter(addr, "wchs").expect("wchs"));
+        a.call(Request::AddWatch(AddWatchRequest {
+            path: "/p".into(),
+            mode: 0,
+        }));
+        a.call(Request::AddWatch(AddWatchRequest {
+            path: "/r".into(),
+            mode: 1,
+        }));
+        for raw in [&mut a, &mut b] {
+            raw.call(Request::Exists(ExistsRequest {
+                path: "/y".into(),
+                watch: true,
+            }));
+        }
+        b.call(Request::GetData(GetDataRequest {
+            path: "/zookeeper".into(),
+            watch: true,
+        }));
+        out.push(four_letter(addr, "wchs").expect("wchs"));
+        out.push(format!(
+            "{:?}",
+            watch_pairs(&four_letter(addr, "wchc").expect("wchc"), false, &sids)
+        ));
+        out.push(format!(
+            "{:?}",
+            watch_pairs(&four_letter(addr, "wchp").expect("wchp"), true, &sids)
+        ));
+        let mntr = four_letter(addr, "mntr").expect("mntr");
+        out.push(
+            mntr.lines()
+                .find(|l| l.starts_with("zk_watch_count\t"))
+                .unwrap_or("no zk_watch_count")
+                .to_string(),
+        );
+        out
+    };
+    let theirs = report(zk.addr);
+    let ours = report(server.addr);
+    assert_eq!(ours, theirs, "outpost vs ZooKeeper");
 }

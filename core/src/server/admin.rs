@@ -300,7 +300,7 @@ pub fn render(
         "watch_summary" => {
             r.put("num_connections", json!(s.watch_connections));
             r.put("num_paths", json!(s.watch_paths));
-            r.put("num_total_watches", json!(s.watch_total));
+            r.put("num_total_watches", json!(s.data_watch_total));
         }
         "watches" => {
             let mut m = Map::new();

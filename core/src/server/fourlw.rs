@@ -76,11 +76,13 @@ pub struct ServerSnapshot {
     pub zxid: i64,
     /// Number of znodes (ZooKeeper counts the root twice; pass ZooKeeper's number).
     pub node_count: u64,
-    /// Watches: number of connections with watches.
+    /// Watches (`wchs`): connections with a watch in the data table (ZooKeeper's getWatchesSummary).
     pub watch_connections: u64,
-    /// Watches: number of watched paths.
+    /// Watches (`wchs`): paths in the data table.
     pub watch_paths: u64,
-    /// Watches: total.
+    /// Watches (`wchs` "Total watches"): (connection, path) pairs in the data table.
+    pub data_watch_total: u64,
+    /// Watches (`mntr` zk_watch_count): both tables.
     pub watch_total: u64,
     /// Ephemeral nodes.
     pub ephemerals: u64,
@@ -246,7 +248,7 @@ pub fn mntr(s: &ServerSnapshot) -> String {
 pub fn wchs(s: &ServerSnapshot) -> String {
     format!(
         "{} connections watching {} paths\nTotal watches:{}\n",
-        s.watch_connections, s.watch_paths, s.watch_total
+        s.watch_connections, s.watch_paths, s.data_watch_total
     )
 }
 

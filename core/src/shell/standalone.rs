@@ -502,7 +502,6 @@ fn snapshot_of(
 ) -> ServerSnapshot {
     let tree = server.tree();
     let data = server.watches().data_summary();
-    let child = server.watches().child_summary();
     let connections = server
         .connections()
         .filter_map(|(id, session, received, sent, queued)| {
@@ -538,8 +537,11 @@ fn snapshot_of(
         zxid: tree.last_processed_zxid(),
         // Already Java's count: the path map holds the root twice ("" and "/").
         node_count: tree.node_count() as u64,
-        watch_connections: data.connections.max(child.connections) as u64,
-        watch_paths: (data.paths + child.paths) as u64,
+        // wchs reports the data table only (persistent watches live there too), as ZooKeeper's
+        // DataTree.getWatchesSummary does; mntr's zk_watch_count counts both tables.
+        watch_connections: data.connections as u64,
+        watch_paths: data.paths as u64,
+        data_watch_total: data.total as u64,
         watch_total: server.watches().watch_count() as u64,
         ephemerals: tree.ephemerals_count() as u64,
         approximate_data_size: tree.approximate_data_size().max(0) as u64,
@@ -598,6 +600,8 @@ fn four_letter_text(
                     out.push_str(&format!("\t{p}\n"));
                 }
             }
+            // ZooKeeper's WatchesReport ends with an empty line, even when there are no watches.
+            out.push('\n');
             out
         }
         FourLetterWord::Wchp => {
@@ -612,6 +616,7 @@ fn four_letter_text(
                     out.push_str(&format!("\t0x{:x}\n", session.map_or(0, |s| s.0)));
                 }
             }
+            out.push('\n');
             out
         }
         FourLetterWord::Dump => {
