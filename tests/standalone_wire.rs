@@ -1115,3 +1115,60 @@ fn watch_reports_match_zookeeper() {
     let ours = report(server.addr);
     assert_eq!(ours, theirs, "outpost vs ZooKeeper");
 }
+
+/// `cons` tracks each connection's last operation, cxid and reply zxid as ZooKeeper does (compared side
+/// by side): after the handshake `lop=NA`, no `lcxid` and `lzxid=0xffffffffffffffff`; then the short
+/// operation name, the last ordinary xid (a ping's -2 does not count) and the zxid of the last reply.
+#[test]
+fn cons_tracks_last_operation_like_zookeeper() {
+    let (_dir, server) = start("");
+    let zk_dir = tempfile::tempdir().expect("tempdir");
+    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let fields = |addr: SocketAddr, sid: i64, reply_zxid: i64| {
+        let cons = four_letter(addr, "cons").expect("cons");
+        let line = cons
+            .lines()
+            .find(|l| l.contains(&format!("sid=0x{sid:x},")))
+            .unwrap_or_else(|| panic!("no cons line for 0x{sid:x}:\n{cons}"))
+            .to_string();
+        let field = |key: &str| {
+            line.split([',', '(', ')'])
+                .find_map(|f| f.strip_prefix(&format!("{key}=")))
+                .map(str::to_string)
+        };
+        let lzxid = field("lzxid").expect("lzxid");
+        let lzxid = if lzxid == format!("0x{reply_zxid:x}") {
+            "the last reply's".to_string()
+        } else {
+            lzxid
+        };
+        format!(
+            "lop={:?} lcxid={:?} lzxid={lzxid}",
+            field("lop"),
+            field("lcxid")
+        )
+    };
+    let run = |addr: SocketAddr| {
+        let (mut raw, resp) = Raw::session(addr);
+        let sid = resp.session_id;
+        let mut out = vec![fields(addr, sid, 0)];
+        let (h, _) = raw.call(Request::Exists(ExistsRequest {
+            path: "/".into(),
+            watch: false,
+        }));
+        out.push(fields(addr, sid, h.zxid));
+        let (h, _) = raw.call(create("/cons", b"", 0));
+        out.push(fields(addr, sid, h.zxid));
+        raw.write_frame(&encode_request(-2, &Request::Ping));
+        let frame = raw.read_frame().expect("ping reply");
+        let h = ReplyHeader::from_bytes(&frame).expect("header");
+        assert_eq!(h.xid, -2);
+        out.push(fields(addr, sid, h.zxid));
+        let (h, _) = raw.call(get_data("/missing"));
+        out.push(fields(addr, sid, h.zxid));
+        out
+    };
+    let theirs = run(zk.addr);
+    let ours = run(server.addr);
+    assert_eq!(ours, theirs, "outpost vs ZooKeeper");
+}

@@ -176,12 +176,17 @@ pub fn connection_line(c: &ConnectionInfo, full: bool) -> String {
         if let Some(sid) = c.session_id {
             let _ = write!(
                 line,
-                ",sid=0x{:x},lop={},est={},to={},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
-                sid,
-                c.last_op,
-                c.established_ms,
-                c.timeout_ms,
-                c.last_cxid,
+                ",sid=0x{:x},lop={},est={},to={}",
+                sid, c.last_op, c.established_ms, c.timeout_ms
+            );
+            // Java prints lcxid only once the connection has sent an ordinary request; lzxid is -1
+            // (0xffffffffffffffff) until its first reply.
+            if c.last_cxid >= 0 {
+                let _ = write!(line, ",lcxid=0x{:x}", c.last_cxid);
+            }
+            let _ = write!(
+                line,
+                ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
                 c.last_zxid,
                 c.last_response_ms,
                 c.last_latency_ms,

@@ -373,6 +373,14 @@ impl Standalone {
             .map(|(id, c)| (*id, c.session, c.received, c.sent, c.queue.len()))
     }
 
+    /// What `cons` shows of a connection's last request: its operation (ZooKeeper's short name), its
+    /// xid (-1 before the first) and the zxid of its last reply (-1 before the first).
+    pub fn connection_activity(&self, conn: ConnId) -> Option<(&'static str, i32, i64)> {
+        self.conns
+            .get(&conn)
+            .map(|c| (c.last_op, c.last_cxid, c.last_zxid))
+    }
+
     /// Takes the actions produced so far.
     pub fn take_actions(&mut self) -> Vec<Action> {
         std::mem::take(&mut self.actions)
@@ -444,6 +452,10 @@ impl Standalone {
             auth_ids: vec![Id::new("ip", remote_ip.clone())],
 
             read_only_flag: req.read_only,
+            // ServerCnxn.resetStats: no operation, cxid and zxid yet.
+            last_op: "NA",
+            last_cxid: -1,
+            last_zxid: -1,
             ..Conn::default()
         };
         c.received = 1;
@@ -559,7 +571,11 @@ impl Standalone {
             return;
         };
         c.last_op = op_name(request.op_code());
-        c.last_cxid = xid;
+        // As ServerCnxn.updateStatsForResponse: pings (-2), auth (-4) and setWatches (-8) keep the
+        // last ordinary cxid.
+        if xid >= 0 {
+            c.last_cxid = xid;
+        }
         // Every packet from a client touches its session (ZooKeeperServer.processPacket).
         self.sessions.touch(session, self.now_ms);
         let op = request.op_code();
@@ -831,6 +847,10 @@ impl Standalone {
                     Txn::CreateSession { timeout } => timeout,
                     _ => self.settings.session.min_session_timeout_ms,
                 };
+                // The createSession reply is the connection's first (ServerCnxn shows lop=SESS).
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    (c.last_op, c.last_cxid, c.last_zxid) = ("SESS", 0, zxid);
+                }
                 self.finish_connect(conn, id, timeout);
             }
             Origin::Request { conn, xid, op } => {
@@ -944,6 +964,9 @@ impl Standalone {
 
     fn answer_read(&mut self, conn: ConnId, xid: i32, request: Request) {
         let zxid = self.tree.last_processed_zxid();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.last_zxid = zxid;
+        }
         let (err, body, catch_up) = self.read(conn, &request);
         for event in catch_up {
             self.send(conn, notification_frame(&event));

@@ -506,13 +506,16 @@ fn snapshot_of(
         .connections()
         .filter_map(|(id, session, received, sent, queued)| {
             let (_, remote, est) = conns.get(&id)?;
+            let (last_op, last_cxid, last_zxid) = server.connection_activity(id)?;
             Some(ConnectionInfo {
                 remote: remote.to_string(),
                 queued: queued as u64,
                 received,
                 sent,
                 session_id: session.map(|s| s.0),
-                last_op: "NA".into(),
+                last_op: last_op.into(),
+                last_cxid: i64::from(last_cxid),
+                last_zxid,
                 established_ms: *est,
                 timeout_ms: session
                     .and_then(|s| server.sessions().get(s))
