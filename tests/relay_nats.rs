@@ -696,3 +696,83 @@ fn purged_log_publishes_a_resync() {
         );
     });
 }
+
+/// The path of an example binary built next to this test (`cargo test` builds examples first).
+fn example_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("examples").join(name);
+    assert!(
+        bin.exists(),
+        "{} is not built: `cargo test --workspace` builds it (or cargo build --example {name})",
+        bin.display()
+    );
+    bin
+}
+
+/// examples/relay_mirror.rs rebuilds a subtree from the stream (creates, set_data, a multi, an
+/// ephemeral deleted by close_session) and finds it equal to the server's.
+#[test]
+fn mirror_example_matches_the_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(dir.path());
+    let line = relay_toml(dir.path(), &nats, "");
+    let server = OutpostStandalone::start(dir.path(), &line);
+    let rt = runtime();
+    rt.block_on(async {
+        let client = connect(&server).await;
+        let open = Acl::open_unsafe();
+        for p in ["/m", "/m/a", "/m/b", "/elsewhere"] {
+            client
+                .create(p, p.as_bytes(), &open, CreateMode::Persistent)
+                .await
+                .expect("io")
+                .expect("create");
+        }
+        client
+            .set_data("/m/a", b"new", -1)
+            .await
+            .expect("io")
+            .expect("set");
+        let ops = vec![
+            outpost_core::client::create_op("/m/c", Some(b"c"), &open, CreateMode::Persistent),
+            outpost_core::client::create_op("/m/d", Some(b"d"), &open, CreateMode::Persistent),
+        ];
+        client.multi(ops).await.expect("io").expect("multi");
+        client
+            .delete("/m/b", -1)
+            .await
+            .expect("io")
+            .expect("delete");
+        let eph = connect(&server).await;
+        eph.create("/m/eph", b"", &open, CreateMode::Ephemeral)
+            .await
+            .expect("io")
+            .expect("ephemeral");
+        eph.close().await.expect("close");
+        client.close().await.expect("close");
+        let last = server_zxid(&server);
+        read_until(&nats, last, Duration::from_secs(30)).await;
+    });
+    let out = Command::new(example_bin("relay_mirror"))
+        .args([
+            "--nats",
+            &nats.url(),
+            "--stream",
+            "OUTPOST",
+            "--path",
+            "/m",
+            "--once",
+        ])
+        .arg("--server")
+        .arg(server.addr.to_string())
+        .output()
+        .expect("run relay_mirror");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "relay_mirror: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("4 znodes, matches the server"), "{text}");
+}
