@@ -1172,3 +1172,100 @@ fn cons_tracks_last_operation_like_zookeeper() {
     let ours = run(server.addr);
     assert_eq!(ours, theirs, "outpost vs ZooKeeper");
 }
+
+/// A session whose client goes silent (no pings) on an open connection expires after its timeout:
+/// the server closes the connection, deletes its ephemerals and refuses the session afterwards; a
+/// session that pings stays. closeSession is answered, then the server closes the socket.
+#[test]
+fn silent_session_expires_and_close_session_closes() {
+    let (_dir, server) = start("tickTime=200");
+    let connect = |timeout: i32| {
+        let mut raw = Raw::open(server.addr);
+        let r = raw
+            .handshake(&ConnectRequest {
+                timeout,
+                passwd: vec![0; 16],
+                read_only: Some(false),
+                ..ConnectRequest::default()
+            })
+            .expect("connect");
+        assert_eq!(r.timeout, timeout);
+        (raw, r)
+    };
+    let (mut silent, silent_resp) = connect(1000);
+    let (mut pinger, _) = connect(1000);
+    assert_eq!(err_of(&silent.call(create("/s", b"", 1)).0), ErrorCode::Ok);
+    assert_eq!(err_of(&pinger.call(create("/p", b"", 1)).0), ErrorCode::Ok);
+    let start = Instant::now();
+    let mut closed_at = None;
+    silent
+        .stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    while start.elapsed() < Duration::from_millis(2500) {
+        pinger.write_frame(&encode_request(-2, &Request::Ping));
+        let frame = pinger.read_frame().expect("ping reply");
+        assert_eq!(ReplyHeader::from_bytes(&frame).expect("header").xid, -2);
+        if closed_at.is_none() {
+            let mut b = [0u8; 1];
+            match silent.stream.read(&mut b) {
+                Ok(0) => closed_at = Some(start.elapsed()),
+                Ok(_) => panic!("the server sent something to a silent session"),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => closed_at = Some(start.elapsed()),
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let closed_at = closed_at.expect("the expired session's connection was closed");
+    assert!(
+        closed_at >= Duration::from_millis(900) && closed_at < Duration::from_millis(1800),
+        "expired after {closed_at:?} (timeout 1000 ms, tick 200 ms)"
+    );
+    let (h, _) = pinger.call(Request::Exists(ExistsRequest {
+        path: "/s".into(),
+        watch: false,
+    }));
+    assert_eq!(
+        err_of(&h),
+        ErrorCode::NoNode,
+        "the expired ephemeral is gone"
+    );
+    let (h, _) = pinger.call(Request::Exists(ExistsRequest {
+        path: "/p".into(),
+        watch: false,
+    }));
+    assert_eq!(
+        err_of(&h),
+        ErrorCode::Ok,
+        "the pinging session's ephemeral stays"
+    );
+    let mut again = Raw::open(server.addr);
+    let r = again
+        .handshake(&ConnectRequest {
+            timeout: 1000,
+            session_id: silent_resp.session_id,
+            passwd: silent_resp.passwd.clone(),
+            read_only: Some(false),
+            ..ConnectRequest::default()
+        })
+        .expect("an expired reply");
+    assert_eq!((r.timeout, r.session_id), (0, 0));
+
+    let xid = pinger.send(&Request::CloseSession);
+    let frames = pinger.expect_closed("closeSession");
+    assert_eq!(frames.len(), 1, "one reply, then the close");
+    let h = ReplyHeader::from_bytes(&frames[0]).expect("header");
+    assert_eq!((h.xid, h.err, frames[0].len()), (xid, 0, 16));
+    let (mut check, _) = Raw::session(server.addr);
+    let (h, _) = check.call(Request::Exists(ExistsRequest {
+        path: "/p".into(),
+        watch: false,
+    }));
+    assert_eq!(
+        err_of(&h),
+        ErrorCode::NoNode,
+        "closeSession removed the ephemeral"
+    );
+}
