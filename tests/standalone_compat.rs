@@ -1,5 +1,5 @@
-//! Real clients against the standalone server: `tests/compat/run.sh` drives Apache ZooKeeper's zkCli.sh
-//! and kazoo's recipes (Lock, Election, Counter, Queue, LockingQueue, DataWatch, transactions) plus
+//! Real clients against the standalone server: `tests/compat/run.sh` drives Apache ZooKeeper's zkCli.sh,
+//! the C client's cli_mt, and kazoo's recipes (Lock, Election, Counter, Queue, LockingQueue, DataWatch, transactions) plus
 //! the sequential-ephemeral leader election recipe, and the same script is run against Apache
 //! ZooKeeper 3.8 so its expectations are ZooKeeper's own.
 //!
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use support::{OutpostStandalone, ZooKeeperStandalone};
 
 const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
+const CLI_MT: &str = "/usr/lib/zookeeper/bin/cli_mt";
 const PYTHON: &str = "/usr/bin/python3";
 
 fn script() -> PathBuf {
@@ -25,6 +26,11 @@ fn require_clients() {
     assert!(
         Path::new(ZKCLI).exists(),
         "{ZKCLI} is missing: apt-get install zookeeper (CI does it in .ci/run); this test does not skip"
+    );
+    assert!(
+        Path::new(CLI_MT).exists(),
+        "{CLI_MT} is missing: apt-get install zookeeper-bin (CI does it in .ci/run); this test does \
+         not skip"
     );
     let kazoo = Command::new(PYTHON)
         .args(["-c", "import kazoo"])
@@ -80,6 +86,7 @@ fn assert_compat(what: &str, status: Option<i32>, output: &str) {
     );
     for line in [
         "compat: zkCli.sh ok",
+        "compat: C client (cli_mt) ok",
         "compat: kazoo lock ok",
         "compat: kazoo election ok",
         "compat: kazoo counter ok",
@@ -95,8 +102,8 @@ fn assert_compat(what: &str, status: Option<i32>, output: &str) {
     }
 }
 
-/// zkCli.sh (create/ls/get/set/delete/deleteall, `create -e -s /election/guid-n_`, stat, errors) and
-/// kazoo's recipes plus the sequential-ephemeral leader election (a SIGKILLed leader's session expires
+/// zkCli.sh (create/ls/get/set/delete/deleteall, `create -e -s /election/guid-n_`, stat, errors), the
+/// C client (create, set, get, ephemeral and sequential creates, ls, NotEmpty, NoNode) and kazoo's recipes plus the sequential-ephemeral leader election (a SIGKILLed leader's session expires
 /// and only the next candidate takes over; a leader that closes hands over at once) all work against
 /// outpost.
 #[test]

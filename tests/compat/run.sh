@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Real-client compatibility run against a ZooKeeper-compatible server at HOST:PORT:
 #   1. Apache ZooKeeper's own zkCli.sh (Debian package) with commands piped on stdin;
-#   2. kazoo (Debian's python3-kazoo) recipes and the sequential-ephemeral leader election recipe
+#   2. the C client's cli_mt (Debian's zookeeper-bin), which reads the connect reply as a fixed
+#      41-byte block;
+#   3. kazoo (Debian's python3-kazoo) recipes and the sequential-ephemeral leader election recipe
 #      (tests/compat/kazoo_recipes.py).
 # Prints one "compat: <part> ok" line per part and "compat: ALL OK" at the end; exits non-zero on the
 # first failure, and with status 2 when a client is not installed (CI installs them via .ci/run, so a
@@ -12,10 +14,15 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 server="${1:?usage: run.sh HOST:PORT}"
 zkcli=/usr/share/zookeeper/bin/zkCli.sh
+cli_mt=/usr/lib/zookeeper/bin/cli_mt
 python=/usr/bin/python3
 
 if [ ! -x "$zkcli" ]; then
   echo "compat: $zkcli is missing: apt-get install zookeeper (see .ci/run)" >&2
+  exit 2
+fi
+if [ ! -x "$cli_mt" ]; then
+  echo "compat: $cli_mt is missing: apt-get install zookeeper-bin (see .ci/run)" >&2
   exit 2
 fi
 if ! "$python" -c 'import kazoo' 2>/dev/null; then
@@ -54,7 +61,7 @@ printf '%s\n' \
 [ "$status" -ne 124 ] || { cat "$out" >&2; fail "zkCli.sh did not finish within 60 s"; }
 
 expect() {
-  grep -qxF -- "$1" "$out" || { cat "$out" >&2; fail "zkCli.sh output lacks the line: $1"; }
+  grep -qxF -- "$1" "$out" || { cat "$out" >&2; fail "the client output lacks the line: $1"; }
 }
 expect 'Created /zkcli'
 expect '[zkcli, zookeeper]'
@@ -72,6 +79,33 @@ expect 'cversion = 2'
 expect 'Node does not exist: /nosuch'
 grep -q 'state:SyncConnected' "$out" || fail "zkCli.sh never connected"
 echo "compat: zkCli.sh ok"
+
+# ---- the C client ------------------------------------------------------------------------------
+# cli_mt runs commands asynchronously and exits on "quit"; the sleep keeps stdin open until the
+# replies are in.
+{
+  printf '%s\n' \
+    'create /cclient' \
+    'set /cclient world' \
+    'get /cclient' \
+    'create +e /cclient/e' \
+    'create +s /cclient/s' \
+    'ls /cclient'
+  sleep 2
+  printf '%s\n' 'delete /cclient' 'exists /nosuch'
+  sleep 1
+  echo quit
+} | timeout 30 "$cli_mt" "$server" >"$out" 2>&1 && status=0 || status=$?
+[ "$status" -ne 124 ] || { cat "$out" >&2; fail "cli_mt did not finish within 30 s"; }
+grep -q '^Got a new session id: 0x' "$out" || { cat "$out" >&2; fail "cli_mt never got a session"; }
+expect '[/cclient]: rc = 0'
+expect 'world'
+expect '	name = /cclient/e'
+expect '	name = /cclient/s0000000001'
+expect '	s0000000001'
+expect '/cclient: rc = -111'
+expect 'Error -101 for /nosuch'
+echo "compat: C client (cli_mt) ok"
 
 # ---- kazoo ---------------------------------------------------------------------------------------
 timeout 120 "$python" "$here/kazoo_recipes.py" "$server" || fail "kazoo recipes exited with $?"
