@@ -102,11 +102,11 @@ pub fn run_tail(args: &RelayTailArgs) -> anyhow::Result<ExitCode> {
                     if !m.is_log() || from.is_some_and(|f| m.event.zxid < f) {
                         continue;
                     }
+                    // Resync markers (no path) always show; everything else must touch the subtree.
+                    let marker = m.event.kind.starts_with("resync_") && m.event.path.is_none();
                     if let Some(prefix) = &args.path {
-                        if !m.event.kind.starts_with("resync_") || m.event.path.is_some() {
-                            if !touches(&m.event, prefix) {
-                                continue;
-                            }
+                        if !marker && !touches(&m.event, prefix) {
+                            continue;
                         }
                     }
                     println!("{}", human_line(&m.event));

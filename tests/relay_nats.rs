@@ -776,3 +776,71 @@ fn mirror_example_matches_the_server() {
     );
     assert!(text.contains("4 znodes, matches the server"), "{text}");
 }
+
+/// Large txns keep the stream moving: a multi of 3000 creates (3001 messages in one txn, more than the
+/// relay keeps in flight) arrives whole, and a set_data whose event exceeds NATS's max_payload even
+/// compressed arrives without its data, marked `data_too_large`, instead of blocking the stream.
+#[test]
+fn large_txns_are_relayed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(dir.path());
+    let line = relay_toml(dir.path(), &nats, "");
+    let server = OutpostStandalone::start(dir.path(), &line);
+    let rt = runtime();
+    rt.block_on(async {
+        let client = connect(&server).await;
+        let open = Acl::open_unsafe();
+        client
+            .create("/big", b"", &open, CreateMode::Persistent)
+            .await
+            .expect("io")
+            .expect("create");
+        let ops = (0..3000)
+            .map(|i| {
+                outpost_core::client::create_op(
+                    &format!("/big/n{i}"),
+                    Some(b"x"),
+                    &open,
+                    CreateMode::Persistent,
+                )
+            })
+            .collect();
+        client.multi(ops).await.expect("io").expect("multi");
+        // 900 KB that lz4 cannot shrink: base64 makes the JSON event larger than 1 MiB.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let noise: Vec<u8> = (0..900_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        client
+            .set_data("/big", &noise, -1)
+            .await
+            .expect("io")
+            .expect("set");
+        client.close().await.expect("close");
+        let last = server_zxid(&server);
+        let messages = read_until(&nats, last, Duration::from_secs(60)).await;
+        assert_complete(&messages, 1, last);
+        let multi = messages
+            .iter()
+            .find(|m| m.kind == "log" && m.event.kind == "multi")
+            .expect("multi");
+        assert_eq!(multi.event.ops.as_ref().map(Vec::len), Some(3000));
+        let nodes = messages
+            .iter()
+            .filter(|m| m.kind == "node" && m.event.zxid == multi.event.zxid)
+            .count();
+        assert_eq!(nodes, 3000);
+        let set = messages
+            .iter()
+            .find(|m| m.kind == "log" && m.event.kind == "set_data")
+            .expect("set_data");
+        assert_eq!(set.event.data, None);
+        assert_eq!(set.event.data_len, Some(900_000));
+        assert_eq!(set.event.reason.as_deref(), Some("data_too_large"));
+    });
+}

@@ -154,7 +154,7 @@ impl NatsSink {
             }
         };
         for subject in wanted {
-            if !info.config.subjects.iter().any(|s| *s == subject) {
+            if !info.config.subjects.contains(&subject) {
                 return Err(NatsError::StreamMismatch {
                     stream: self.cfg.nats.stream.clone(),
                     subject,
@@ -232,6 +232,24 @@ impl NatsSink {
         })
     }
 
+    /// Encodes an event; one too large for the server's `max_payload` even compressed goes out without
+    /// its data (`data_len` stays, `reason` says `data_too_large`), so it never blocks the stream.
+    fn encode_capped(&self, ev: &Event) -> Encoded {
+        let enc = encode(&self.cfg, ev);
+        let limit = self.client.server_info().max_payload.saturating_sub(4096);
+        if limit == 0 || enc.payload.len() <= limit {
+            return enc;
+        }
+        let mut slim = ev.clone();
+        strip_data(&mut slim);
+        tracing::warn!(
+            "relay: event at zxid 0x{:x} is {} bytes, over the NATS max_payload; sent without data",
+            ev.zxid,
+            enc.payload.len()
+        );
+        encode(&self.cfg, &slim)
+    }
+
     fn headers(&self, zxid: i64, kind: &str, id: &str, enc: &Encoded) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert("Nats-Msg-Id", id);
@@ -254,7 +272,7 @@ impl NatsSink {
         let zxid = events.log.zxid;
         let ens = &self.cfg.nats.ensemble_id;
         for (i, (path, ev)) in events.nodes.iter().enumerate().skip(skip_nodes) {
-            let enc = encode(&self.cfg, ev);
+            let enc = self.encode_capped(ev);
             let mut headers = self.headers(
                 zxid,
                 "node",
@@ -269,7 +287,7 @@ impl NatsSink {
                 payload: Bytes::from(enc.payload),
             });
         }
-        let enc = encode(&self.cfg, &events.log);
+        let enc = self.encode_capped(&events.log);
         out.push(Outgoing {
             subject: self.log_subject.clone(),
             headers: self.headers(zxid, "log", &format!("{ens}-{:x}", zxid as u64), &enc),
@@ -289,7 +307,7 @@ impl NatsSink {
         let ens = &self.cfg.nats.ensemble_id;
         for (i, ev) in events.iter().enumerate() {
             let i = first + i;
-            let enc = encode(&self.cfg, ev);
+            let enc = self.encode_capped(ev);
             let id = format!("{ens}-{:x}-resync-{nonce}-{i}", ev.zxid as u64);
             out.push(Outgoing {
                 subject: self.log_subject.clone(),
@@ -304,64 +322,91 @@ impl NatsSink {
     /// Returns how many were stored; on an error nothing after the failed message is stored (its
     /// successors expect a sequence that never came).
     pub(crate) async fn publish(&mut self, messages: Vec<Outgoing>) -> Result<usize, NatsError> {
-        let mut acks = Vec::with_capacity(messages.len());
+        // At most this many acks outstanding (well under the context's 5000 ack permits, which a
+        // publish waits for: sending more before awaiting any would never finish).
+        const IN_FLIGHT: usize = 1024;
+        let mut acks = std::collections::VecDeque::with_capacity(IN_FLIGHT);
         let base = self.expected_last;
-        let mut send_err = None;
+        let mut stored = 0;
+        let mut first_err = None;
         for (i, m) in messages.into_iter().enumerate() {
+            if acks.len() >= IN_FLIGHT {
+                if let Some(ack) = acks.pop_front() {
+                    self.settle(ack, &mut stored, &mut first_err).await;
+                }
+                if first_err.is_some() {
+                    break;
+                }
+            }
             let publish = jetstream::message::PublishMessage::build()
                 .payload(m.payload)
                 .headers(m.headers)
                 .expected_last_sequence(base + i as u64);
             match self.js.send_publish(m.subject, publish).await {
-                Ok(ack) => acks.push(ack),
+                Ok(ack) => acks.push_back(ack),
                 Err(e) => {
-                    send_err = Some(e);
+                    first_err = Some(NatsError::JetStream(e.to_string()));
                     break;
                 }
             }
         }
-        let mut stored = 0;
-        let mut first_err = None;
-        for ack in acks {
-            match ack.await {
-                Ok(a)
-                    if first_err.is_none()
-                        && !a.duplicate
-                        && a.sequence == self.expected_last + 1 =>
-                {
-                    self.expected_last = a.sequence;
-                    stored += 1;
-                }
-                Ok(a) => {
-                    first_err.get_or_insert(NatsError::Refused(format!(
-                        "ack seq {} duplicate {} (expected {})",
-                        a.sequence,
-                        a.duplicate,
-                        self.expected_last + 1
-                    )));
-                }
-                Err(e) => {
-                    let mapped = match e.kind() {
-                        PublishErrorKind::WrongLastSequence
-                        | PublishErrorKind::WrongLastMessageId => NatsError::Refused(e.to_string()),
-                        _ => NatsError::JetStream(e.to_string()),
-                    };
-                    first_err.get_or_insert(mapped);
-                }
+        while let Some(ack) = acks.pop_front() {
+            self.settle(ack, &mut stored, &mut first_err).await;
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(stored),
+        }
+    }
+
+    /// Awaits one ack in publish order: counts it if it stored the expected next sequence, otherwise
+    /// records the first error (every later message was refused or must not count).
+    async fn settle(
+        &mut self,
+        ack: jetstream::context::PublishAckFuture,
+        stored: &mut usize,
+        first_err: &mut Option<NatsError>,
+    ) {
+        match ack.await {
+            Ok(a)
+                if first_err.is_none() && !a.duplicate && a.sequence == self.expected_last + 1 =>
+            {
+                self.expected_last = a.sequence;
+                *stored += 1;
+            }
+            Ok(a) => {
+                first_err.get_or_insert(NatsError::Refused(format!(
+                    "ack seq {} duplicate {} (expected {})",
+                    a.sequence,
+                    a.duplicate,
+                    self.expected_last + 1
+                )));
+            }
+            Err(e) => {
+                let mapped = match e.kind() {
+                    PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId => {
+                        NatsError::Refused(e.to_string())
+                    }
+                    _ => NatsError::JetStream(e.to_string()),
+                };
+                first_err.get_or_insert(mapped);
             }
         }
-        if let Some(e) = first_err {
-            return Err(e);
-        }
-        if let Some(e) = send_err {
-            return Err(NatsError::JetStream(e.to_string()));
-        }
-        Ok(stored)
     }
 
     /// Waits until the client's outgoing buffer is written.
     pub async fn flush(&self) {
         let _ = self.client.flush().await;
+    }
+}
+
+/// Drops the data of an event and of its ops, marking it `data_too_large`.
+fn strip_data(ev: &mut Event) {
+    if ev.data.take().is_some() && ev.reason.is_none() {
+        ev.reason = Some("data_too_large".into());
+    }
+    for op in ev.ops.iter_mut().flatten() {
+        strip_data(op);
     }
 }
 

@@ -55,7 +55,7 @@ pub enum RelayError {
 }
 
 enum Sink {
-    Nats(NatsSink),
+    Nats(Box<NatsSink>),
     Lines(LineSink),
 }
 
@@ -343,7 +343,7 @@ impl Relay {
             let made = match &self.cfg.sink {
                 SinkKind::Nats => NatsSink::connect(&self.cfg)
                     .await
-                    .map(Sink::Nats)
+                    .map(|n| Sink::Nats(Box::new(n)))
                     .map_err(RelayError::from),
                 SinkKind::Stdout => Ok(Sink::Lines(LineSink::stdout())),
                 SinkKind::File(p) => LineSink::file(p).map(Sink::Lines).map_err(RelayError::from),
