@@ -125,14 +125,20 @@ impl Drop for Nats {
     }
 }
 
-/// Writes a relay.toml for `nats` into `dir` and returns the zoo.cfg line that names it.
+/// Writes a relay.toml for `nats` into `dir` (JSON events unless `extra`, lines of the `[events]` table,
+/// sets an encoding) and returns the zoo.cfg line that names it.
 fn relay_toml(dir: &Path, nats: &Nats, extra: &str) -> String {
+    let extra = if extra.contains("encoding") {
+        extra.to_string()
+    } else {
+        format!("encoding = \"json\"\n{extra}")
+    };
     let path = dir.join("relay.toml");
     std::fs::write(
         &path,
         format!(
             "[nats]\nservers = [\"{}\"]\nstream = \"OUTPOST\"\nsubject_prefix = \"outpost\"\n\
-             [events]\nencoding = \"json\"\ninclude_data = true\ncompress_over_bytes = 512\n{extra}\n\
+             [events]\ninclude_data = true\ncompress_over_bytes = 512\n{extra}\n\
              [filter]\nexclude = [\"/zookeeper\"]\n[sink]\nkind = \"nats\"\n",
             nats.url()
         ),
@@ -539,12 +545,13 @@ fn resume_after_kill_9_of_the_server() {
 }
 
 /// A nats-server restart while the server keeps writing: the relay retries, re-reads the stream's end
-/// and resumes; the stream ends complete and duplicate-free.
+/// and resumes; the stream ends complete and duplicate-free (with bincode events, which decode by their
+/// Content-Type).
 #[test]
 fn resume_after_nats_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut nats = Nats::start(dir.path());
-    let line = relay_toml(dir.path(), &nats, "");
+    let line = relay_toml(dir.path(), &nats, "encoding = \"bincode\"");
     let server = OutpostStandalone::start(dir.path(), &line);
     let rt = runtime();
     rt.block_on(async {
@@ -571,6 +578,11 @@ fn resume_after_nats_restart() {
         let last = server_zxid(&server);
         let messages = read_until(&nats, last, Duration::from_secs(90)).await;
         assert_complete(&messages, 1, last);
+        let n5 = messages
+            .iter()
+            .find(|m| m.kind == "log" && m.event.path.as_deref() == Some("/r/n5"))
+            .expect("n5");
+        assert_eq!(n5.event.data.as_deref(), Some(&b"v5"[..]));
     });
 }
 
