@@ -138,6 +138,12 @@ pub fn standalone_config(cfg: &ZooCfg) -> anyhow::Result<StandaloneConfig> {
             session,
             prep,
             snap_count: u64::from(cfg.snap_count.max(2)),
+            // Per-process randomness for the snapshot trigger (the sans-IO server takes it as a seed).
+            snapshot_seed: std::hash::BuildHasher::hash_one(
+                &std::collections::hash_map::RandomState::new(),
+                std::process::id(),
+            ),
+            snapshot_chunk_nodes: 10_000,
             emit_committed: cfg.relay_config_file.is_some(),
             container_check_interval_ms: unknown_i64(cfg, "znode.container.checkIntervalMs")
                 .unwrap_or(60_000),

@@ -11,7 +11,10 @@
 //!    a connection after the frames queued before it.
 //! 3. `Log` entries must be appended in the order given; report [`Input::Durable`] only after the fsync that
 //!    covers them (a reply is released only then: a write is acknowledged only once it is on disk).
-//! 4. `Snapshot` blobs may be written on another thread; they are consistent at their zxid.
+//! 4. `Snapshot` blobs may be written on another thread. They are fuzzy (ZooKeeper's): the tree as of their
+//!    zxid plus some later changes, so recovery must replay every txn after that zxid.
+//! 5. While [`Standalone::snapshot_in_progress`], give the server [`Input::SnapshotStep`] turns between
+//!    other inputs: each serializes at most `snapshot_chunk_nodes` nodes (ticks also take a step).
 //!
 //! Nothing here reads a clock or does IO: `now_ms` arrives with every input.
 
@@ -31,6 +34,7 @@ use crate::proto::client::{
 use crate::proto::{perms, ErrorCode, Id, OpCode, Txn, TxnEntry, TxnHeader};
 use crate::session::{check_password, session_password, SessionConfig, SessionTracker};
 use crate::tree::apply::TxnResult;
+use crate::tree::fuzzy::SnapshotWriter;
 use crate::tree::prep::{
     prepare, PendingChanges, PrepConfig, RequestMeta, TrackerCheck, WriteRequest,
 };
@@ -50,8 +54,15 @@ pub struct Settings {
     pub session: SessionConfig,
     /// Write-preparation settings (extended types, ACL settings).
     pub prep: PrepConfig,
-    /// Take a snapshot after this many txns (`snapCount`).
+    /// Take a snapshot about every this many txns (`snapCount`): after `snapCount/2 + r` txns, with
+    /// `r` in `[0, snapCount/2)` drawn anew for each snapshot from `snapshot_seed`, as ZooKeeper
+    /// randomizes it so the servers of an ensemble do not snapshot in lockstep.
     pub snap_count: u64,
+    /// Seed of the snapshot trigger's randomness (the shell draws it; tests fix it).
+    pub snapshot_seed: u64,
+    /// Nodes a snapshot in progress serializes per turn ([`Input::SnapshotStep`]), so that no turn
+    /// stalls the requests for long (default 10 000).
+    pub snapshot_chunk_nodes: usize,
     /// How often the container manager looks for empty containers and expired TTL nodes
     /// (`znode.container.checkIntervalMs`, default 60000).
     pub container_check_interval_ms: i64,
@@ -100,8 +111,10 @@ pub enum Input {
     },
     /// Every txn up to this zxid is durable.
     Durable(Zxid),
-    /// Time passed (drives session expiry).
+    /// Time passed (drives session expiry; also takes a snapshot step).
     Tick,
+    /// A turn for the snapshot in progress, if any (see [`Standalone::snapshot_in_progress`]).
+    SnapshotStep,
 }
 
 /// What the driver must do.
@@ -135,7 +148,8 @@ pub enum Action {
         /// Its body.
         txn: Txn,
     },
-    /// Write this snapshot blob (see [`snapshot_blob`]) at this zxid, then roll the txn log.
+    /// Write this snapshot blob (laid out as [`snapshot_blob`]'s, fuzzy: see [`crate::tree::fuzzy`]) at
+    /// this zxid, the last one applied when the snapshot started, then roll the txn log.
     Snapshot {
         /// The zxid the blob reflects.
         zxid: Zxid,
@@ -219,6 +233,12 @@ pub struct Standalone {
     /// The zxid of the last txn handed out (prepared), not necessarily durable.
     last_prepared: Zxid,
     txns_since_snapshot: u64,
+    /// Txns after which the next snapshot starts (`snapCount/2 + randRoll`).
+    snapshot_after: u64,
+    /// Snapshots started so far (the draw for the next trigger).
+    snapshots_started: u64,
+    /// The snapshot being serialized, a chunk per turn.
+    snapshot: Option<SnapshotWriter>,
     last_container_check_ms: i64,
     now_ms: i64,
     actions: Vec<Action>,
@@ -243,6 +263,18 @@ pub fn read_snapshot_blob(
     let tree = DataTree::read_from(&mut r, extended_types)?;
     r.finish()?;
     Ok((tree, sessions))
+}
+
+/// The number of txns after which snapshot number `n` (from 0) starts: `snapCount/2 + r`, `r` in
+/// `[0, snapCount/2)` drawn from `seed` and `n` (splitmix64), at least 1.
+pub fn snapshot_trigger(snap_count: u64, seed: u64, n: u64) -> u64 {
+    let half = snap_count / 2;
+    let mut z = seed.wrapping_add(n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let r = if half > 0 { z % half } else { 0 };
+    (half + r).max(1)
 }
 
 /// Encodes a reply frame: length, `ReplyHeader`, and the body only when `err` is 0 (ZooKeeper never sends
@@ -317,6 +349,7 @@ impl Standalone {
         now_ms: i64,
     ) -> Standalone {
         let mut tracker = SessionTracker::new(settings.server_id, settings.session, now_ms);
+        let snapshot_after = snapshot_trigger(settings.snap_count, settings.snapshot_seed, 0);
         for (id, timeout) in sessions {
             // Sessions restored from disk get a full timeout from now to reconnect, as in ZooKeeper.
             tracker.track_session(*id, *timeout, now_ms);
@@ -332,6 +365,9 @@ impl Standalone {
             in_flight: VecDeque::new(),
             last_prepared: last_zxid,
             txns_since_snapshot: 0,
+            snapshot_after,
+            snapshots_started: 0,
+            snapshot: None,
             last_container_check_ms: now_ms,
             now_ms,
             actions: Vec::new(),
@@ -423,7 +459,11 @@ impl Standalone {
             }
             Input::Disconnected { conn } => self.on_disconnected(conn),
             Input::Durable(zxid) => self.on_durable(zxid),
-            Input::Tick => self.on_tick(),
+            Input::Tick => {
+                self.on_tick();
+                self.snapshot_step();
+            }
+            Input::SnapshotStep => self.snapshot_step(),
         }
     }
 
@@ -882,13 +922,43 @@ impl Standalone {
             }
         }
         self.txns_since_snapshot += 1;
-        if self.txns_since_snapshot >= self.settings.snap_count.max(1) && self.in_flight.is_empty()
-        {
+        if self.txns_since_snapshot >= self.snapshot_after {
             self.txns_since_snapshot = 0;
-            let blob = snapshot_blob(&self.tree, &self.sessions.global_sessions());
+            if self.snapshot.is_some() {
+                // SyncRequestProcessor's "Too busy to snap, skipping".
+                tracing::warn!("too busy to snapshot, skipping");
+            } else {
+                self.snapshots_started += 1;
+                self.snapshot_after = snapshot_trigger(
+                    self.settings.snap_count,
+                    self.settings.snapshot_seed,
+                    self.snapshots_started,
+                );
+                self.snapshot = Some(SnapshotWriter::new(
+                    &self.tree,
+                    self.sessions.global_sessions(),
+                ));
+            }
+        }
+    }
+
+    /// Whether a snapshot is being serialized: the driver should give it [`Input::SnapshotStep`] turns.
+    pub fn snapshot_in_progress(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
+    /// Serializes the next chunk of the snapshot in progress; emits it when the walk is complete.
+    fn snapshot_step(&mut self) {
+        let Some(w) = self.snapshot.as_mut() else {
+            return;
+        };
+        w.step(&self.tree, self.settings.snapshot_chunk_nodes);
+        if w.is_done() {
+            let w = self.snapshot.take().expect("checked above");
+            let zxid = Zxid(w.zxid());
             self.actions.push(Action::Snapshot {
-                zxid: Zxid(self.tree.last_processed_zxid()),
-                blob,
+                zxid,
+                blob: w.finish(),
             });
         }
     }
@@ -1367,6 +1437,8 @@ mod tests {
                 ..PrepConfig::default()
             },
             snap_count: 1_000_000,
+            snapshot_seed: 1,
+            snapshot_chunk_nodes: 10_000,
             container_check_interval_ms: 1000,
             emit_committed: false,
         };
@@ -1759,5 +1831,83 @@ mod tests {
         );
         let (h, _) = roundtrip(&mut s, 3, create("/a", 0), 1_002);
         assert_eq!((h.err, h.zxid), (0, before + 2));
+    }
+
+    /// A due snapshot starts after snapCount/2 + r txns (r drawn from the seed), is serialized over many
+    /// turns of at most `snapshot_chunk_nodes` nodes while writes go on, and is emitted under the zxid
+    /// applied when it started; loading it and replaying the txns logged after that zxid gives the tree.
+    #[test]
+    fn snapshots_are_fuzzy_and_taken_in_turns() {
+        let settings = Settings {
+            server_id: ServerId(0),
+            session: SessionConfig::from_tick(100),
+            prep: PrepConfig::default(),
+            snap_count: 40,
+            snapshot_seed: 7,
+            snapshot_chunk_nodes: 2,
+            container_check_interval_ms: 1000,
+            emit_committed: false,
+        };
+        let trigger = snapshot_trigger(40, 7, 0);
+        assert!((20..40).contains(&trigger), "{trigger}");
+        let mut s = Standalone::new(settings, DataTree::new(false), &[], Zxid::ZERO, 1_000);
+        let mut log: Vec<(Zxid, Vec<u8>)> = Vec::new();
+        let mut write = |s: &mut Standalone, xid: i32, req: Request| {
+            s.handle(
+                Input::Request {
+                    conn: 1,
+                    xid,
+                    request: req,
+                },
+                1_001,
+            );
+            let actions = s.take_actions();
+            for a in &actions {
+                if let Action::Log { zxid, entry } = a {
+                    log.push((*zxid, entry.clone()));
+                }
+            }
+            durable_all(s, &actions, 1_001);
+            assert!(s
+                .take_actions()
+                .iter()
+                .all(|a| !matches!(a, Action::Snapshot { .. })));
+        };
+        connect(&mut s, 1, 1_000);
+        let mut xid = 0;
+        while !s.snapshot_in_progress() {
+            xid += 1;
+            write(&mut s, xid, create(&format!("/n{xid}"), 0));
+        }
+        // The createSession txn counts too.
+        assert_eq!(xid as u64 + 1, trigger);
+        let start = s.tree().last_processed_zxid();
+        let mut turns = 0;
+        let (zxid, blob) = loop {
+            xid += 1;
+            write(&mut s, xid, create(&format!("/m{xid}"), 0));
+            s.handle(Input::SnapshotStep, 1_002);
+            turns += 1;
+            let actions = s.take_actions();
+            if let Some((zxid, blob)) = actions.into_iter().find_map(|a| match a {
+                Action::Snapshot { zxid, blob } => Some((zxid, blob)),
+                _ => None,
+            }) {
+                break (zxid, blob);
+            }
+        };
+        assert!(!s.snapshot_in_progress());
+        assert_eq!(zxid.0, start);
+        assert!(turns > 10, "{turns} turns of 2 nodes");
+        let (mut tree, sessions) = read_snapshot_blob(&blob, false).expect("blob");
+        assert_eq!(sessions.len(), 1);
+        for (z, entry) in log.iter().filter(|(z, _)| z.0 > start) {
+            let e = TxnEntry::decode(entry).expect("entry");
+            let _ = tree.apply_txn(&e.header, &e.txn);
+            assert_eq!(e.header.zxid, z.0);
+        }
+        assert_eq!(tree.digest(), s.tree().digest());
+        assert_eq!(tree.len(), s.tree().len());
+        assert_eq!(tree.validate(), Ok(()));
     }
 }

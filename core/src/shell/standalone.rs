@@ -351,6 +351,11 @@ pub async fn run(
                 None => break Err(ShellError::Corrupt("txn log thread stopped".into())),
             },
             _ = tick.tick() => server.handle(Input::Tick, now_ms()),
+            // A snapshot in progress gets a turn (one chunk) each time round the loop; select! polls the
+            // ready branches in random order, so requests interleave with the chunks.
+            _ = std::future::ready(()), if server.snapshot_in_progress() => {
+                server.handle(Input::SnapshotStep, now_ms())
+            }
             _ = purge.tick(), if config.purge_interval_hours > 0 => {
                 let disk = disk.clone();
                 let (d, l, n) = (config.data_dir.clone(), config.data_log_dir.clone(), config.snap_retain_count);

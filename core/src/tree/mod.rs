@@ -1,8 +1,8 @@
 //! The data tree: znodes with data, interned ACLs and persisted stats, ZooKeeper's `DataTree`/`DataNode`
 //! semantics (built-in `/zookeeper` nodes, `copyStat`, ephemeral/container/TTL owners, per-session
 //! ephemerals), applied deterministically; plus request preparation ([`prep`]), txn application
-//! ([`apply`]), the snapshot encoding ([`snapshot`]), the tree digest ([`digest`]) and quota stats
-//! ([`quota`]).
+//! ([`apply`]), the snapshot encoding ([`snapshot`]) and its fuzzy incremental writer ([`fuzzy`]), the
+//! tree digest ([`digest`]) and quota stats ([`quota`]).
 //!
 //! Layout, chosen for memory (a million small znodes) and ordered iteration: one `BTreeMap` per depth,
 //! keyed by full path. A node's children are exactly the keys of the next depth in the range
@@ -19,6 +19,7 @@
 pub mod acl_cache;
 pub mod apply;
 pub mod digest;
+pub mod fuzzy;
 pub mod path_key;
 pub mod prep;
 pub mod quota;
@@ -829,6 +830,8 @@ impl Default for DataTree {
     }
 }
 
+#[cfg(test)]
+mod fuzzy_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
