@@ -1357,3 +1357,79 @@ fn acl_validation_matches_zookeeper() {
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
+
+/// What a server does with one handshake frame: closes without a reply, or answers (negotiated timeout,
+/// whether a session was granted, reply size) and then serves a ping or not.
+fn handshake_outcome(addr: SocketAddr, frame: &[u8]) -> String {
+    let mut raw = Raw::open(addr);
+    raw.write_frame(frame);
+    let Some(reply) = raw.read_frame() else {
+        return "closed without a reply".into();
+    };
+    let r = ConnectResponse::from_bytes(&reply).expect("connect response");
+    raw.write_frame(&encode_request(-2, &Request::Ping));
+    let served = match raw.read_frame() {
+        Some(f) => format!(
+            "ping err {}",
+            ReplyHeader::from_bytes(&f).expect("header").err
+        ),
+        None => "then closed".into(),
+    };
+    format!(
+        "reply of {} bytes, timeout {}, session granted {}, passwd {} bytes, {served}",
+        reply.len(),
+        r.timeout,
+        r.session_id != 0,
+        r.passwd.len()
+    )
+}
+
+/// Handshake corner cases side by side with Apache ZooKeeper 3.8: timeouts of 0 and below, short,
+/// empty and long passwords, an unknown session id, a nonzero protocol version, trailing bytes, a
+/// truncated request, and the requests a client may pipeline right behind its connect.
+#[test]
+fn handshake_corners_match_zookeeper() {
+    let (_dir, server) = start("");
+    let zk_dir = tempfile::tempdir().expect("tempdir");
+    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let base = ConnectRequest {
+        timeout: 30_000,
+        passwd: vec![0; 16],
+        read_only: Some(false),
+        ..ConnectRequest::default()
+    };
+    let with = |f: &dyn Fn(&mut ConnectRequest)| {
+        let mut r = base.clone();
+        f(&mut r);
+        r.to_bytes()
+    };
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("plain", with(&|_| {})),
+        ("timeout 0", with(&|r| r.timeout = 0)),
+        ("timeout -5", with(&|r| r.timeout = -5)),
+        ("empty password", with(&|r| r.passwd = Vec::new())),
+        ("8-byte password", with(&|r| r.passwd = vec![1; 8])),
+        ("40-byte password", with(&|r| r.passwd = vec![1; 40])),
+        ("protocol version 3", with(&|r| r.protocol_version = 3)),
+        (
+            "unknown session",
+            with(&|r| r.session_id = 0x0123_4567_89ab_cdef),
+        ),
+        ("readOnly true", with(&|r| r.read_only = Some(true))),
+    ];
+    let mut trailing = base.to_bytes();
+    trailing.extend_from_slice(&[0, 1, 2, 3, 4, 5]);
+    cases.push(("trailing bytes", trailing));
+    let full = base.to_bytes();
+    cases.push(("truncated", full[..20].to_vec()));
+    cases.push(("empty frame", Vec::new()));
+    let mut diffs = Vec::new();
+    for (name, frame) in &cases {
+        let ours = handshake_outcome(server.addr, frame);
+        let theirs = handshake_outcome(zk.addr, frame);
+        if ours != theirs {
+            diffs.push(format!("{name}: outpost {ours:?}, ZooKeeper {theirs:?}"));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}

@@ -107,7 +107,9 @@ pub async fn serve(
         Some(payload) => payload,
         None => return,
     };
-    let request = match ConnectRequest::from_bytes(&connect) {
+    // Like ZooKeeper's processConnectRequest: read the record and the optional readOnly byte, and
+    // ignore whatever else the frame holds.
+    let request = match ConnectRequest::read(&mut JuteReader::new(&connect)) {
         Ok(r) => r,
         Err(err) => {
             tracing::info!(%remote, "closing connection: bad connect request: {err}");
