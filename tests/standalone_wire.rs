@@ -1433,3 +1433,125 @@ fn handshake_corners_match_zookeeper() {
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
+
+/// What one request (sent with `xid` on a fresh session at `addr`) gets: each frame before the next
+/// ping's reply or the close (xid, error, body size), and whether the connection is still usable.
+fn request_outcome(addr: SocketAddr, xid: i32, req: &Request) -> String {
+    let (mut raw, _) = Raw::session(addr);
+    raw.write_frame(&encode_request(xid, req));
+    raw.write_frame(&encode_request(-2, &Request::Ping));
+    let mut out = Vec::new();
+    loop {
+        let Some(f) = raw.read_frame() else {
+            out.push("closed".to_string());
+            break;
+        };
+        let h = ReplyHeader::read(&mut outpost_core::jute::JuteReader::new(&f)).expect("header");
+        if h.xid == -2 && out.iter().any(|l: &String| l.starts_with("reply")) {
+            out.push("still serving".into());
+            break;
+        }
+        out.push(format!(
+            "reply xid {} err {} body {} bytes",
+            h.xid,
+            h.err,
+            f.len() - 16
+        ));
+        if out.len() > 4 {
+            break;
+        }
+    }
+    out.join("; ")
+}
+
+/// Requests with special xids and special or odd bodies, side by side with Apache ZooKeeper 3.8:
+/// pings with an ordinary xid, ordinary requests with xid 0 or negative xids, setWatches and
+/// setWatches2 with ordinary xids, sync, getACL and getAllChildrenNumber on missing or odd paths,
+/// getEphemerals with an empty prefix, whoAmI.
+#[test]
+fn special_requests_match_zookeeper() {
+    use outpost_core::proto::client::{
+        GetAclRequest, GetAllChildrenNumberRequest, GetChildren2Request,
+        SetWatches, SetWatches2, SyncRequest,
+    };
+    let (_dir, server) = start("");
+    let zk_dir = tempfile::tempdir().expect("tempdir");
+    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let cases: Vec<(i32, Request)> = vec![
+        (7, Request::Ping),
+        (0, get_data("/")),
+        (-5, get_data("/")),
+        (-3, create("/neg", b"", 0)),
+        (
+            9,
+            Request::SetWatches(SetWatches {
+                relative_zxid: 0,
+                data_watches: vec!["/zookeeper".into()],
+                exist_watches: vec!["/nope".into()],
+                child_watches: vec!["/".into()],
+            }),
+        ),
+        (
+            -8,
+            Request::SetWatches2(SetWatches2 {
+                relative_zxid: 0,
+                data_watches: vec![],
+                exist_watches: vec![],
+                child_watches: vec![],
+                persistent_watches: vec!["/p".into()],
+                persistent_recursive_watches: vec!["/".into()],
+            }),
+        ),
+        (
+            3,
+            Request::Sync(SyncRequest {
+                path: "/nope".into(),
+            }),
+        ),
+        (3, Request::Sync(SyncRequest { path: "x".into() })),
+        (
+            3,
+            Request::GetAcl(GetAclRequest {
+                path: "/nope".into(),
+            }),
+        ),
+        (3, Request::GetAcl(GetAclRequest { path: "/".into() })),
+        (
+            3,
+            Request::GetAllChildrenNumber(GetAllChildrenNumberRequest {
+                path: "/nope".into(),
+            }),
+        ),
+        (
+            3,
+            Request::GetAllChildrenNumber(GetAllChildrenNumberRequest {
+                path: "/zookeeper".into(),
+            }),
+        ),
+        (
+            3,
+            Request::GetChildren2(GetChildren2Request {
+                path: "/nope".into(),
+                watch: true,
+            }),
+        ),
+        (
+            3,
+            Request::GetEphemerals(GetEphemeralsRequest {
+                prefix_path: "".into(),
+            }),
+        ),
+        (3, Request::WhoAmI),
+    ];
+    let mut diffs = Vec::new();
+    for (xid, req) in &cases {
+        let ours = request_outcome(server.addr, *xid, req);
+        let theirs = request_outcome(zk.addr, *xid, req);
+        if ours != theirs {
+            diffs.push(format!(
+                "xid {xid} {req:?}:\n  outpost   {ours}\n  ZooKeeper {theirs}"
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}

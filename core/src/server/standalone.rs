@@ -1034,6 +1034,8 @@ impl Standalone {
 
     fn answer_read(&mut self, conn: ConnId, xid: i32, request: Request) {
         let zxid = self.tree.last_processed_zxid();
+        // FinalRequestProcessor answers every ping with xid -2, whatever xid it came with.
+        let xid = if matches!(request, Request::Ping) { -2 } else { xid };
         if let Some(c) = self.conns.get_mut(&conn) {
             c.last_zxid = zxid;
         }
