@@ -1467,11 +1467,11 @@ fn request_outcome(addr: SocketAddr, xid: i32, req: &Request) -> String {
 /// Requests with special xids and special or odd bodies, side by side with Apache ZooKeeper 3.8:
 /// pings with an ordinary xid, ordinary requests with xid 0 or negative xids, setWatches and
 /// setWatches2 with ordinary xids, sync, getACL and getAllChildrenNumber on missing or odd paths,
-/// getEphemerals with an empty prefix, whoAmI.
+/// getEphemerals with an empty prefix, whoAmI, and sasl (a null token, err 0, with no SASL server).
 #[test]
 fn special_requests_match_zookeeper() {
     use outpost_core::proto::client::{
-        GetAclRequest, GetAllChildrenNumberRequest, GetChildren2Request,
+        GetAclRequest, GetAllChildrenNumberRequest, GetChildren2Request, GetSaslRequest,
         SetWatches, SetWatches2, SyncRequest,
     };
     let (_dir, server) = start("");
@@ -1542,6 +1542,12 @@ fn special_requests_match_zookeeper() {
             }),
         ),
         (3, Request::WhoAmI),
+        (
+            3,
+            Request::Sasl(GetSaslRequest {
+                token: b"x".to_vec(),
+            }),
+        ),
     ];
     let mut diffs = Vec::new();
     for (xid, req) in &cases {

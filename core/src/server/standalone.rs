@@ -623,12 +623,18 @@ impl Standalone {
             // Auth is answered at once, outside the pipeline (zxid 0), echoing the request's xid:
             // Java and kazoo send -4, the Rust zookeeper-client crate an ordinary xid.
             Request::Auth(packet) => self.on_auth(conn, xid, packet.scheme, &packet.auth),
+            // outpost has no SASL server: like ZooKeeper's processSasl without one, answer at once
+            // with a null token (err 0, zxid 0) and let the client carry on unauthenticated.
             Request::Sasl(_) => {
-                self.send(
-                    conn,
-                    reply_frame(xid, 0, ErrorCode::AuthFailed, &Response::Empty),
-                );
-                self.close(conn);
+                let mut w = JuteWriter::from_vec(vec![0, 0, 0, 0]);
+                ReplyHeader {
+                    xid,
+                    zxid: 0,
+                    err: 0,
+                }
+                .write(&mut w);
+                w.write_buffer_opt(None);
+                self.send(conn, finish_frame(w));
             }
             // Since 3.8.5 a standalone `check`, and always opcode 0 / internal ops, are invalid: the
             // server answers UNIMPLEMENTED and closes the connection (Request.isValid).
@@ -1035,7 +1041,11 @@ impl Standalone {
     fn answer_read(&mut self, conn: ConnId, xid: i32, request: Request) {
         let zxid = self.tree.last_processed_zxid();
         // FinalRequestProcessor answers every ping with xid -2, whatever xid it came with.
-        let xid = if matches!(request, Request::Ping) { -2 } else { xid };
+        let xid = if matches!(request, Request::Ping) {
+            -2
+        } else {
+            xid
+        };
         if let Some(c) = self.conns.get_mut(&conn) {
             c.last_zxid = zxid;
         }
