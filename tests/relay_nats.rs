@@ -215,6 +215,15 @@ async fn load(client: &Client, dir: &str, from: usize, count: usize) -> usize {
 
 /// Reads the stream from the start until a log event at `zxid` or later arrived (or `limit` passed).
 async fn read_until(nats: &Nats, zxid: i64, limit: Duration) -> Vec<StreamEvent> {
+    read_until_match(nats, |m| m.kind == "log" && m.event.zxid >= zxid, limit).await
+}
+
+/// Reads the stream from the start until a message matching `done` arrived (or `limit` passed).
+async fn read_until_match(
+    nats: &Nats,
+    done: impl Fn(&StreamEvent) -> bool,
+    limit: Duration,
+) -> Vec<StreamEvent> {
     let start = Instant::now();
     let mut reader = loop {
         match StreamReader::open(&nats.url(), "OUTPOST").await {
@@ -234,9 +243,9 @@ async fn read_until(nats: &Nats, zxid: i64, limit: Duration) -> Vec<StreamEvent>
             .expect("read stream")
         {
             Some(m) => {
-                let done = m.kind == "log" && m.event.zxid >= zxid;
+                let finished = done(&m);
                 out.push(m);
-                if done {
+                if finished {
                     return out;
                 }
             }
@@ -248,7 +257,7 @@ async fn read_until(nats: &Nats, zxid: i64, limit: Duration) -> Vec<StreamEvent>
                     .map(|m| m.event.zxid);
                 assert!(
                     start.elapsed() < limit,
-                    "stream stopped at log zxid {last:?}, waiting for {zxid:#x} ({} messages)",
+                    "stream stopped at log zxid {last:?} ({} messages)",
                     out.len()
                 );
             }
@@ -438,29 +447,7 @@ fn node_subjects_follow_subtrees() {
         let extra = tokio::time::timeout(Duration::from_millis(500), futures_next(&mut sub)).await;
         assert!(extra.is_err(), "nothing else under /app/config: {extra:?}");
     });
-    let out = Command::new(support::outpost_bin())
-        .args([
-            "relay",
-            "tail",
-            "--nats",
-            &nats.url(),
-            "--stream",
-            "OUTPOST",
-            "--path",
-            "/app/config",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tail");
-    std::thread::sleep(Duration::from_secs(2));
-    let pid = out.id();
-    let _ = Command::new("kill")
-        .arg("-INT")
-        .arg(pid.to_string())
-        .status();
-    let output = out.wait_with_output().expect("tail output");
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = tail(&nats, &["--path", "/app/config"]);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() >= 5, "tail printed: {text}");
     assert!(lines[0].contains("create /app/config"), "{text}");
@@ -477,6 +464,39 @@ fn node_subjects_follow_subtrees() {
         "{text}"
     );
     assert!(!text.contains("/app/other"), "{text}");
+    let set_line = lines
+        .iter()
+        .find(|l| l.contains("set_data /app/config/db.url"))
+        .expect("set_data line");
+    let from = set_line.split(' ').next().expect("zxid");
+    let later = tail(&nats, &["--path", "/app/config", "--from", from]);
+    assert_eq!(later.lines().next(), Some(*set_line), "{later}");
+    assert!(!later.contains("create /app/config/db.url"), "{later}");
+}
+
+/// Runs `outpost relay tail` on the stream for two seconds and returns what it printed.
+fn tail(nats: &Nats, args: &[&str]) -> String {
+    let child = Command::new(support::outpost_bin())
+        .args([
+            "relay",
+            "tail",
+            "--nats",
+            &nats.url(),
+            "--stream",
+            "OUTPOST",
+        ])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tail");
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status();
+    let output = child.wait_with_output().expect("tail output");
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 async fn futures_next(
@@ -649,6 +669,13 @@ fn purged_log_publishes_a_resync() {
     std::fs::write(&config, cfg_text).expect("zoo.cfg");
     let server = OutpostStandalone::start_with_config(&config, port);
     rt.block_on(async {
+        // The resync comes first, at the zxid the server recovered; then a write after it.
+        read_until_match(
+            &nats,
+            |m| m.event.kind == "resync_end",
+            Duration::from_secs(60),
+        )
+        .await;
         let client = connect(&server).await;
         client
             .create(

@@ -65,6 +65,14 @@ enum Next {
     Closed,
 }
 
+/// A log reader kept between catch-up reads: the last zxid it yielded and the record it read past the
+/// target.
+struct OpenReader {
+    reader: LogReader,
+    last: Zxid,
+    peeked: Option<(Zxid, Vec<u8>)>,
+}
+
 /// Txns in zxid order from the live queue, falling back to the log whenever the queue skipped some.
 struct Source {
     feed: CommitFeedReceiver,
@@ -76,6 +84,7 @@ struct Source {
     empty_reads: u32,
     /// True while txns come from the log (the queue skipped some, or the relay is starting).
     behind: bool,
+    reader: Option<OpenReader>,
 }
 
 impl Source {
@@ -168,34 +177,46 @@ impl Source {
         let disk = self.disk.clone();
         let dir = self.files.data_log_dir.clone();
         metrics::counter!("outpost_relay_catch_up_reads_total").increment(1);
-        let read =
-            tokio::task::spawn_blocking(move || -> Result<Vec<CommittedTxn>, StorageError> {
-                let mut out = Vec::new();
-                let mut prev = after;
-                for record in LogReader::open(disk, &dir, after) {
-                    let (zxid, bytes) = record?;
-                    if zxid > target || out.len() >= CATCH_UP_BATCH {
-                        break;
-                    }
-                    let Ok(entry) = TxnEntry::decode(&bytes) else {
-                        return Err(StorageError::Corrupt {
-                            file: dir.clone(),
-                            offset: 0,
-                            detail: format!("txn {zxid} does not decode"),
-                        });
-                    };
-                    out.push(CommittedTxn {
-                        prev,
-                        zxid,
-                        header: entry.header,
-                        txn: entry.txn,
-                    });
-                    prev = zxid;
+        // Continue the previous read where it stopped (a long catch-up reads each segment once).
+        let open = self.reader.take().filter(|r| r.last == after);
+        let (read, reader) = tokio::task::spawn_blocking(move || {
+            let mut r = open.unwrap_or_else(|| OpenReader {
+                reader: LogReader::open(disk, &dir, after),
+                last: after,
+                peeked: None,
+            });
+            let mut out = Vec::new();
+            loop {
+                let record = match r.peeked.take().map(Ok).or_else(|| r.reader.next()) {
+                    None => return (Ok(out), None),
+                    Some(Err(e)) => return (Err(e), None),
+                    Some(Ok(record)) => record,
+                };
+                let zxid = record.0;
+                if zxid > target || out.len() >= CATCH_UP_BATCH {
+                    r.peeked = Some(record);
+                    return (Ok(out), Some(r));
                 }
-                Ok(out)
-            })
-            .await
-            .map_err(|e| RelayError::Corrupt(format!("log reader task: {e}")))?;
+                let Ok(entry) = TxnEntry::decode(&record.1) else {
+                    let err = StorageError::Corrupt {
+                        file: dir.clone(),
+                        offset: 0,
+                        detail: format!("txn {zxid} does not decode"),
+                    };
+                    return (Err(err), None);
+                };
+                out.push(CommittedTxn {
+                    prev: r.last,
+                    zxid,
+                    header: entry.header,
+                    txn: entry.txn,
+                });
+                r.last = zxid;
+            }
+        })
+        .await
+        .map_err(|e| RelayError::Corrupt(format!("log reader task: {e}")))?;
+        self.reader = reader;
         match read {
             Ok(txns) if txns.is_empty() => {
                 // Committed txns are fsynced before they apply, so they are in the log unless purged;
@@ -322,6 +343,7 @@ impl Relay {
                 closed: false,
                 empty_reads: 0,
                 behind: false,
+                reader: None,
             },
             stats: Stats {
                 window_start: Instant::now(),
