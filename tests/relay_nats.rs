@@ -883,3 +883,54 @@ fn large_txns_are_relayed() {
         assert_eq!(set.event.reason.as_deref(), Some("data_too_large"));
     });
 }
+
+/// The relay's metrics (lag, events, bytes, compression ratio) appear on the server's Prometheus
+/// exporter (`metricsProvider.httpPort`).
+#[test]
+fn relay_metrics_are_exported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(dir.path());
+    let port = free_port();
+    let line = relay_toml(dir.path(), &nats, "");
+    let server = OutpostStandalone::start(
+        dir.path(),
+        &format!("{line}\nmetricsProvider.httpPort={port}\nmetricsProvider.httpHost=127.0.0.1"),
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let client = connect(&server).await;
+        client
+            .create("/x", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+            .await
+            .expect("io")
+            .expect("create");
+        assert_eq!(load(&client, "x", 0, 50).await, 50);
+        client.close().await.expect("close");
+        let last = server_zxid(&server);
+        read_until(&nats, last, Duration::from_secs(30)).await;
+    });
+    let start = Instant::now();
+    let page = loop {
+        use std::io::{Read, Write};
+        let mut body = String::new();
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+            let _ = s.read_to_string(&mut body);
+        }
+        if body.contains("outpost_relay_events_total") || start.elapsed() > Duration::from_secs(10)
+        {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for metric in [
+        "outpost_relay_events_total",
+        "outpost_relay_messages_total",
+        "outpost_relay_bytes_total",
+        "outpost_relay_compression_ratio",
+        "outpost_relay_lag_zxids",
+        "outpost_relay_lag_ms",
+    ] {
+        assert!(page.contains(metric), "{metric} missing from:\n{page}");
+    }
+}
