@@ -1561,3 +1561,67 @@ fn special_requests_match_zookeeper() {
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
+
+/// A client that pipelines reads of a large node and never reads the replies cannot make the server
+/// buffer without bound: the connection stops reading requests once its replies back up (RSS stays
+/// far below what the flood asks for), other sessions are served meanwhile, and when the client
+/// starts reading it gets every reply, in order.
+#[test]
+fn client_that_does_not_read_cannot_exhaust_server_memory() {
+    let (_dir, server) = start("");
+    let pid = server.process.child.id();
+    let (mut raw, _) = Raw::session(server.addr);
+    let data = vec![b'x'; 256 * 1024];
+    assert_eq!(err_of(&raw.call(create("/big", &data, 0)).0), ErrorCode::Ok);
+    let before = support::rss_kib(pid).expect("rss");
+    // Flood getData requests for 3 s without reading a byte.
+    let request = encode_request(0, &get_data("/big"));
+    let mut one = (request.len() as i32).to_be_bytes().to_vec();
+    one.extend_from_slice(&request);
+    raw.stream.set_nonblocking(true).expect("nonblocking");
+    let mut written = 0usize;
+    let mut pending: Vec<u8> = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        if pending.is_empty() {
+            for _ in 0..64 {
+                pending.extend_from_slice(&one);
+            }
+        }
+        match raw.stream.write(&pending) {
+            Ok(n) => {
+                // A partly written frame stays at the front and goes out next.
+                pending.drain(..n);
+                written += n;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    let after = support::rss_kib(pid).expect("rss");
+    let sent_requests = (written / one.len()) as u64;
+    let asked_mib = sent_requests * 256 / 1024;
+    eprintln!(
+        "{sent_requests} getData requests written ({asked_mib} MiB of replies asked for); \
+         server RSS {before} KiB -> {after} KiB"
+    );
+    assert!(
+        after < before + 600 * 1024,
+        "the server buffered {} MiB for a client that does not read",
+        (after - before) / 1024
+    );
+    // Another session is served meanwhile.
+    let (mut other, _) = Raw::session(server.addr);
+    assert_usable(&mut other, "other sessions are served during the flood");
+    drop(other);
+    // Now read: the replies come in order, each with the whole node. Stop after a few hundred.
+    raw.stream.set_nonblocking(false).expect("blocking");
+    for i in 0..300 {
+        let frame = raw.read_frame().expect("reply");
+        let (h, r) = decode_reply(&frame, Some(OpCode::GetData)).expect("decodes");
+        assert_eq!((h.xid, h.err), (0, 0), "reply {i}");
+        assert!(matches!(r, Response::GetData(d) if d.data.as_deref() == Some(&data[..])));
+    }
+}

@@ -5,12 +5,14 @@
 //! connection: it gets an error reply or is closed, and the server task never sees the bytes.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::jute::{DecodeError, JuteReader, Record};
 use crate::proto::client::{decode_request, ConnectRequest, RequestHeader};
@@ -27,6 +29,48 @@ pub enum Outbound {
     Close,
 }
 
+/// A connection stops reading requests while its client has more than this many requests without
+/// a reply queued (ZooKeeper's `globalOutstandingLimit` default, per connection here) ...
+pub const MAX_UNANSWERED: u64 = 1000;
+/// ... or while more than this many reply bytes wait to be written because the client does not read
+/// them. Together they bound a connection's queued replies (a client that stops reading cannot make
+/// the server buffer without limit).
+pub const MAX_QUEUED_BYTES: usize = 16 << 20;
+
+/// What a connection's reader and writer share to apply backpressure.
+#[derive(Debug, Default)]
+struct Backlog {
+    /// Reply and notification bytes handed to the writer and not yet written to the socket.
+    queued_bytes: AtomicUsize,
+    /// Frames handed to the writer (replies and notifications), ever.
+    queued_frames: AtomicU64,
+    /// The writer stopped (socket closed or failed).
+    closed: AtomicBool,
+    /// Signalled whenever the writer made progress or stopped.
+    progress: Notify,
+}
+
+/// The sending side of a connection's outbound queue, held by the server task. It counts what it
+/// queues so the connection can stop reading while its client does not read.
+#[derive(Clone, Debug)]
+pub struct OutboundTx {
+    tx: mpsc::UnboundedSender<Outbound>,
+    backlog: Arc<Backlog>,
+}
+
+impl OutboundTx {
+    /// Queues a frame or the close for the connection's writer.
+    pub fn send(&self, out: Outbound) -> Result<(), mpsc::error::SendError<Outbound>> {
+        if let Outbound::Frame(frame) = &out {
+            self.backlog
+                .queued_bytes
+                .fetch_add(frame.len(), Ordering::AcqRel);
+            self.backlog.queued_frames.fetch_add(1, Ordering::AcqRel);
+        }
+        self.tx.send(out)
+    }
+}
+
 /// What a connection sends to the server task.
 #[derive(Debug)]
 pub enum CoreEvent {
@@ -35,7 +79,7 @@ pub enum CoreEvent {
         /// The connection.
         conn: ConnId,
         /// Where the server task sends frames.
-        tx: mpsc::UnboundedSender<Outbound>,
+        tx: OutboundTx,
         /// The client's address.
         remote: SocketAddr,
     },
@@ -117,6 +161,11 @@ pub async fn serve(
         }
     };
     let (tx, rx) = mpsc::unbounded_channel();
+    let backlog = Arc::new(Backlog::default());
+    let tx = OutboundTx {
+        tx,
+        backlog: backlog.clone(),
+    };
     if events
         .send(CoreEvent::Register { conn, tx, remote })
         .await
@@ -124,7 +173,7 @@ pub async fn serve(
     {
         return;
     }
-    let writer_task = tokio::spawn(write_loop(writer, rx));
+    let writer_task = tokio::spawn(write_loop(writer, rx, backlog.clone()));
     let _ = events
         .send(CoreEvent::Input(Input::Connect {
             conn,
@@ -133,7 +182,18 @@ pub async fn serve(
         }))
         .await;
 
-    while let Some(payload) = read_frame(&mut reader, &mut buf, settings.max_frame_bytes).await {
+    // Requests forwarded to the server task; each gets one reply frame (notifications only make the
+    // count of unanswered requests look smaller, never larger).
+    let mut forwarded: u64 = 0;
+    loop {
+        if !wait_for_room(&backlog, forwarded).await {
+            break;
+        }
+        let Some(payload) = read_frame(&mut reader, &mut buf, settings.max_frame_bytes).await
+        else {
+            break;
+        };
+        forwarded += 1;
         let input = match decode_request(&payload) {
             Ok((header, request)) => Input::Request {
                 conn,
@@ -222,9 +282,41 @@ async fn read_frame(
     }
 }
 
+/// Waits until the connection may read another request: fewer than [`MAX_UNANSWERED`] of the
+/// `forwarded` requests lack a queued reply and fewer than [`MAX_QUEUED_BYTES`] wait to be written.
+/// Returns false once the writer has stopped.
+async fn wait_for_room(backlog: &Backlog, forwarded: u64) -> bool {
+    loop {
+        // Registered before the checks, so progress made in between is not missed.
+        let progress = backlog.progress.notified();
+        if backlog.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let answered = backlog.queued_frames.load(Ordering::Acquire);
+        let unanswered = forwarded.saturating_sub(answered);
+        if unanswered < MAX_UNANSWERED
+            && backlog.queued_bytes.load(Ordering::Acquire) < MAX_QUEUED_BYTES
+        {
+            return true;
+        }
+        progress.await;
+    }
+}
+
 async fn write_loop(
     writer: tokio::net::tcp::OwnedWriteHalf,
+    rx: mpsc::UnboundedReceiver<Outbound>,
+    backlog: Arc<Backlog>,
+) {
+    write_frames(writer, rx, &backlog).await;
+    backlog.closed.store(true, Ordering::Release);
+    backlog.progress.notify_waiters();
+}
+
+async fn write_frames(
+    writer: tokio::net::tcp::OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
+    backlog: &Backlog,
 ) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(out) = rx.recv().await {
@@ -234,6 +326,9 @@ async fn write_loop(
                 if writer.write_all(&frame).await.is_err() {
                     return;
                 }
+                backlog
+                    .queued_bytes
+                    .fetch_sub(frame.len(), Ordering::AcqRel);
             }
             Outbound::Close => close = true,
         }
@@ -244,6 +339,9 @@ async fn write_loop(
                     if writer.write_all(&frame).await.is_err() {
                         return;
                     }
+                    backlog
+                        .queued_bytes
+                        .fetch_sub(frame.len(), Ordering::AcqRel);
                 }
                 Ok(Outbound::Close) => close = true,
                 Err(_) => break,
@@ -252,6 +350,7 @@ async fn write_loop(
         if writer.flush().await.is_err() {
             return;
         }
+        backlog.progress.notify_waiters();
         if close {
             let _ = writer.shutdown().await;
             return;

@@ -15,7 +15,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use super::connection::{serve, ConnectionSettings, CoreEvent, Outbound};
+use super::connection::{serve, ConnectionSettings, CoreEvent, Outbound, OutboundTx};
 use super::log_thread::{LogCommand, LogEvent, LogThread};
 use super::metrics::{self as shell_metrics, Latency};
 use crate::ids::{SessionId, Zxid};
@@ -294,8 +294,7 @@ pub async fn run(
     let mut latency = Latency::default();
     let mut pending: HashMap<(ConnId, i32), (Instant, bool)> = HashMap::new();
 
-    let mut conns: HashMap<ConnId, (mpsc::UnboundedSender<Outbound>, SocketAddr, i64)> =
-        HashMap::new();
+    let mut conns: HashMap<ConnId, (OutboundTx, SocketAddr, i64)> = HashMap::new();
     let tick_ms = u64::try_from(config.settings.session.tick_ms.max(10)).unwrap_or(2000);
     let mut tick = tokio::time::interval(Duration::from_millis(tick_ms / 2));
     let mut purge = tokio::time::interval(Duration::from_secs(
@@ -500,7 +499,7 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 
 fn snapshot_of(
     server: &Standalone,
-    conns: &HashMap<ConnId, (mpsc::UnboundedSender<Outbound>, SocketAddr, i64)>,
+    conns: &HashMap<ConnId, (OutboundTx, SocketAddr, i64)>,
     config: &StandaloneConfig,
     started: Instant,
     latency: &Latency,
@@ -570,7 +569,7 @@ fn snapshot_of(
 fn four_letter_text(
     word: FourLetterWord,
     server: &Standalone,
-    conns: &HashMap<ConnId, (mpsc::UnboundedSender<Outbound>, SocketAddr, i64)>,
+    conns: &HashMap<ConnId, (OutboundTx, SocketAddr, i64)>,
     config: &StandaloneConfig,
     started: Instant,
     latency: &Latency,
