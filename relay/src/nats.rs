@@ -242,6 +242,15 @@ impl NatsSink {
         }
         let mut slim = ev.clone();
         strip_data(&mut slim);
+        if encode(&self.cfg, &slim).payload.len() > limit {
+            // Still too large (a multi with a huge number of ops): keep the counts, drop the lists;
+            // the per-node messages still carry every op.
+            if let Some(paths) = slim.paths.take() {
+                slim.count.get_or_insert(paths.len() as u64);
+            }
+            slim.ops = None;
+            slim.reason = Some("too_large".into());
+        }
         tracing::warn!(
             "relay: event at zxid 0x{:x} is {} bytes, over the NATS max_payload; sent without data",
             ev.zxid,
