@@ -86,6 +86,7 @@ fn assert_compat(what: &str, status: Option<i32>, output: &str) {
     );
     for line in [
         "compat: zkCli.sh ok",
+        "compat: zkCli.sh 3.5+ commands ok",
         "compat: C client (cli_mt) ok",
         "compat: kazoo lock ok",
         "compat: kazoo election ok",
@@ -110,8 +111,9 @@ fn assert_compat(what: &str, status: Option<i32>, output: &str) {
 fn zkcli_and_kazoo_against_outpost() {
     require_clients();
     let dir = tempfile::tempdir().expect("tempdir");
-    // tickTime=500: sessions may be as short as 1 s, so the killed leader expires quickly.
-    let server = OutpostStandalone::start(dir.path(), "tickTime=500");
+    // tickTime=500: sessions may be as short as 1 s, so the killed leader expires quickly; TTL nodes
+    // need the extended types (ZooKeeperStandalone turns them on too).
+    let server = OutpostStandalone::start(dir.path(), "tickTime=500\nextendedTypesEnabled=true");
     let (status, output) = run_compat(server.addr, dir.path(), Duration::from_secs(90));
     if status != Some(0) {
         eprintln!("outpost log:\n{}", server.process.log_tail());

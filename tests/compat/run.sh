@@ -80,6 +80,50 @@ expect 'Node does not exist: /nosuch'
 grep -q 'state:SyncConnected' "$out" || fail "zkCli.sh never connected"
 echo "compat: zkCli.sh ok"
 
+# The 3.5+ commands: container and TTL nodes (the server needs extendedTypesEnabled=true),
+# getAllChildrenNumber, getEphemerals, addauth/whoami, auth ACLs, ls -R/-s, sync, stat -w and a
+# recursive addWatch (one event per change even with both armed; the session's own ephemeral fires
+# NodeDeleted as it closes).
+printf '%s\n' \
+  'create /zx' \
+  'create -c /zx/c' \
+  'create -t 100000 /zx/t tt' \
+  'create -e /zx/e' \
+  'getAllChildrenNumber /zx' \
+  'getEphemerals /zx' \
+  'addauth digest u:p' \
+  'whoami' \
+  'create /zx/acl data' \
+  'setAcl /zx/acl auth:u:p:cdrwa' \
+  'getAcl /zx/acl' \
+  'ls -R /zx' \
+  'sync /zx' \
+  'ls -s /zx' \
+  'stat -w /zx/acl' \
+  'addWatch -m PERSISTENT_RECURSIVE /zx' \
+  'set /zx/acl newdata' \
+  'quit' |
+  timeout 60 "$zkcli" -server "$server" >"$out" 2>&1 && status=0 || status=$?
+[ "$status" -ne 124 ] || { cat "$out" >&2; fail "zkCli.sh did not finish within 60 s"; }
+expect 'Created /zx/c'
+expect 'Created /zx/t'
+expect 'Created /zx/e'
+expect '3'
+expect '[/zx/e]'
+expect 'ip: 127.0.0.1'
+expect 'digest: u'
+expect "'digest,'u:Jq7wMyA/w2Vd5WIDAKdu4OIIFEQ="
+expect ': cdrwa'
+expect '/zx/acl'
+expect 'Sync is OK'
+expect '[acl, c, e, t]'
+expect 'numChildren = 4'
+expect 'aclVersion = 1'
+[ "$(grep -c 'type:NodeDataChanged path:/zx/acl' "$out")" = 1 ] ||
+  { cat "$out" >&2; fail "one NodeDataChanged for /zx/acl"; }
+expect 'WatchedEvent state:SyncConnected type:NodeDeleted path:/zx/e'
+echo "compat: zkCli.sh 3.5+ commands ok"
+
 # ---- the C client ------------------------------------------------------------------------------
 # cli_mt runs commands asynchronously and exits on "quit"; the sleep keeps stdin open until the
 # replies are in.
