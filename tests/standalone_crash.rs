@@ -684,3 +684,89 @@ fn kills_during_startup_lose_nothing() {
         assert_eq!(get_data(&mut s, p).as_deref(), Some(p.as_bytes()), "{p}");
     }
 }
+
+/// Apache ZooKeeper's own Java client (zkCli.sh) rides out a kill -9 of the server and a restart on the
+/// same port: it reconnects with its session, its ephemeral is still there, and the data watch it set
+/// before the crash (re-registered with setWatches) reports the change another client made after the
+/// restart. Fails, not skips, when zkCli.sh is missing (CI installs it).
+#[test]
+fn java_client_rides_out_a_crash() {
+    use std::io::Write as _;
+    let zkcli = "/usr/share/zookeeper/bin/zkCli.sh";
+    assert!(
+        Path::new(zkcli).exists(),
+        "{zkcli} is missing: apt-get install zookeeper (CI does it in .ci/run)"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = OutpostStandalone::start(dir.path(), "");
+    let port = server.addr.port();
+    let config = server.config.clone();
+    let out_path = dir.path().join("zkcli.out");
+    let out = std::fs::File::create(&out_path).expect("output");
+    let mut cli = std::process::Command::new(zkcli)
+        .arg("-server")
+        .arg(server.addr.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(out.try_clone().expect("clone"))
+        .stderr(out)
+        .spawn()
+        .expect("zkCli.sh");
+    let mut stdin = cli.stdin.take().expect("stdin");
+    let output = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    let wait_for = |what: &str, limit: Duration| {
+        let start = Instant::now();
+        while !output().contains(what) {
+            assert!(
+                start.elapsed() < limit,
+                "zkCli.sh never printed {what:?}:\n{}",
+                output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        writeln!(stdin, "create /jw before").expect("stdin");
+        writeln!(stdin, "create -e /jeph mine").expect("stdin");
+        writeln!(stdin, "get -w /jw").expect("stdin");
+        wait_for("Created /jeph", Duration::from_secs(30));
+        wait_for("before\n", Duration::from_secs(10));
+
+        server.process.kill();
+        let restarted = OutpostStandalone::start_with_config(&config, port);
+        let mut s = Session::connect(restarted.addr).expect("connect");
+        let (h, _) = s.call(Request::SetData(SetDataRequest {
+            path: "/jw".into(),
+            data: Some(b"after".to_vec()),
+            version: -1,
+        }));
+        assert_eq!(h.err, 0);
+        wait_for(
+            "WatchedEvent state:SyncConnected type:NodeDataChanged path:/jw",
+            Duration::from_secs(20),
+        );
+        writeln!(stdin, "get /jeph").expect("stdin");
+        wait_for("mine\n", Duration::from_secs(10));
+        writeln!(stdin, "quit").expect("stdin");
+        let start = Instant::now();
+        while cli.try_wait().expect("wait").is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "zkCli.sh did not quit"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // quit closed the session: its ephemeral is gone.
+        assert!(get_data(&mut s, "/jeph").is_none(), "{}", output());
+        assert!(
+            !output().contains("SESSIONEXPIRED") && !output().contains("state:Expired"),
+            "the session survived the crash:\n{}",
+            output()
+        );
+        drop(restarted);
+    }));
+    let _ = cli.kill();
+    let _ = cli.wait();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
