@@ -818,6 +818,21 @@ fn session_timeout_is_clamped() {
             .expect("connect reply");
         assert_eq!(r.timeout, got, "asked for {asked} ms");
     }
+    drop(server);
+    // Explicit bounds win over the tick-based defaults.
+    let (_dir, server) = start("tickTime=200\nminSessionTimeout=3000\nmaxSessionTimeout=5000");
+    for (asked, got) in [(1000, 3000), (4000, 4000), (60_000, 5000)] {
+        let mut raw = Raw::open(server.addr);
+        let r = raw
+            .handshake(&ConnectRequest {
+                timeout: asked,
+                passwd: vec![0; 16],
+                read_only: Some(false),
+                ..ConnectRequest::default()
+            })
+            .expect("connect reply");
+        assert_eq!(r.timeout, got, "asked for {asked} ms with explicit bounds");
+    }
 }
 
 /// Runs `steps` (connection index, request) over `conns` fresh sessions at `addr`; after each step
