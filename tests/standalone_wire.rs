@@ -875,10 +875,11 @@ fn watch_log(addr: SocketAddr, conns: usize, steps: &[(usize, Request)]) -> Vec<
                     format!("{:?}", g.children)
                 }
                 Response::Empty => "empty".to_string(),
-                other => format!(
-                    "{}",
-                    format!("{other:?}").split(['(', ' ']).next().unwrap_or("")
-                ),
+                other => format!("{other:?}")
+                    .split(['(', ' '])
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
             } + &format!(" err {}", h.err);
         };
         log.push(format!("step {i}: conn {c} {:?} -> {body}", req.op_code()));
