@@ -87,6 +87,7 @@ fn assert_compat(what: &str, status: Option<i32>, output: &str) {
     for line in [
         "compat: zkCli.sh ok",
         "compat: zkCli.sh 3.5+ commands ok",
+        "compat: zkCli.sh quotas ok",
         "compat: C client (cli_mt) ok",
         "compat: kazoo lock ok",
         "compat: kazoo election ok",

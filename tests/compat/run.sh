@@ -124,6 +124,27 @@ expect 'aclVersion = 1'
 expect 'WatchedEvent state:SyncConnected type:NodeDeleted path:/zx/e'
 echo "compat: zkCli.sh 3.5+ commands ok"
 
+# Quotas: setquota/listquota/delquota keep /zookeeper/quota's limits and stats nodes as ZooKeeper does.
+printf '%s\n' \
+  'create /qz' \
+  'setquota -n 2 /qz' \
+  'create /qz/a' \
+  'create /qz/b' \
+  'create /qz/c' \
+  'listquota /qz' \
+  'get /zookeeper/quota/qz/zookeeper_stats' \
+  'delquota /qz' \
+  'listquota /qz' \
+  'deleteall /qz' \
+  'quit' |
+  timeout 60 "$zkcli" -server "$server" >"$out" 2>&1 && status=0 || status=$?
+[ "$status" -ne 124 ] || { cat "$out" >&2; fail "zkCli.sh did not finish within 60 s"; }
+expect 'Output quota for /qz count=2,bytes=-1=;byteHardLimit=-1;countHardLimit=-1'
+expect 'Output stat for /qz count=4,bytes=0'
+expect 'count=4,bytes=0'
+expect 'quota for /qz does not exist.'
+echo "compat: zkCli.sh quotas ok"
+
 # ---- the C client ------------------------------------------------------------------------------
 # cli_mt runs commands asynchronously and exits on "quit"; the sleep keeps stdin open until the
 # replies are in.
