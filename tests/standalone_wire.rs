@@ -1641,3 +1641,92 @@ fn client_that_does_not_read_cannot_exhaust_server_memory() {
         assert!(matches!(r, Response::GetData(d) if d.data.as_deref() == Some(&data[..])));
     }
 }
+
+/// setWatches after a reconnect, side by side with Apache ZooKeeper 3.8: given the client's last zxid,
+/// the server sends the catch-up events (data changed, node deleted, node created for an exist watch,
+/// children changed) at once, then keeps the still-valid watches armed for later changes.
+#[test]
+fn set_watches_catch_up_matches_zookeeper() {
+    use outpost_core::proto::client::SetWatches;
+    let (_dir, server) = start("");
+    let zk_dir = tempfile::tempdir().expect("tempdir");
+    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let run = |addr: SocketAddr| {
+        let (mut a, _) = Raw::session(addr);
+        for p in ["/d", "/x", "/u", "/c", "/c/k"] {
+            assert_eq!(err_of(&a.call(create(p, b"", 0)).0), ErrorCode::Ok);
+        }
+        // The zxid the reconnecting client last saw.
+        let (h, _) = a.call(get_data("/"));
+        let seen = h.zxid;
+        let set = |p: &str| {
+            Request::SetData(SetDataRequest {
+                path: p.into(),
+                data: Some(b"x".to_vec()),
+                version: -1,
+            })
+        };
+        let del = |p: &str| {
+            Request::Delete(DeleteRequest {
+                path: p.into(),
+                version: -1,
+            })
+        };
+        a.call(set("/d"));
+        a.call(del("/x"));
+        a.call(create("/n", b"", 0));
+        a.call(create("/c/k2", b"", 0));
+        let (mut b, _) = Raw::session(addr);
+        let xid = b.send(&Request::SetWatches(SetWatches {
+            relative_zxid: seen,
+            data_watches: vec!["/d".into(), "/x".into(), "/u".into()],
+            exist_watches: vec!["/n".into(), "/m".into()],
+            child_watches: vec!["/c".into(), "/x".into(), "/u".into()],
+        }));
+        let mut log = Vec::new();
+        loop {
+            let frame = b.read_frame().expect("reply");
+            let (h, r) = decode_reply(&frame, Some(OpCode::SetWatches)).expect("decodes");
+            if h.xid == -1 {
+                if let Response::Watch(e) = r {
+                    log.push(format!("catch-up {} {}", e.ty, e.path));
+                }
+                continue;
+            }
+            assert_eq!(h.xid, xid);
+            log.push(format!("setWatches err {}", h.err));
+            break;
+        }
+        // Later changes: which watches are still armed.
+        for req in [
+            set("/u"),
+            create("/m", b"", 0),
+            create("/u/k", b"", 0),
+            set("/d"),
+        ] {
+            a.call(req);
+        }
+        // A barrier on b: the events of those changes arrive before its reply.
+        let xid = b.send(&get_data("/"));
+        loop {
+            let frame = b.read_frame().expect("reply");
+            let (h, r) = decode_reply(&frame, Some(OpCode::GetData)).expect("decodes");
+            if h.xid == -1 {
+                if let Response::Watch(e) = r {
+                    log.push(format!("later {} {}", e.ty, e.path));
+                }
+                continue;
+            }
+            assert_eq!(h.xid, xid);
+            break;
+        }
+        log
+    };
+    let theirs = run(zk.addr);
+    let ours = run(server.addr);
+    assert!(
+        theirs.iter().any(|l| l.starts_with("later")),
+        "the scenario leaves armed watches: {theirs:?}"
+    );
+    assert_eq!(ours, theirs, "outpost vs ZooKeeper");
+}
