@@ -17,6 +17,9 @@ use crate::ids::Zxid;
 /// Suffix of a snapshot being written; such files are ignored and removed at recovery.
 const TEMP_SUFFIX: &str = ".tmp";
 
+/// How much of a snapshot is written between two fsyncs of it (see [`write_snapshot`]).
+const SNAPSHOT_SYNC_CHUNK: usize = 4 << 20;
+
 /// Writes `blob` as the snapshot for `zxid` in `data_dir/version-2` and returns its path (steps S1–S4 of
 /// `docs/storage.md`). When it returns `Ok`, the snapshot survives a crash.
 pub fn write_snapshot(
@@ -36,9 +39,20 @@ pub fn write_snapshot(
     disk.create(&temp).map_err(io_err("create", &temp))?;
     disk.write_at(&temp, 0, &header)
         .map_err(io_err("write", &temp))?;
-    disk.write_at(&temp, SNAP_HEADER_LEN, &body)
-        .map_err(io_err("write", &temp))?;
-    disk.fsync(&temp).map_err(io_err("fsync", &temp))?;
+    // The body goes out in chunks, each fsynced. On one disk (and through ext4's ordered journal) the txn
+    // log's next fsync would otherwise wait for every dirty page of the snapshot to be written back: with a
+    // large tree that stalled every write for seconds (p999 535 ms, max 1.25 s in a create benchmark). With
+    // chunks, a log fsync waits for at most one chunk.
+    let mut offset = SNAP_HEADER_LEN;
+    for chunk in body.chunks(SNAPSHOT_SYNC_CHUNK) {
+        disk.write_at(&temp, offset, chunk)
+            .map_err(io_err("write", &temp))?;
+        offset += chunk.len() as u64;
+        disk.fsync(&temp).map_err(io_err("fsync", &temp))?;
+    }
+    if body.is_empty() {
+        disk.fsync(&temp).map_err(io_err("fsync", &temp))?;
+    }
     // S3: rename over the final name. S4: fsync the directory so the rename is durable.
     disk.rename(&temp, &path).map_err(io_err("rename", &temp))?;
     disk.fsync_dir(&dir).map_err(io_err("fsync dir", &dir))?;
