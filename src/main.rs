@@ -37,7 +37,9 @@ fn main() -> ExitCode {
             init_tracing();
             return report(outpost::server_cmd::run_server(&args.config), "server");
         }
-        Command::Status(args) => return report(outpost::server_cmd::run_status(&args.config), "status"),
+        Command::Status(args) => {
+            return report(outpost::server_cmd::run_status(&args.config), "status")
+        }
         Command::Relay(outpost::cli_args::RelayCommand::Tail(args)) => {
             return report(outpost::relay_cmd::run_tail(&args), "relay tail")
         }

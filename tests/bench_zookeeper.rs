@@ -15,7 +15,18 @@ fn bench_smoke_against_apache_zookeeper() {
     let out = Command::new(env!("CARGO_BIN_EXE_outpost"))
         .args(["bench", "--servers"])
         .arg(zk.addr.to_string())
-        .args(["--workload", "mixed", "--clients", "2", "--depth", "4", "--duration", "1", "--keys", "50"])
+        .args([
+            "--workload",
+            "mixed",
+            "--clients",
+            "2",
+            "--depth",
+            "4",
+            "--duration",
+            "1",
+            "--keys",
+            "50",
+        ])
         .arg("--pid")
         .arg(zk.process.child.id().to_string())
         .arg("--json")
@@ -25,7 +36,8 @@ fn bench_smoke_against_apache_zookeeper() {
     assert!(out.status.success(), "bench failed: {stderr}");
     assert!(stderr.contains("ops/s"), "no table on stderr: {stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("bench --json prints one JSON object");
+    let v: serde_json::Value =
+        serde_json::from_str(stdout.trim()).expect("bench --json prints one JSON object");
     let r = &v["results"][0];
     assert!(r["ops_per_sec"].as_f64().unwrap_or(0.0) > 0.0, "{v}");
     assert_eq!(r["errors"].as_u64(), Some(0), "{v}");

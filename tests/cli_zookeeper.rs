@@ -32,7 +32,11 @@ fn cli_against_apache_zookeeper() {
 
     let out = cli(&zk, &["create", "/cli", "hello"]);
     assert!(out.status.success(), "create: {}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("Created /cli"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Created /cli"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = cli(&zk, &["ls", "/"]);
     assert!(out.status.success());
@@ -44,7 +48,10 @@ fn cli_against_apache_zookeeper() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "hello");
     assert!(lines[1].starts_with("cZxid = 0x"), "{stdout}");
-    assert!(lines[2].starts_with("ctime = ") && lines[2].contains(" UTC "), "{stdout}");
+    assert!(
+        lines[2].starts_with("ctime = ") && lines[2].contains(" UTC "),
+        "{stdout}"
+    );
     assert!(stdout.contains("\ndataVersion = 0\n"), "{stdout}");
     assert!(stdout.contains("\ndataLength = 5\n"), "{stdout}");
     assert!(stdout.ends_with("numChildren = 0\n"), "{stdout}");
@@ -57,7 +64,11 @@ fn cli_against_apache_zookeeper() {
     // An ephemeral sequential node lives only as long as its one-shot session.
     let out = cli(&zk, &["create", "-s", "-e", "/cli/e-", "x"]);
     assert!(out.status.success());
-    assert!(text(&out.stderr).contains("Created /cli/e-0000000000"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Created /cli/e-0000000000"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = cli(&zk, &["delete", "/cli"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -68,9 +79,14 @@ fn cli_against_apache_zookeeper() {
     let out = cli(&zk, &["help"]);
     assert!(out.status.success());
     let help = text(&out.stdout);
-    assert!(help.contains("\tcreate [-s] [-e] [-c] [-t ttl] path [data] [acl]\n"), "{help}");
+    assert!(
+        help.contains("\tcreate [-s] [-e] [-c] [-t ttl] path [data] [acl]\n"),
+        "{help}"
+    );
     assert!(help.contains("\tls [-s] [-w] [-R] path\n"), "{help}");
-    assert!(!help.contains("Command not found") && !text(&out.stderr).contains("Command not found"));
+    assert!(
+        !help.contains("Command not found") && !text(&out.stderr).contains("Command not found")
+    );
 
     let out = cli(&zk, &["nosuchcommand"]);
     assert_eq!(out.status.code(), Some(127));
@@ -96,7 +112,8 @@ fn cli_against_apache_zookeeper() {
     assert!(stderr.contains("Created /p\nCreated /p/q\n"), "{stderr}");
     assert!(stderr.contains("Node already exists: /p"), "{stderr}");
     assert!(
-        stdout.contains("WATCHER::\n\nWatchedEvent state:SyncConnected type:NodeDataChanged path:/p"),
+        stdout
+            .contains("WATCHER::\n\nWatchedEvent state:SyncConnected type:NodeDataChanged path:/p"),
         "{stdout}"
     );
     assert!(stdout.contains("[q]\n"), "{stdout}");

@@ -27,7 +27,9 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn all_rust_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for dir in ["src", "core", "observer", "relay", "conf", "tests", "examples", "fuzz"] {
+    for dir in [
+        "src", "core", "observer", "relay", "conf", "tests", "examples", "fuzz",
+    ] {
         rust_files(&root.join(dir), &mut files);
     }
     assert!(files.len() > 5, "tidy found too few files: {files:?}");
@@ -48,7 +50,10 @@ fn every_file_has_a_module_doc() {
             missing.push(file.display().to_string());
         }
     }
-    assert!(missing.is_empty(), "files without a //! module doc: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a //! module doc: {missing:#?}"
+    );
 }
 
 /// No test is silenced with the ignore attribute: a test that cannot run here is removed or fixed, not hidden.
@@ -101,5 +106,8 @@ fn engine_modules_are_sans_io() {
             }
         }
     }
-    assert!(offenders.is_empty(), "IO or nondeterminism in sans-IO modules: {offenders:#?}");
+    assert!(
+        offenders.is_empty(),
+        "IO or nondeterminism in sans-IO modules: {offenders:#?}"
+    );
 }

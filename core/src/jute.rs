@@ -126,7 +126,9 @@ impl<'a> JuteReader<'a> {
             return Ok(None);
         }
         if len < 0 {
-            return Err(DecodeError::malformed(format!("negative {what} length {len}")));
+            return Err(DecodeError::malformed(format!(
+                "negative {what} length {len}"
+            )));
         }
         let len = len as usize;
         if len > self.max_len {
@@ -179,7 +181,9 @@ impl<'a> JuteReader<'a> {
             return Ok(None);
         }
         if count < 0 {
-            return Err(DecodeError::malformed(format!("negative vector count {count}")));
+            return Err(DecodeError::malformed(format!(
+                "negative vector count {count}"
+            )));
         }
         let count = count as usize;
         if count.saturating_mul(min_elem.max(1)) > self.remaining().max(self.max_len) {
@@ -202,7 +206,8 @@ impl<'a> JuteReader<'a> {
             return Ok(None);
         };
         // Capacity is bounded by what the remaining bytes can hold.
-        let mut out = Vec::with_capacity(count.min(self.remaining() / T::MIN_ENCODED_LEN.max(1) + 1));
+        let mut out =
+            Vec::with_capacity(count.min(self.remaining() / T::MIN_ENCODED_LEN.max(1) + 1));
         for _ in 0..count {
             out.push(T::read(self)?);
         }
@@ -397,8 +402,8 @@ mod tests {
         assert_eq!(
             w.as_slice(),
             &[
-                0, 0, 0, 1, 255, 255, 255, 255, 255, 255, 255, 254, 1, 255, 255, 255, 255, 0, 0, 0, 2,
-                b'a', b'b'
+                0, 0, 0, 1, 255, 255, 255, 255, 255, 255, 255, 254, 1, 255, 255, 255, 255, 0, 0, 0,
+                2, b'a', b'b'
             ]
         );
         let bytes = w.into_inner();

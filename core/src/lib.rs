@@ -4,16 +4,16 @@
 //! The logic modules are sans-IO: they take values (bytes, ticks, random seeds) and return actions.
 //! Only `shell` touches sockets, disks and clocks.
 
+pub mod acl;
+pub mod client;
 pub mod ids;
 pub mod jute;
-pub mod proto;
-pub mod storage;
 pub mod path;
-pub mod acl;
-pub mod session;
-pub mod watch;
-pub mod tree;
-pub mod zab;
+pub mod proto;
 pub mod server;
-pub mod client;
+pub mod session;
 pub mod shell;
+pub mod storage;
+pub mod tree;
+pub mod watch;
+pub mod zab;

@@ -369,7 +369,9 @@ impl ErrorCode {
             ErrorCode::NoWatcher => "No such watcher",
             ErrorCode::RequestTimeout => "Request timeout",
             ErrorCode::ReconfigDisabled => "Reconfig is disabled",
-            ErrorCode::SessionClosedRequireSaslAuth => "Session closed because client failed to authenticate",
+            ErrorCode::SessionClosedRequireSaslAuth => {
+                "Session closed because client failed to authenticate"
+            }
             ErrorCode::QuotaExceeded => "Quota has exceeded",
             ErrorCode::Throttled => "Op throttled due to high load",
             ErrorCode::Other(_) => "Unknown error",
@@ -405,7 +407,9 @@ mod tests {
     /// Every known error code maps to its number and back; unknown numbers are kept.
     #[test]
     fn error_codes_round_trip() {
-        for code in [0, -1, -2, -6, -8, -12, -101, -102, -103, -110, -111, -112, -121, -123, -127] {
+        for code in [
+            0, -1, -2, -6, -8, -12, -101, -102, -103, -110, -111, -112, -121, -123, -127,
+        ] {
             assert_eq!(ErrorCode::from_code(code).code(), code);
             assert!(!matches!(ErrorCode::from_code(code), ErrorCode::Other(_)));
         }

@@ -581,7 +581,11 @@ impl TxnEntry {
         digest: Option<&TxnDigest>,
         w: &mut JuteWriter,
     ) {
-        debug_assert_eq!(header.ty, txn.type_code(), "header type must match the body");
+        debug_assert_eq!(
+            header.ty,
+            txn.type_code(),
+            "header type must match the body"
+        );
         header.write(w);
         txn.encode(w);
         if let Some(d) = digest {
