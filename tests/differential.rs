@@ -795,7 +795,7 @@ impl Gen {
             4 => {
                 // exists only on world-readable nodes (see exists_or_get_data).
                 let mut w = JuteWriter::new();
-                let ty = if self.restricted.iter().any(|p| *p == path) {
+                let ty = if self.restricted.contains(&path) {
                     GetDataRequest { path, watch: false }.write(&mut w);
                     4
                 } else {
@@ -867,7 +867,7 @@ impl Gen {
     /// Both are right for their version, so exists is only sent for nodes everyone may read; other
     /// paths get a getData with the same watch flag instead.
     fn exists_or_get_data(&mut self, path: String, watch: bool) -> Request {
-        if self.restricted.iter().any(|p| *p == path) {
+        if self.restricted.contains(&path) {
             Request::GetData(GetDataRequest { path, watch })
         } else {
             Request::Exists(ExistsRequest { path, watch })
