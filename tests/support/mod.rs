@@ -38,7 +38,10 @@ pub fn wait_for_srvr(addr: SocketAddr, limit: Duration, what: &str) {
                 return;
             }
         }
-        assert!(start.elapsed() < limit, "{what} did not answer srvr on {addr} within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not answer srvr on {addr} within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
