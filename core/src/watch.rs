@@ -15,33 +15,7 @@ use crate::proto::Acl;
 /// A connection, as the shell numbers it.
 pub type WatcherId = u64;
 
-/// `Watcher.Event.EventType` values a server sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EventType {
-    /// -1
-    None,
-    /// 1
-    NodeCreated,
-    /// 2
-    NodeDeleted,
-    /// 3
-    NodeDataChanged,
-    /// 4
-    NodeChildrenChanged,
-}
-
-impl EventType {
-    /// The wire number.
-    pub fn code(self) -> i32 {
-        match self {
-            EventType::None => -1,
-            EventType::NodeCreated => 1,
-            EventType::NodeDeleted => 2,
-            EventType::NodeDataChanged => 3,
-            EventType::NodeChildrenChanged => 4,
-        }
-    }
-}
+pub use crate::proto::enums::{EventType, WatcherType};
 
 /// `KeeperState.SyncConnected`: the only state a server puts in notifications.
 pub const STATE_SYNC_CONNECTED: i32 = 3;
@@ -125,29 +99,6 @@ impl WatcherMode {
 
     fn is_recursive(self) -> bool {
         self == WatcherMode::PersistentRecursive
-    }
-}
-
-/// `WatcherType` of checkWatches/removeWatches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WatcherType {
-    /// 1
-    Children,
-    /// 2
-    Data,
-    /// 3
-    Any,
-}
-
-impl WatcherType {
-    /// From the wire number.
-    pub fn from_code(code: i32) -> Option<WatcherType> {
-        match code {
-            1 => Some(WatcherType::Children),
-            2 => Some(WatcherType::Data),
-            3 => Some(WatcherType::Any),
-            _ => None,
-        }
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::acl::{check_acl, fixup_acl, AuthConfig};
 use crate::ids::SessionId;
+use crate::proto::enums::CreateMode;
 use crate::proto::txn::{
     CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, DeleteTxn, SetAclTxn, SetDataTxn,
 };
@@ -107,68 +108,6 @@ impl WriteRequest {
             | WriteRequest::Check { path, .. } => Some(path),
             _ => None,
         }
-    }
-}
-
-/// `CreateMode` (from the request flags).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CreateMode {
-    /// 0
-    Persistent,
-    /// 1
-    Ephemeral,
-    /// 2
-    PersistentSequential,
-    /// 3
-    EphemeralSequential,
-    /// 4
-    Container,
-    /// 5
-    PersistentWithTtl,
-    /// 6
-    PersistentSequentialWithTtl,
-}
-
-impl CreateMode {
-    /// `CreateMode.fromFlag`: unknown flags are BADARGUMENTS.
-    pub fn from_flag(flags: i32) -> Result<CreateMode, ErrorCode> {
-        Ok(match flags {
-            0 => CreateMode::Persistent,
-            1 => CreateMode::Ephemeral,
-            2 => CreateMode::PersistentSequential,
-            3 => CreateMode::EphemeralSequential,
-            4 => CreateMode::Container,
-            5 => CreateMode::PersistentWithTtl,
-            6 => CreateMode::PersistentSequentialWithTtl,
-            _ => return Err(ErrorCode::BadArguments),
-        })
-    }
-
-    fn is_ephemeral(self) -> bool {
-        matches!(
-            self,
-            CreateMode::Ephemeral | CreateMode::EphemeralSequential
-        )
-    }
-
-    fn is_sequential(self) -> bool {
-        matches!(
-            self,
-            CreateMode::PersistentSequential
-                | CreateMode::EphemeralSequential
-                | CreateMode::PersistentSequentialWithTtl
-        )
-    }
-
-    fn is_ttl(self) -> bool {
-        matches!(
-            self,
-            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
-        )
-    }
-
-    fn is_container(self) -> bool {
-        self == CreateMode::Container
     }
 }
 
@@ -638,7 +577,7 @@ impl Ctx<'_, '_> {
         let zxid = self.meta.zxid;
         let session = self.meta.session;
         // 1. CreateMode.fromFlag.
-        let mode = CreateMode::from_flag(flags)?;
+        let mode = CreateMode::from_flag(flags).ok_or(ErrorCode::BadArguments)?;
         // 2. validateCreateRequest: TTL needs extended types; TTL range; session (global for ephemerals).
         if mode.is_ttl() && !self.config.extended_types {
             return Err(ErrorCode::Unimplemented);
