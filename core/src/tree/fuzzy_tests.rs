@@ -6,8 +6,9 @@ use proptest::prelude::*;
 
 use super::fuzzy::SnapshotWriter;
 use super::prep::{prepare, AnySession, PendingChanges, PrepConfig, RequestMeta, WriteRequest};
+use super::test_strategies::{dump, path_strategy, simple_op};
 use super::*;
-use crate::proto::{perms, Id, OpCode, Txn, TxnHeader};
+use crate::proto::{Id, OpCode, Txn, TxnHeader};
 use crate::server::standalone::read_snapshot_blob;
 
 const SESSIONS: [SessionId; 3] = [
@@ -15,37 +16,6 @@ const SESSIONS: [SessionId; 3] = [
     SessionId(0x0100_0000_0000_0002),
     SessionId(0x0100_0000_0000_0003),
 ];
-
-fn path_strategy() -> impl Strategy<Value = String> {
-    let comp = prop_oneof![Just("a"), Just("b"), Just("c")];
-    proptest::collection::vec(comp, 1..4).prop_map(|v| format!("/{}", v.join("/")))
-}
-
-fn acl_strategy() -> impl Strategy<Value = Vec<Acl>> {
-    prop_oneof![
-        3 => Just(Acl::open_unsafe()),
-        1 => Just(Acl::read_unsafe()),
-        1 => Just(vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }]),
-        1 => Just(vec![Acl { perms: perms::READ | perms::WRITE, id: Id::anyone() }]),
-        1 => Just(vec![Acl { perms: perms::ALL ^ perms::ADMIN, id: Id::anyone() }]),
-    ]
-}
-
-fn simple_op() -> impl Strategy<Value = WriteRequest> {
-    let version = prop_oneof![3 => Just(-1), 1 => 0..3i32];
-    prop_oneof![
-        6 => (path_strategy(), 0..5i32, acl_strategy(), any::<bool>()).prop_map(|(path, flags, acl, create2)| {
-            let op = if flags == 4 { OpCode::CreateContainer } else if create2 { OpCode::Create2 } else { OpCode::Create };
-            WriteRequest::Create { op, path, data: Some(vec![flags as u8]), acl, flags, ttl: -1 }
-        }),
-        3 => (path_strategy(), version.clone()).prop_map(|(path, version)| WriteRequest::Delete { path, version }),
-        3 => (path_strategy(), version.clone(), any::<u8>())
-            .prop_map(|(path, version, b)| WriteRequest::SetData { path, data: Some(vec![b]), version }),
-        2 => (path_strategy(), acl_strategy(), version.clone())
-            .prop_map(|(path, acl, version)| WriteRequest::SetAcl { path, acl, version }),
-        1 => path_strategy().prop_map(|path| WriteRequest::DeleteContainer { path }),
-    ]
-}
 
 #[derive(Clone, Debug)]
 enum Event {
@@ -58,6 +28,7 @@ enum Event {
 fn event_strategy() -> impl Strategy<Value = Event> {
     let req = prop_oneof![
         10 => simple_op(),
+        1 => path_strategy().prop_map(|path| WriteRequest::DeleteContainer { path }),
         2 => proptest::collection::vec(simple_op(), 1..4).prop_map(WriteRequest::Multi),
         1 => Just(WriteRequest::CloseSession),
     ];
@@ -65,27 +36,6 @@ fn event_strategy() -> impl Strategy<Value = Event> {
         3 => (0..SESSIONS.len(), req).prop_map(|(s, r)| Event::Write(s, r)),
         2 => (1..4usize).prop_map(Event::Turn),
     ]
-}
-
-type Dump = Vec<(
-    String,
-    Option<Vec<u8>>,
-    crate::proto::StatPersisted,
-    Vec<Acl>,
-)>;
-
-/// Everything observable about the tree, with ACL lists instead of references.
-fn dump(tree: &DataTree) -> Dump {
-    let mut out = Vec::new();
-    tree.walk(|p, n| {
-        out.push((
-            p.to_string(),
-            n.data.as_ref().map(|d| d.to_vec()),
-            n.stat,
-            tree.acl_of_node(n).to_vec(),
-        ));
-    });
-    out
 }
 
 struct Live {

@@ -837,4 +837,6 @@ mod model_tests;
 #[cfg(test)]
 mod pipeline_tests;
 #[cfg(test)]
+mod test_strategies;
+#[cfg(test)]
 mod tests;

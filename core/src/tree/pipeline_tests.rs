@@ -7,42 +7,14 @@ use proptest::prelude::*;
 
 use super::apply::TxnResult;
 use super::prep::{prepare, AnySession, PendingChanges, PrepConfig, RequestMeta, WriteRequest};
+use super::test_strategies::{dump, path_strategy, simple_op, Dump};
 use super::*;
-use crate::proto::{perms, Id, OpCode, Txn, TxnHeader};
+use crate::proto::{Id, Txn, TxnHeader};
 
 const SESSIONS: [SessionId; 2] = [
     SessionId(0x0100_0000_0000_0001),
     SessionId(0x0100_0000_0000_0002),
 ];
-
-fn path_strategy() -> impl Strategy<Value = String> {
-    let comp = prop_oneof![Just("a"), Just("b"), Just("c")];
-    proptest::collection::vec(comp, 1..4).prop_map(|v| format!("/{}", v.join("/")))
-}
-
-fn acl_strategy() -> impl Strategy<Value = Vec<Acl>> {
-    prop_oneof![
-        4 => Just(Acl::open_unsafe()),
-        1 => Just(Acl::read_unsafe()),
-        1 => Just(vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }]),
-        1 => Just(vec![]),
-    ]
-}
-
-fn simple_op() -> impl Strategy<Value = WriteRequest> {
-    let version = prop_oneof![3 => Just(-1), 1 => 0..3i32];
-    prop_oneof![
-        5 => (path_strategy(), 0..5i32, acl_strategy(), any::<bool>()).prop_map(|(path, flags, acl, create2)| {
-            let op = if flags == 4 { OpCode::CreateContainer } else if create2 { OpCode::Create2 } else { OpCode::Create };
-            WriteRequest::Create { op, path, data: Some(vec![flags as u8]), acl, flags, ttl: -1 }
-        }),
-        3 => (path_strategy(), version.clone()).prop_map(|(path, version)| WriteRequest::Delete { path, version }),
-        3 => (path_strategy(), version.clone(), any::<u8>())
-            .prop_map(|(path, version, b)| WriteRequest::SetData { path, data: Some(vec![b]), version }),
-        1 => (path_strategy(), acl_strategy(), version.clone())
-            .prop_map(|(path, acl, version)| WriteRequest::SetAcl { path, acl, version }),
-    ]
-}
 
 fn request_strategy() -> impl Strategy<Value = (usize, WriteRequest)> {
     let multi_op = prop_oneof![
@@ -55,28 +27,6 @@ fn request_strategy() -> impl Strategy<Value = (usize, WriteRequest)> {
         1 => Just(WriteRequest::CloseSession),
     ];
     (0..SESSIONS.len(), req)
-}
-
-/// Everything observable about the tree, with ACL lists instead of the server-local ACL references
-/// (which legitimately differ after a restart, as in Java).
-type Dump = Vec<(
-    String,
-    Option<Vec<u8>>,
-    crate::proto::StatPersisted,
-    Vec<Acl>,
-)>;
-
-fn dump(tree: &DataTree) -> Dump {
-    let mut out = Vec::new();
-    tree.walk(|p, n| {
-        out.push((
-            p.to_string(),
-            n.data.as_ref().map(|d| d.to_vec()),
-            n.stat,
-            tree.acl_of_node(n).to_vec(),
-        ));
-    });
-    out
 }
 
 /// Prepares and applies `reqs` with batches of the given sizes; returns every prepared (header, txn), every
