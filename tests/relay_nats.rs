@@ -178,6 +178,58 @@ async fn connect(server: &OutpostStandalone) -> Client {
     client
 }
 
+/// What `start` returns: the temp dir, the nats-server, the outpost server and a runtime.
+type Setup = (
+    tempfile::TempDir,
+    Nats,
+    OutpostStandalone,
+    tokio::runtime::Runtime,
+);
+
+/// A temp dir with a nats-server and an outpost server whose relay publishes to it (`extra` goes into
+/// the relay.toml's `[events]` table, see `relay_toml`), plus a runtime. Bound as
+/// `let (dir, nats, server, rt)`, they drop in reverse: runtime, server, nats-server, then the dir.
+fn start(extra: &str) -> Setup {
+    start_with_cfg(extra, "")
+}
+
+/// As `start`, with `cfg` (zoo.cfg lines) after the relay line when not empty.
+fn start_with_cfg(extra: &str, cfg: &str) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(dir.path());
+    let line = relay_toml(dir.path(), &nats, extra);
+    let cfg = if cfg.is_empty() {
+        line
+    } else {
+        format!("{line}\n{cfg}")
+    };
+    let server = OutpostStandalone::start(dir.path(), &cfg);
+    let rt = runtime();
+    (dir, nats, server, rt)
+}
+
+/// Creates the persistent, open znode `path` with no data.
+async fn create_root(client: &Client, path: &str) {
+    client
+        .create(path, b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("io")
+        .expect("create");
+}
+
+/// Closes `client`, then reads the stream until the server's last zxid; returns it and the messages.
+async fn close_and_read(
+    client: &Client,
+    server: &OutpostStandalone,
+    nats: &Nats,
+    limit: Duration,
+) -> (i64, Vec<StreamEvent>) {
+    client.close().await.expect("close");
+    let last = server_zxid(server);
+    let messages = read_until(nats, last, limit).await;
+    (last, messages)
+}
+
 /// `count` writes with up to 32 in flight: creates of `/<dir>/n<i>` (every third with 1 KiB of data, so
 /// lz4 kicks in), each followed by a set_data. Returns how many succeeded (all, unless the server died).
 async fn load(client: &Client, dir: &str, from: usize, count: usize) -> usize {
@@ -303,22 +355,13 @@ fn assert_complete(messages: &[StreamEvent], first: i64, last: i64) {
 /// per-node message per changed znode.
 #[test]
 fn log_is_complete_and_ordered() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let nats = Nats::start(dir.path());
-    let line = relay_toml(dir.path(), &nats, "");
-    let server = OutpostStandalone::start(dir.path(), &line);
-    let rt = runtime();
+    let (_dir, nats, server, rt) = start("");
     rt.block_on(async {
         let client = connect(&server).await;
-        client
-            .create("/load", b"", &Acl::open_unsafe(), CreateMode::Persistent)
-            .await
-            .expect("io")
-            .expect("create");
+        create_root(&client, "/load").await;
         assert_eq!(load(&client, "load", 0, 500).await, 500);
-        client.close().await.expect("close");
-        let last = server_zxid(&server);
-        let messages = read_until(&nats, last, Duration::from_secs(60)).await;
+        let (last, messages) =
+            close_and_read(&client, &server, &nats, Duration::from_secs(60)).await;
         assert_complete(&messages, 1, last);
         let logs: Vec<&StreamEvent> = messages.iter().filter(|m| m.kind == "log").collect();
         assert_eq!(logs[0].event.kind, "create_session");
@@ -356,11 +399,7 @@ fn log_is_complete_and_ordered() {
 /// relay tail --path /app/config` prints them for humans.
 #[test]
 fn node_subjects_follow_subtrees() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let nats = Nats::start(dir.path());
-    let line = relay_toml(dir.path(), &nats, "");
-    let server = OutpostStandalone::start(dir.path(), &line);
-    let rt = runtime();
+    let (_dir, nats, server, rt) = start("");
     rt.block_on(async {
         let nc = outpost_relay::async_nats::connect(nats.url())
             .await
@@ -510,18 +549,10 @@ async fn futures_next(
 /// duplicate-free (the relay resumes from the stream's last log message, reading the txn log).
 #[test]
 fn resume_after_kill_9_of_the_server() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let nats = Nats::start(dir.path());
-    let line = relay_toml(dir.path(), &nats, "queue_capacity = 16");
-    let mut server = OutpostStandalone::start(dir.path(), &line);
-    let rt = runtime();
+    let (dir, nats, mut server, rt) = start("queue_capacity = 16");
     rt.block_on(async {
         let client = connect(&server).await;
-        client
-            .create("/k", b"", &Acl::open_unsafe(), CreateMode::Persistent)
-            .await
-            .expect("io")
-            .expect("create");
+        create_root(&client, "/k").await;
         let writer = {
             let client = client.clone();
             tokio::spawn(async move { load(&client, "k", 0, 3000).await })
@@ -557,9 +588,8 @@ fn resume_after_kill_9_of_the_server() {
             !resumed.ends_with("zxid 0x0"),
             "resumed mid-stream: {resumed}"
         );
-        client.close().await.expect("close");
-        let last = server_zxid(&server);
-        let messages = read_until(&nats, last, Duration::from_secs(90)).await;
+        let (last, messages) =
+            close_and_read(&client, &server, &nats, Duration::from_secs(90)).await;
         assert_complete(&messages, 1, last);
     });
 }
@@ -569,18 +599,10 @@ fn resume_after_kill_9_of_the_server() {
 /// Content-Type).
 #[test]
 fn resume_after_nats_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut nats = Nats::start(dir.path());
-    let line = relay_toml(dir.path(), &nats, "encoding = \"bincode\"");
-    let server = OutpostStandalone::start(dir.path(), &line);
-    let rt = runtime();
+    let (_dir, mut nats, server, rt) = start("encoding = \"bincode\"");
     rt.block_on(async {
         let client = connect(&server).await;
-        client
-            .create("/r", b"", &Acl::open_unsafe(), CreateMode::Persistent)
-            .await
-            .expect("io")
-            .expect("create");
+        create_root(&client, "/r").await;
         assert_eq!(load(&client, "r", 0, 200).await, 200);
         let before = server_zxid(&server);
         read_until(&nats, before, Duration::from_secs(30)).await;
@@ -594,9 +616,8 @@ fn resume_after_nats_restart() {
         );
         nats.spawn();
         assert_eq!(load(&client, "r", 400, 200).await, 200);
-        client.close().await.expect("close");
-        let last = server_zxid(&server);
-        let messages = read_until(&nats, last, Duration::from_secs(90)).await;
+        let (last, messages) =
+            close_and_read(&client, &server, &nats, Duration::from_secs(90)).await;
         assert_complete(&messages, 1, last);
         let n5 = messages
             .iter()
@@ -617,11 +638,7 @@ fn purged_log_publishes_a_resync() {
     let rt = runtime();
     rt.block_on(async {
         let client = connect(&server).await;
-        client
-            .create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
-            .await
-            .expect("io")
-            .expect("create");
+        create_root(&client, "/p").await;
         assert_eq!(load(&client, "p", 0, 300).await, 300);
         client.close().await.expect("close");
     });
@@ -687,9 +704,8 @@ fn purged_log_publishes_a_resync() {
             .await
             .expect("io")
             .expect("create");
-        client.close().await.expect("close");
-        let last = server_zxid(&server);
-        let messages = read_until(&nats, last, Duration::from_secs(60)).await;
+        let (last, messages) =
+            close_and_read(&client, &server, &nats, Duration::from_secs(60)).await;
         let logs: Vec<&StreamEvent> = messages.iter().filter(|m| m.is_log()).collect();
         assert_eq!(logs[0].event.kind, "resync_begin", "{:?}", logs[0].event);
         assert!(logs[0]
@@ -753,11 +769,7 @@ fn example_bin(name: &str) -> PathBuf {
 /// ephemeral deleted by close_session) and finds it equal to the server's.
 #[test]
 fn mirror_example_matches_the_server() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let nats = Nats::start(dir.path());
-    let line = relay_toml(dir.path(), &nats, "");
-    let server = OutpostStandalone::start(dir.path(), &line);
-    let rt = runtime();
+    let (_dir, nats, server, rt) = start("");
     rt.block_on(async {
         let client = connect(&server).await;
         let open = Acl::open_unsafe();
@@ -789,9 +801,7 @@ fn mirror_example_matches_the_server() {
             .expect("io")
             .expect("ephemeral");
         eph.close().await.expect("close");
-        client.close().await.expect("close");
-        let last = server_zxid(&server);
-        read_until(&nats, last, Duration::from_secs(30)).await;
+        close_and_read(&client, &server, &nats, Duration::from_secs(30)).await;
     });
     let out = Command::new(example_bin("relay_mirror"))
         .args([
@@ -821,19 +831,11 @@ fn mirror_example_matches_the_server() {
 /// compressed arrives without its data, marked `data_too_large`, instead of blocking the stream.
 #[test]
 fn large_txns_are_relayed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let nats = Nats::start(dir.path());
-    let line = relay_toml(dir.path(), &nats, "");
-    let server = OutpostStandalone::start(dir.path(), &line);
-    let rt = runtime();
+    let (_dir, nats, server, rt) = start("");
     rt.block_on(async {
         let client = connect(&server).await;
         let open = Acl::open_unsafe();
-        client
-            .create("/big", b"", &open, CreateMode::Persistent)
-            .await
-            .expect("io")
-            .expect("create");
+        create_root(&client, "/big").await;
         let ops = (0..3000)
             .map(|i| {
                 outpost_core::client::create_op(
@@ -860,9 +862,8 @@ fn large_txns_are_relayed() {
             .await
             .expect("io")
             .expect("set");
-        client.close().await.expect("close");
-        let last = server_zxid(&server);
-        let messages = read_until(&nats, last, Duration::from_secs(60)).await;
+        let (last, messages) =
+            close_and_read(&client, &server, &nats, Duration::from_secs(60)).await;
         assert_complete(&messages, 1, last);
         let multi = messages
             .iter()
@@ -888,26 +889,16 @@ fn large_txns_are_relayed() {
 /// exporter (`metricsProvider.httpPort`).
 #[test]
 fn relay_metrics_are_exported() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let nats = Nats::start(dir.path());
     let port = free_port();
-    let line = relay_toml(dir.path(), &nats, "");
-    let server = OutpostStandalone::start(
-        dir.path(),
-        &format!("{line}\nmetricsProvider.httpPort={port}\nmetricsProvider.httpHost=127.0.0.1"),
+    let (_dir, nats, server, rt) = start_with_cfg(
+        "",
+        &format!("metricsProvider.httpPort={port}\nmetricsProvider.httpHost=127.0.0.1"),
     );
-    let rt = runtime();
     rt.block_on(async {
         let client = connect(&server).await;
-        client
-            .create("/x", b"", &Acl::open_unsafe(), CreateMode::Persistent)
-            .await
-            .expect("io")
-            .expect("create");
+        create_root(&client, "/x").await;
         assert_eq!(load(&client, "x", 0, 50).await, 50);
-        client.close().await.expect("close");
-        let last = server_zxid(&server);
-        read_until(&nats, last, Duration::from_secs(30)).await;
+        close_and_read(&client, &server, &nats, Duration::from_secs(30)).await;
     });
     let start = Instant::now();
     let page = loop {

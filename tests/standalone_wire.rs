@@ -15,12 +15,22 @@ use outpost_core::proto::client::{
     decode_reply, encode_request, AddWatchRequest, AuthPacket, CheckVersionRequest,
     CheckWatchesRequest, ConnectRequest, ConnectResponse, CreateRequest, DeleteRequest,
     ExistsRequest, GetChildrenRequest, GetDataRequest, GetEphemeralsRequest, MultiOp, MultiRequest,
-    RemoveWatchesRequest, ReplyHeader, Request, Response, SetDataRequest,
+    RemoveWatchesRequest, ReplyHeader, Request, Response, SetDataRequest, WatcherEvent,
 };
 use outpost_core::proto::{Acl, ErrorCode, OpCode};
 use support::{four_letter, OutpostStandalone};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connect request for a new session asking for `timeout` ms (16 zero password bytes, readOnly false).
+fn new_session(timeout: i32) -> ConnectRequest {
+    ConnectRequest {
+        timeout,
+        passwd: vec![0; 16],
+        read_only: Some(false),
+        ..ConnectRequest::default()
+    }
+}
 
 /// A raw protocol connection: frames in, frames out, nothing hidden.
 struct Raw {
@@ -39,12 +49,7 @@ impl Raw {
     /// Opens a connection and completes a new-session handshake.
     fn session(addr: SocketAddr) -> (Raw, ConnectResponse) {
         let mut raw = Raw::open(addr);
-        let resp = raw.handshake(&ConnectRequest {
-            timeout: 30_000,
-            passwd: vec![0; 16],
-            read_only: Some(false),
-            ..ConnectRequest::default()
-        });
+        let resp = raw.handshake(&new_session(30_000));
         (raw, resp.expect("the server answers the handshake"))
     }
 
@@ -121,6 +126,29 @@ impl Raw {
         }
     }
 
+    /// Reads frames until the reply to `xid` (decoded as `op`), handing each notification on the way to
+    /// `notified`; panics with `what` if the connection closes.
+    fn drain_until_reply(
+        &mut self,
+        xid: i32,
+        op: OpCode,
+        what: &str,
+        mut notified: impl FnMut(WatcherEvent),
+    ) -> (ReplyHeader, Response) {
+        loop {
+            let frame = self.read_frame().expect(what);
+            let (h, r) = decode_reply(&frame, Some(op)).expect("decodes");
+            if h.xid == -1 {
+                if let Response::Watch(e) = r {
+                    notified(e);
+                }
+                continue;
+            }
+            assert_eq!(h.xid, xid);
+            return (h, r);
+        }
+    }
+
     fn call(&mut self, req: Request) -> (ReplyHeader, Response) {
         let op = req.op_code();
         let xid = self.send(&req);
@@ -166,6 +194,19 @@ fn start(extra: &str) -> (tempfile::TempDir, OutpostStandalone) {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = OutpostStandalone::start(dir.path(), extra);
     (dir, server)
+}
+
+/// An outpost server and an Apache ZooKeeper 3.8, each in its own temp dir, for side-by-side tests.
+fn start_with_zookeeper() -> (
+    tempfile::TempDir,
+    OutpostStandalone,
+    tempfile::TempDir,
+    support::ZooKeeperStandalone,
+) {
+    let (dir, server) = start("");
+    let zk_dir = tempfile::tempdir().expect("tempdir");
+    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    (dir, server, zk_dir, zk)
 }
 
 /// Checks a connection that must still work: a getData on "/" answers OK.
@@ -326,9 +367,7 @@ fn error_codes(addr: SocketAddr, reqs: &[Request]) -> Vec<i32> {
 /// invalid path find nothing, and the special /zookeeper paths cannot be deleted.
 #[test]
 fn invalid_paths_bad_arguments_connection_stays() {
-    let (_dir, server) = start("");
-    let zk_dir = tempfile::tempdir().expect("tempdir");
-    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let (_dir, server, _zk_dir, zk) = start_with_zookeeper();
     let mut reqs = vec![create("/a", b"", 0)];
     let bad = [
         "a",
@@ -475,12 +514,7 @@ fn max_client_cnxns_per_ip() {
     let mut served = Vec::new();
     let mut refused = 0;
     for mut c in conns.drain(..) {
-        let resp = c.handshake(&ConnectRequest {
-            timeout: 30_000,
-            passwd: vec![0; 16],
-            read_only: Some(false),
-            ..ConnectRequest::default()
-        });
+        let resp = c.handshake(&new_session(30_000));
         match resp {
             Some(r) => {
                 assert!(r.session_id != 0);
@@ -497,12 +531,7 @@ fn max_client_cnxns_per_ip() {
     let start = Instant::now();
     loop {
         let mut c = Raw::open(server.addr);
-        let resp = c.handshake(&ConnectRequest {
-            timeout: 30_000,
-            passwd: vec![0; 16],
-            read_only: Some(false),
-            ..ConnectRequest::default()
-        });
+        let resp = c.handshake(&new_session(30_000));
         if resp.is_some() {
             assert_usable(&mut c, "a freed slot admits a new connection");
             break;
@@ -805,33 +834,26 @@ fn auth_reply_echoes_request_xid() {
 /// to 2 and 20 ticks (tickTime=200: 400 ms and 4000 ms).
 #[test]
 fn session_timeout_is_clamped() {
+    // The timeout a fresh connection's handshake asking for `asked` ms gets.
+    let negotiated = |addr: SocketAddr, asked| {
+        Raw::open(addr)
+            .handshake(&new_session(asked))
+            .expect("connect reply")
+            .timeout
+    };
     let (_dir, server) = start("tickTime=200");
     for (asked, got) in [(50, 400), (1000, 1000), (100_000, 4000)] {
-        let mut raw = Raw::open(server.addr);
-        let r = raw
-            .handshake(&ConnectRequest {
-                timeout: asked,
-                passwd: vec![0; 16],
-                read_only: Some(false),
-                ..ConnectRequest::default()
-            })
-            .expect("connect reply");
-        assert_eq!(r.timeout, got, "asked for {asked} ms");
+        assert_eq!(negotiated(server.addr, asked), got, "asked for {asked} ms");
     }
     drop(server);
     // Explicit bounds win over the tick-based defaults.
     let (_dir, server) = start("tickTime=200\nminSessionTimeout=3000\nmaxSessionTimeout=5000");
     for (asked, got) in [(1000, 3000), (4000, 4000), (60_000, 5000)] {
-        let mut raw = Raw::open(server.addr);
-        let r = raw
-            .handshake(&ConnectRequest {
-                timeout: asked,
-                passwd: vec![0; 16],
-                read_only: Some(false),
-                ..ConnectRequest::default()
-            })
-            .expect("connect reply");
-        assert_eq!(r.timeout, got, "asked for {asked} ms with explicit bounds");
+        assert_eq!(
+            negotiated(server.addr, asked),
+            got,
+            "asked for {asked} ms with explicit bounds"
+        );
     }
 }
 
@@ -851,52 +873,35 @@ fn watch_log(addr: SocketAddr, conns: usize, steps: &[(usize, Request)]) -> Vec<
     for (i, (c, req)) in steps.iter().enumerate() {
         let raw = &mut raws[*c];
         let xid = raw.send(req);
-        let body = loop {
-            let frame = raw.read_frame().expect("reply");
-            let (h, r) = decode_reply(&frame, Some(req.op_code())).expect("decodes");
-            if h.xid == -1 {
-                if let Response::Watch(e) = r {
-                    log.push(format!("step {i}: conn {c} notified {} {}", e.ty, e.path));
-                }
-                continue;
+        let (h, r) = raw.drain_until_reply(xid, req.op_code(), "reply", |e| {
+            log.push(format!("step {i}: conn {c} notified {} {}", e.ty, e.path))
+        });
+        let body = match r {
+            Response::Multi(m) => format!(
+                "multi {:?}",
+                m.results.iter().map(|r| r.type_code()).collect::<Vec<_>>()
+            ),
+            Response::GetEphemerals(mut e) => {
+                e.ephemerals.sort();
+                format!("{:?}", e.ephemerals)
             }
-            assert_eq!(h.xid, xid);
-            break match r {
-                Response::Multi(m) => format!(
-                    "multi {:?}",
-                    m.results.iter().map(|r| r.type_code()).collect::<Vec<_>>()
-                ),
-                Response::GetEphemerals(mut e) => {
-                    e.ephemerals.sort();
-                    format!("{:?}", e.ephemerals)
-                }
-                Response::GetChildren(mut g) => {
-                    g.children.sort();
-                    format!("{:?}", g.children)
-                }
-                Response::Empty => "empty".to_string(),
-                other => format!("{other:?}")
-                    .split(['(', ' '])
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
-            } + &format!(" err {}", h.err);
-        };
+            Response::GetChildren(mut g) => {
+                g.children.sort();
+                format!("{:?}", g.children)
+            }
+            Response::Empty => "empty".to_string(),
+            other => format!("{other:?}")
+                .split(['(', ' '])
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        } + &format!(" err {}", h.err);
         log.push(format!("step {i}: conn {c} {:?} -> {body}", req.op_code()));
         for (c, raw) in raws.iter_mut().enumerate() {
             let xid = raw.send(&barrier());
-            loop {
-                let frame = raw.read_frame().expect("barrier reply");
-                let (h, r) = decode_reply(&frame, Some(OpCode::Exists)).expect("decodes");
-                if h.xid == -1 {
-                    if let Response::Watch(e) = r {
-                        log.push(format!("step {i}: conn {c} notified {} {}", e.ty, e.path));
-                    }
-                    continue;
-                }
-                assert_eq!(h.xid, xid);
-                break;
-            }
+            raw.drain_until_reply(xid, OpCode::Exists, "barrier reply", |e| {
+                log.push(format!("step {i}: conn {c} notified {} {}", e.ty, e.path))
+            });
         }
     }
     log
@@ -909,9 +914,7 @@ fn watch_log(addr: SocketAddr, conns: usize, steps: &[(usize, Request)]) -> Vec<
 /// all match what ZooKeeper sends.
 #[test]
 fn watch_delivery_matches_zookeeper() {
-    let (_dir, server) = start("");
-    let zk_dir = tempfile::tempdir().expect("tempdir");
-    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let (_dir, server, _zk_dir, zk) = start_with_zookeeper();
     let exists = |p: &str| {
         Request::Exists(ExistsRequest {
             path: p.into(),
@@ -1074,9 +1077,7 @@ fn watch_pairs(text: &str, by_path: bool, sids: &[i64]) -> BTreeSet<(usize, Stri
 /// (session, path) pairs and end with an empty line, and `mntr`'s zk_watch_count counts both tables.
 #[test]
 fn watch_reports_match_zookeeper() {
-    let (_dir, server) = start("");
-    let zk_dir = tempfile::tempdir().expect("tempdir");
-    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let (_dir, server, _zk_dir, zk) = start_with_zookeeper();
     let report = |addr: SocketAddr| {
         let (mut a, ra) = Raw::session(addr);
         let (mut b, rb) = Raw::session(addr);
@@ -1137,9 +1138,7 @@ fn watch_reports_match_zookeeper() {
 /// operation name, the last ordinary xid (a ping's -2 does not count) and the zxid of the last reply.
 #[test]
 fn cons_tracks_last_operation_like_zookeeper() {
-    let (_dir, server) = start("");
-    let zk_dir = tempfile::tempdir().expect("tempdir");
-    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let (_dir, server, _zk_dir, zk) = start_with_zookeeper();
     let fields = |addr: SocketAddr, sid: i64, reply_zxid: i64| {
         let cons = four_letter(addr, "cons").expect("cons");
         let line = cons
@@ -1197,14 +1196,7 @@ fn silent_session_expires_and_close_session_closes() {
     let (_dir, server) = start("tickTime=200");
     let connect = |timeout: i32| {
         let mut raw = Raw::open(server.addr);
-        let r = raw
-            .handshake(&ConnectRequest {
-                timeout,
-                passwd: vec![0; 16],
-                read_only: Some(false),
-                ..ConnectRequest::default()
-            })
-            .expect("connect");
+        let r = raw.handshake(&new_session(timeout)).expect("connect");
         assert_eq!(r.timeout, timeout);
         (raw, r)
     };
@@ -1292,9 +1284,7 @@ fn silent_session_expires_and_close_session_closes() {
 /// nodes are readable or not from 127.0.0.1 in the same way.
 #[test]
 fn acl_validation_matches_zookeeper() {
-    let (_dir, server) = start("");
-    let zk_dir = tempfile::tempdir().expect("tempdir");
-    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let (_dir, server, _zk_dir, zk) = start_with_zookeeper();
     let ids: Vec<(i32, &str, &str)> = vec![
         (31, "world", "anyone"),
         (1, "world", "nobody"),
@@ -1405,15 +1395,8 @@ fn handshake_outcome(addr: SocketAddr, frame: &[u8]) -> String {
 /// truncated request, and the requests a client may pipeline right behind its connect.
 #[test]
 fn handshake_corners_match_zookeeper() {
-    let (_dir, server) = start("");
-    let zk_dir = tempfile::tempdir().expect("tempdir");
-    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
-    let base = ConnectRequest {
-        timeout: 30_000,
-        passwd: vec![0; 16],
-        read_only: Some(false),
-        ..ConnectRequest::default()
-    };
+    let (_dir, server, _zk_dir, zk) = start_with_zookeeper();
+    let base = new_session(30_000);
     let with = |f: &dyn Fn(&mut ConnectRequest)| {
         let mut r = base.clone();
         f(&mut r);
@@ -1490,9 +1473,7 @@ fn special_requests_match_zookeeper() {
         GetAclRequest, GetAllChildrenNumberRequest, GetChildren2Request, GetSaslRequest,
         SetWatches, SetWatches2, SyncRequest,
     };
-    let (_dir, server) = start("");
-    let zk_dir = tempfile::tempdir().expect("tempdir");
-    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let (_dir, server, _zk_dir, zk) = start_with_zookeeper();
     let cases: Vec<(i32, Request)> = vec![
         (7, Request::Ping),
         (0, get_data("/")),
@@ -1648,9 +1629,7 @@ fn client_that_does_not_read_cannot_exhaust_server_memory() {
 #[test]
 fn set_watches_catch_up_matches_zookeeper() {
     use outpost_core::proto::client::SetWatches;
-    let (_dir, server) = start("");
-    let zk_dir = tempfile::tempdir().expect("tempdir");
-    let zk = support::ZooKeeperStandalone::start(zk_dir.path(), "");
+    let (_dir, server, _zk_dir, zk) = start_with_zookeeper();
     let run = |addr: SocketAddr| {
         let (mut a, _) = Raw::session(addr);
         for p in ["/d", "/x", "/u", "/c", "/c/k"] {
@@ -1684,19 +1663,10 @@ fn set_watches_catch_up_matches_zookeeper() {
             child_watches: vec!["/c".into(), "/x".into(), "/u".into()],
         }));
         let mut log = Vec::new();
-        loop {
-            let frame = b.read_frame().expect("reply");
-            let (h, r) = decode_reply(&frame, Some(OpCode::SetWatches)).expect("decodes");
-            if h.xid == -1 {
-                if let Response::Watch(e) = r {
-                    log.push(format!("catch-up {} {}", e.ty, e.path));
-                }
-                continue;
-            }
-            assert_eq!(h.xid, xid);
-            log.push(format!("setWatches err {}", h.err));
-            break;
-        }
+        let (h, _) = b.drain_until_reply(xid, OpCode::SetWatches, "reply", |e| {
+            log.push(format!("catch-up {} {}", e.ty, e.path))
+        });
+        log.push(format!("setWatches err {}", h.err));
         // Later changes: which watches are still armed.
         for req in [
             set("/u"),
@@ -1708,18 +1678,9 @@ fn set_watches_catch_up_matches_zookeeper() {
         }
         // A barrier on b: the events of those changes arrive before its reply.
         let xid = b.send(&get_data("/"));
-        loop {
-            let frame = b.read_frame().expect("reply");
-            let (h, r) = decode_reply(&frame, Some(OpCode::GetData)).expect("decodes");
-            if h.xid == -1 {
-                if let Response::Watch(e) = r {
-                    log.push(format!("later {} {}", e.ty, e.path));
-                }
-                continue;
-            }
-            assert_eq!(h.xid, xid);
-            break;
-        }
+        b.drain_until_reply(xid, OpCode::GetData, "reply", |e| {
+            log.push(format!("later {} {}", e.ty, e.path))
+        });
         log
     };
     let theirs = run(zk.addr);
