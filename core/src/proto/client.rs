@@ -1329,14 +1329,7 @@ pub fn encode_notification(event: &WatcherEvent) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::proto::test_hex::hex;
 
     /// A.6's ConnectRequest and ConnectResponse decode (with the readOnly byte) and re-encode exactly;
     /// without the byte they decode as an old client's and stay short.

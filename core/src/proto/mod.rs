@@ -27,3 +27,16 @@ pub use quorum::{
     ElectionHandshake, LearnerInfo, Notification, PacketType, QuorumPacket, ServerState,
 };
 pub use txn::{Txn, TxnDigest, TxnEntry, TxnHeader};
+
+/// Test helper shared by the record modules' golden tests.
+#[cfg(test)]
+mod test_hex {
+    /// Decodes a hex string (whitespace ignored), as the spec's golden vectors are written.
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("valid hex in a test vector"))
+            .collect()
+    }
+}

@@ -468,14 +468,7 @@ impl Notification {
 mod tests {
     use super::*;
     use crate::proto::frame::{decode_frame, encode_frame, FrameResult};
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::proto::test_hex::hex;
 
     /// A.7's election handshake header decodes as V1 sid 3 and re-encodes exactly; the legacy form is
     /// a bare sid; bad versions and lengths are refused.

@@ -648,14 +648,7 @@ impl TxnEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::proto::test_hex::hex;
 
     const A3: &str = "0100000000000000 00000001 0000000100000001 0000018bcfe56800 00000001
         00000002 2f61  00000001 78  00000001 0000001f 00000005 776f726c64
