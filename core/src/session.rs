@@ -228,6 +228,15 @@ impl SessionTracker {
         id
     }
 
+    /// Allocates the next session id without tracking it: a learner picks the id of a new global session
+    /// itself and tracks the session only when the leader's createSession txn commits
+    /// (`LearnerSessionTracker.createSession` without local sessions).
+    pub fn allocate_id(&mut self) -> SessionId {
+        let id = SessionId(self.next_session_id);
+        self.next_session_id = self.next_session_id.wrapping_add(1);
+        id
+    }
+
     /// `trackSession`: adds a session created elsewhere (a committed createSession txn, a snapshot, a
     /// learner's forwarded session) or refreshes its expiry if known. Returns true when it was added.
     pub fn track_session(&mut self, id: SessionId, timeout_ms: i32, now_ms: i64) -> bool {

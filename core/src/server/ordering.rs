@@ -60,6 +60,14 @@ impl<R> OrderQueue<R> {
         self.entries.push_back(Queued::Read(read));
     }
 
+    /// The xid of the write at the head of the queue, if the head is a write.
+    pub fn head_write(&self) -> Option<i32> {
+        match self.entries.front() {
+            Some(Queued::Write { xid }) => Some(*xid),
+            _ => None,
+        }
+    }
+
     /// The write with `xid` completed. Returns true when it was at the head of the queue (the normal case);
     /// a commit for an xid that is not at the head means the pipeline reordered requests, which is a bug.
     pub fn complete_write(&mut self, xid: i32) -> bool {

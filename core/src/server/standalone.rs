@@ -1,4 +1,6 @@
-//! The standalone server as a state machine: decoded client events in, [`Action`]s out.
+//! The server as a state machine: decoded client events in, [`Action`]s out. It runs standalone, or
+//! inside an ensemble as the leader's or a learner's request pipeline (see [`Mode`] and the
+//! `ensemble` submodule, which holds what differs between the modes).
 //!
 //! It plays the roles of ZooKeeper's `PrepRequestProcessor` (writes become txns with the next zxid),
 //! `SyncRequestProcessor` (it asks the shell to log them; the shell reports when they are durable) and
@@ -16,9 +18,17 @@
 //! 5. While [`Standalone::snapshot_in_progress`], give the server [`Input::SnapshotStep`] turns between
 //!    other inputs: each serializes at most `snapshot_chunk_nodes` nodes (ticks also take a step).
 //!
+//! In an ensemble the ZAB engine is the driver: on the leader a `Log` is a proposal and `Durable` a
+//! commit; on a learner the engine feeds committed txns as [`Input::Committed`] and carries the
+//! [`Action::Forward`] / [`Action::Revalidate`] packets to the leader (details in `docs/zab.md`).
+//!
 //! Nothing here reads a clock or does IO: `now_ms` arrives with every input.
 
-use std::collections::{HashMap, VecDeque};
+mod ensemble;
+#[cfg(test)]
+mod ensemble_tests;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::acl::{check_acl, digest_auth, redact_digests, AuthConfig, GET_ACL_PERMS};
 use crate::ids::{ServerId, SessionId, Zxid};
@@ -31,6 +41,7 @@ use crate::proto::client::{
     MultiResponse, MultiResult, ReplyHeader, Request, Response, SetAclResponse, SetDataResponse,
     SyncResponse, WatcherEvent, WhoAmIResponse,
 };
+use crate::proto::quorum::{ForwardedRequest, SessionTouch};
 use crate::proto::{perms, ErrorCode, Id, OpCode, Txn, TxnEntry, TxnHeader};
 use crate::session::{check_password, session_password, SessionConfig, SessionTracker};
 use crate::tree::apply::TxnResult;
@@ -45,9 +56,28 @@ use crate::watch::{Notification, WatchManager, WatcherMode, WatcherType};
 /// A client connection, numbered by the shell.
 pub type ConnId = u64;
 
-/// Settings of the standalone server, taken from zoo.cfg.
+/// The role the state machine plays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// A lone server (`ZooKeeperServer`): prepares, logs and applies its own writes.
+    #[default]
+    Standalone,
+    /// The ensemble's leader (`LeaderZooKeeperServer`): prepares every write, its own clients' and the
+    /// learners' forwarded ones; a `Log` is a proposal and `Durable` means committed.
+    Leader,
+    /// A follower or observer (`FollowerZooKeeperServer` / `ObserverZooKeeperServer`): serves reads,
+    /// forwards writes to the leader and applies the txns the leader committed.
+    Learner {
+        /// An observer (no vote); the state machine behaves the same either way.
+        observer: bool,
+    },
+}
+
+/// Settings of the server, taken from zoo.cfg.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// The role (standalone unless the server is part of an ensemble).
+    pub mode: Mode,
     /// This server's id (top byte of the session ids it creates); 0 for a standalone server.
     pub server_id: ServerId,
     /// Session timeout bounds and tick.
@@ -115,6 +145,43 @@ pub enum Input {
     Tick,
     /// A turn for the snapshot in progress, if any (see [`Standalone::snapshot_in_progress`]).
     SnapshotStep,
+    /// Leader: a learner's REQUEST packet (a write, createSession, closeSession or sync of one of its
+    /// clients).
+    Forwarded {
+        /// The learner it came from (the session owner for SESSIONMOVED checks).
+        learner: ServerId,
+        /// The decoded packet data.
+        request: ForwardedRequest,
+        /// The packet's auth info: the client connection's identities.
+        auth_ids: Vec<Id>,
+    },
+    /// Leader: the sessions a learner's PING reply lists as touched.
+    TouchSessions(Vec<SessionTouch>),
+    /// Leader: a learner's REVALIDATE (a client reconnected there with an existing session).
+    Revalidate {
+        /// The learner.
+        learner: ServerId,
+        /// The session.
+        session: SessionId,
+        /// The timeout the learner negotiated.
+        timeout: i32,
+    },
+    /// Learner: a txn the leader committed; fed strictly in zxid order.
+    Committed {
+        /// Its header.
+        header: TxnHeader,
+        /// Its body.
+        txn: Txn,
+    },
+    /// Learner: the leader's answer to an [`Action::Revalidate`].
+    RevalidateReply {
+        /// The session.
+        session: SessionId,
+        /// Whether it is still alive (and now owned by this learner).
+        valid: bool,
+    },
+    /// Learner: the leader's SYNC packet arrived (answers the oldest forwarded sync).
+    SyncDone,
 }
 
 /// What the driver must do.
@@ -156,6 +223,35 @@ pub enum Action {
         /// The blob.
         blob: Vec<u8>,
     },
+    /// Learner: send this REQUEST to the leader (authinfo: `auth_ids`).
+    Forward {
+        /// The packet data.
+        request: ForwardedRequest,
+        /// The client connection's identities (empty for createSession).
+        auth_ids: Vec<Id>,
+    },
+    /// Learner: send REVALIDATE for this session to the leader.
+    Revalidate {
+        /// The session.
+        session: SessionId,
+        /// The negotiated timeout.
+        timeout: i32,
+    },
+    /// Leader: answer a learner's REVALIDATE.
+    RevalidateReply {
+        /// The learner.
+        learner: ServerId,
+        /// The session.
+        session: SessionId,
+        /// Whether the session is valid.
+        valid: bool,
+    },
+    /// Leader: send SYNC to this learner (its oldest forwarded sync may complete). Send it after the
+    /// COMMITs of the zxids whose `Durable` produced it.
+    SyncReply {
+        /// The learner.
+        learner: ServerId,
+    },
 }
 
 /// Why a request waits: a write until its txn applies, a read behind its session's writes.
@@ -165,9 +261,11 @@ enum Waiting {
         xid: i32,
         request: Request,
     },
-    /// A read whose body did not decode: answered MARSHALLINGERROR in its turn.
-    BadRead {
+    /// A request answered with an error in its turn (a read whose body did not decode; on a learner
+    /// also a bad write body and reconfig).
+    Fail {
         xid: i32,
+        err: ErrorCode,
     },
 }
 
@@ -180,8 +278,12 @@ struct Conn {
     queue: super::ordering::OrderQueue<Waiting>,
     /// Requests that arrived before the session was established, replayed after the connect reply.
     before_session: VecDeque<(i32, Request)>,
-    /// The requested timeout of a connect waiting for its createSession txn.
+    /// The requested timeout of a connect waiting for its createSession txn (or, on a learner, for the
+    /// leader's answer to its REVALIDATE).
     pending_connect_timeout: Option<i32>,
+    /// Learner: the writes (xid, opcode) forwarded to the leader whose committed txns have not come back
+    /// yet, in order (`CommitProcessor`'s per-session pending queue).
+    forwarded: VecDeque<(i32, OpCode)>,
     closing: bool,
     received: u64,
     sent: u64,
@@ -199,6 +301,8 @@ enum Origin {
     Connect(ConnId),
     /// A client request.
     Request { conn: ConnId, xid: i32, op: OpCode },
+    /// Leader: a learner's forwarded request; the learner answers its client itself.
+    Learner,
 }
 
 #[derive(Debug)]
@@ -243,7 +347,25 @@ pub struct Standalone {
     now_ms: i64,
     actions: Vec<Action>,
     counters: Counters,
+    /// Leader: learners' syncs waiting for the commit of the zxid that was newest when they arrived
+    /// (`Leader.pendingSyncs`).
+    leader_syncs: VecDeque<(Zxid, ServerId)>,
+    /// Learner: client syncs forwarded to the leader, oldest first (`FollowerZooKeeperServer
+    /// .pendingSyncs`): connection, xid, path.
+    learner_syncs: VecDeque<(ConnId, i32, String)>,
+    /// Learner: connects waiting for the leader's REVALIDATE answer, by session
+    /// (`Learner.pendingRevalidations`), with the negotiated timeout.
+    revalidating: HashMap<SessionId, (ConnId, i32)>,
+    /// Learner: sessions touched since the last [`Standalone::take_session_touches`], with their timeout
+    /// (`LearnerSessionTracker.touchTable`).
+    touches: BTreeMap<i64, i32>,
 }
+
+/// The name the ensemble code uses for the server state machine; `Standalone` is the historical one.
+pub type ZkServer = Standalone;
+
+/// The session owner of the local connections (`ServerCnxn.me`: one owner for all of them).
+const LOCAL_OWNER: u64 = 0;
 
 /// Builds a snapshot blob: the sessions (id, timeout) then the tree, as ZooKeeper's snapshot holds both.
 pub fn snapshot_blob(tree: &DataTree, sessions: &[(SessionId, i32)]) -> Vec<u8> {
@@ -372,6 +494,10 @@ impl Standalone {
             now_ms,
             actions: Vec::new(),
             counters: Counters::default(),
+            leader_syncs: VecDeque::new(),
+            learner_syncs: VecDeque::new(),
+            revalidating: HashMap::new(),
+            touches: BTreeMap::new(),
         }
     }
 
@@ -447,7 +573,7 @@ impl Standalone {
                 });
                 match (err, session) {
                     (ErrorCode::MarshallingError, Some(session)) => {
-                        self.sessions.touch(session, self.now_ms);
+                        self.touch_session(session);
                         self.on_bad_body(conn, xid, ty)
                     }
                     _ => {
@@ -464,6 +590,20 @@ impl Standalone {
                 self.snapshot_step();
             }
             Input::SnapshotStep => self.snapshot_step(),
+            Input::Forwarded {
+                learner,
+                request,
+                auth_ids,
+            } => self.on_forwarded(learner, request, auth_ids),
+            Input::TouchSessions(touches) => self.on_touch_sessions(&touches),
+            Input::Revalidate {
+                learner,
+                session,
+                timeout,
+            } => self.on_revalidate(learner, session, timeout),
+            Input::Committed { header, txn } => self.on_committed(header, txn),
+            Input::RevalidateReply { session, valid } => self.on_revalidate_reply(session, valid),
+            Input::SyncDone => self.on_sync_done(),
         }
     }
 
@@ -512,6 +652,10 @@ impl Standalone {
             return;
         }
         let timeout = self.settings.session.negotiate_timeout(req.timeout);
+        if req.session_id == 0 && self.is_learner() {
+            self.learner_new_session(conn, timeout);
+            return;
+        }
         if req.session_id == 0 {
             let id = self.sessions.create_session(timeout, false, self.now_ms);
             if let Some(c) = self.conns.get_mut(&conn) {
@@ -526,6 +670,8 @@ impl Standalone {
                     timeout_ms: timeout,
                 },
                 Origin::Connect(conn),
+                &[],
+                LOCAL_OWNER,
             );
             return;
         }
@@ -537,17 +683,18 @@ impl Standalone {
                 self.close(old);
             }
         }
-        let valid = check_password(id, &req.passwd) && self.sessions.touch(id, self.now_ms);
+        if self.is_learner() && check_password(id, &req.passwd) {
+            // A learner cannot judge a global session: it asks the leader (Learner.validateSession).
+            self.learner_revalidate(conn, id, timeout);
+            return;
+        }
+        // ZooKeeperServer.revalidateSession: a valid session is touched and now owned by the local
+        // connections.
+        let valid = check_password(id, &req.passwd)
+            && self.sessions.touch(id, self.now_ms)
+            && self.sessions.set_owner(id, LOCAL_OWNER).is_ok();
         if !valid {
-            let resp = ConnectResponse {
-                protocol_version: 0,
-                timeout: 0,
-                session_id: 0,
-                passwd: vec![0; 16],
-                read_only: req.read_only.map(|_| false),
-            };
-            self.send(conn, connect_frame(&resp));
-            self.close(conn);
+            self.refuse_session(conn);
             return;
         }
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -555,6 +702,21 @@ impl Standalone {
         }
         self.session_conn.insert(id, conn);
         self.finish_connect(conn, id, timeout);
+    }
+
+    /// The connect reply for an unknown, expired or wrongly authenticated session (zero id and timeout),
+    /// then close (`finishSessionInit(cnxn, false)`).
+    fn refuse_session(&mut self, conn: ConnId) {
+        let read_only = self.conns.get(&conn).and_then(|c| c.read_only_flag);
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout: 0,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: read_only.map(|_| false),
+        };
+        self.send(conn, connect_frame(&resp));
+        self.close(conn);
     }
 
     fn finish_connect(&mut self, conn: ConnId, id: SessionId, timeout: i32) {
@@ -617,8 +779,21 @@ impl Standalone {
             c.last_cxid = xid;
         }
         // Every packet from a client touches its session (ZooKeeperServer.processPacket).
-        self.sessions.touch(session, self.now_ms);
+        self.touch_session(session);
         let op = request.op_code();
+        if self.is_learner() {
+            // FollowerRequestProcessor: writes and syncs go to the leader, the rest stays here.
+            if let Some(request) = self.learner_request(conn, session, xid, request) {
+                self.local_request(conn, xid, op, request);
+            }
+            return;
+        }
+        self.local_request(conn, xid, op, request)
+    }
+
+    /// A request answered or prepared here: every request in standalone and leader mode, the reads and
+    /// the locally refused requests on a learner.
+    fn local_request(&mut self, conn: ConnId, xid: i32, op: OpCode, request: Request) {
         match request {
             // Auth is answered at once, outside the pipeline (zxid 0), echoing the request's xid:
             // Java and kazoo send -4, the Rust zookeeper-client crate an ordinary xid.
@@ -646,65 +821,20 @@ impl Standalone {
                 );
                 self.close(conn);
             }
-            Request::Create(r) => self.client_write(conn, xid, op, create_write(op, r, -1)),
-            Request::Create2(r) => self.client_write(conn, xid, op, create_write(op, r, -1)),
-            Request::CreateContainer(r) => {
-                self.client_write(conn, xid, op, create_write(op, r, -1))
-            }
-            Request::CreateTtl(r) => {
-                let w = WriteRequest::Create {
-                    op,
-                    path: r.path,
-                    data: r.data,
-                    acl: r.acl,
-                    flags: r.flags,
-                    ttl: r.ttl,
-                };
-                self.client_write(conn, xid, op, w)
-            }
-            Request::Delete(r) => self.client_write(
-                conn,
-                xid,
-                op,
-                WriteRequest::Delete {
-                    path: r.path,
-                    version: r.version,
-                },
-            ),
-            Request::SetData(r) => self.client_write(
-                conn,
-                xid,
-                op,
-                WriteRequest::SetData {
-                    path: r.path,
-                    data: r.data,
-                    version: r.version,
-                },
-            ),
-            Request::SetAcl(r) => self.client_write(
-                conn,
-                xid,
-                op,
-                WriteRequest::SetAcl {
-                    path: r.path,
-                    acl: r.acl,
-                    version: r.version,
-                },
-            ),
-            Request::Multi(m) => {
-                let ops = multi_writes(m);
-                self.client_write(conn, xid, op, WriteRequest::Multi(ops))
-            }
-            Request::Reconfig(_) => self.client_write(conn, xid, op, WriteRequest::Reconfig),
-            Request::CloseSession => self.client_write(conn, xid, op, WriteRequest::CloseSession),
-            read => {
-                let idle = self.conns.get(&conn).is_some_and(|c| c.queue.is_idle());
-                if idle {
-                    self.answer_read(conn, xid, read);
-                } else if let Some(c) = self.conns.get_mut(&conn) {
-                    c.queue.push_read(Waiting::Read { xid, request: read });
-                }
-            }
+            request => match write_request(request) {
+                Ok(write) => self.client_write(conn, xid, op, write),
+                Err(read) => self.read_in_order(conn, xid, read),
+            },
+        }
+    }
+
+    /// Answers a read at once, or queues it behind the session's writes in flight.
+    fn read_in_order(&mut self, conn: ConnId, xid: i32, read: Request) {
+        let idle = self.conns.get(&conn).is_some_and(|c| c.queue.is_idle());
+        if idle {
+            self.answer_read(conn, xid, read);
+        } else if let Some(c) = self.conns.get_mut(&conn) {
+            c.queue.push_read(Waiting::Read { xid, request: read });
         }
     }
 
@@ -713,24 +843,27 @@ impl Standalone {
     /// MARSHALLINGERROR by the final processor, in order. The connection stays open either way.
     fn on_bad_body(&mut self, conn: ConnId, xid: i32, ty: i32) {
         match OpCode::from_code(ty) {
-            Some(op) if op.is_write() => self.client_write(conn, xid, op, WriteRequest::Malformed),
-            _ => {
-                let idle = self.conns.get(&conn).is_some_and(|c| c.queue.is_idle());
-                if idle {
-                    self.answer_bad_read(conn, xid);
-                } else if let Some(c) = self.conns.get_mut(&conn) {
-                    c.queue.push_read(Waiting::BadRead { xid });
-                }
+            // A learner has no zxid to give an error txn: it answers in order, locally.
+            Some(op) if op.is_write() && !self.is_learner() => {
+                self.client_write(conn, xid, op, WriteRequest::Malformed)
             }
+            _ => self.fail_in_order(conn, xid, ErrorCode::MarshallingError),
         }
     }
 
-    fn answer_bad_read(&mut self, conn: ConnId, xid: i32) {
+    /// Answers `err` at once when nothing of the connection is in flight, else behind what is.
+    fn fail_in_order(&mut self, conn: ConnId, xid: i32, err: ErrorCode) {
+        let idle = self.conns.get(&conn).is_some_and(|c| c.queue.is_idle());
+        if idle {
+            self.answer_fail(conn, xid, err);
+        } else if let Some(c) = self.conns.get_mut(&conn) {
+            c.queue.push_read(Waiting::Fail { xid, err });
+        }
+    }
+
+    fn answer_fail(&mut self, conn: ConnId, xid: i32, err: ErrorCode) {
         let zxid = self.tree.last_processed_zxid();
-        self.send(
-            conn,
-            reply_frame(xid, zxid, ErrorCode::MarshallingError, &Response::Empty),
-        );
+        self.send(conn, reply_frame(xid, zxid, err, &Response::Empty));
     }
 
     fn on_auth(&mut self, conn: ConnId, xid: i32, scheme: String, auth: &[u8]) {
@@ -763,53 +896,61 @@ impl Standalone {
         let Some(session) = self.conns.get(&conn).and_then(|c| c.session) else {
             return;
         };
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.queue.push_write(xid);
-        }
-        self.submit_write(session, xid, &write, Origin::Request { conn, xid, op });
+        let auth_ids = match self.conns.get_mut(&conn) {
+            Some(c) => {
+                c.queue.push_write(xid);
+                c.auth_ids.clone()
+            }
+            None => Vec::new(),
+        };
+        self.submit_write(
+            session,
+            xid,
+            &write,
+            Origin::Request { conn, xid, op },
+            &auth_ids,
+            LOCAL_OWNER,
+        );
     }
 
-    /// Prepares a write into a txn with the next zxid and asks the driver to log it.
+    /// Prepares a write into a txn with the next zxid and asks the driver to log it (on the leader: to
+    /// propose it). `auth_ids` are the identities of the request's connection, `owner` who submitted
+    /// it (`Request.owner`: [`LOCAL_OWNER`] or a learner).
+    #[allow(clippy::too_many_arguments)]
     fn submit_write(
         &mut self,
         session: SessionId,
         cxid: i32,
         write: &WriteRequest,
         origin: Origin,
+        auth_ids: &[Id],
+        owner: u64,
     ) {
+        debug_assert!(!self.is_learner(), "a learner prepares nothing");
         let zxid = match self.last_prepared.next() {
             Some(z) => z,
             None => {
-                // A standalone server never changes epoch; running out of 2^32 txns in one epoch is an
-                // operational limit we surface loudly rather than wrap.
+                // A standalone server never changes epoch, and a leader must abdicate before this
+                // (Leader.propose shuts down at counter 0xffffffff); running out of 2^32 txns in one
+                // epoch is an operational limit we surface loudly rather than wrap.
                 panic!(
                     "zxid counter exhausted in epoch {:?}",
                     self.last_prepared.epoch()
                 );
             }
         };
-        let owner = match origin {
-            Origin::Request { conn, .. } | Origin::Connect(conn) => conn,
-            Origin::Internal => 0,
-        };
-        let auth_ids: Vec<Id> = match origin {
-            Origin::Request { conn, .. } => self
-                .conns
-                .get(&conn)
-                .map(|c| c.auth_ids.clone())
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
         let meta = RequestMeta {
             session,
             cxid,
             zxid: zxid.0,
             time_ms: self.now_ms,
-            auth_ids: &auth_ids,
+            auth_ids,
         };
-        let _ = owner;
-        let mut check = NoOwnerCheck {
+        // Local requests all share one owner, so a standalone server never answers SESSIONMOVED; on a
+        // leader a session revalidated through a learner belongs to that learner.
+        let mut check = TrackerCheck {
             tracker: &mut self.sessions,
+            owner,
         };
         let prepared = prepare(
             &self.tree,
@@ -860,8 +1001,9 @@ impl Standalone {
                 let id = SessionId(f.header.client_id);
                 self.sessions.remove(id);
                 if let Some(conn) = self.session_conn.remove(&id) {
-                    // An expired session's connection is closed; a client's own close is answered below.
-                    if matches!(f.origin, Origin::Internal) {
+                    // An expired session's connection is closed (so is a local connection of a session
+                    // a learner closed); a client's own close is answered below.
+                    if !matches!(f.origin, Origin::Request { .. }) {
                         self.watches.remove_watcher(conn);
                         self.close(conn);
                     }
@@ -885,8 +1027,11 @@ impl Standalone {
             });
         }
         let zxid = self.tree.last_processed_zxid();
+        if !self.leader_syncs.is_empty() {
+            self.release_leader_syncs(Zxid(f.header.zxid));
+        }
         match f.origin {
-            Origin::Internal => {}
+            Origin::Internal | Origin::Learner => {}
             Origin::Connect(conn) => {
                 let id = SessionId(f.header.client_id);
                 let timeout = match f.txn {
@@ -901,6 +1046,7 @@ impl Standalone {
             }
             Origin::Request { conn, xid, op } => {
                 let Some(c) = self.conns.get_mut(&conn) else {
+                    self.count_for_snapshot();
                     return;
                 };
                 if !c.queue.complete_write(xid) {
@@ -912,21 +1058,32 @@ impl Standalone {
                 if op == OpCode::CloseSession {
                     self.watches.remove_watcher(conn);
                     self.close(conn);
-                    return;
-                }
-                let ready = self
-                    .conns
-                    .get_mut(&conn)
-                    .map(|c| c.queue.take_ready_reads())
-                    .unwrap_or_default();
-                for waiting in ready {
-                    match waiting {
-                        Waiting::Read { xid, request } => self.answer_read(conn, xid, request),
-                        Waiting::BadRead { xid } => self.answer_bad_read(conn, xid),
-                    }
+                } else {
+                    self.answer_ready(conn);
                 }
             }
         }
+        self.count_for_snapshot();
+    }
+
+    /// Answers the reads of `conn` that no longer wait behind a write.
+    fn answer_ready(&mut self, conn: ConnId) {
+        let ready = self
+            .conns
+            .get_mut(&conn)
+            .map(|c| c.queue.take_ready_reads())
+            .unwrap_or_default();
+        for waiting in ready {
+            match waiting {
+                Waiting::Read { xid, request } => self.answer_read(conn, xid, request),
+                Waiting::Fail { xid, err } => self.answer_fail(conn, xid, err),
+            }
+        }
+    }
+
+    /// Counts an applied txn toward the next snapshot and starts one when it is due
+    /// (`SyncRequestProcessor.shouldSnapshot`, on every server of an ensemble too).
+    fn count_for_snapshot(&mut self) {
         self.txns_since_snapshot += 1;
         if self.txns_since_snapshot >= self.snapshot_after {
             self.txns_since_snapshot = 0;
@@ -992,10 +1149,23 @@ impl Standalone {
     // ----- expiry --------------------------------------------------------------------------------
 
     fn on_tick(&mut self) {
+        // Only the leader (or a standalone server) expires sessions and reaps containers: a learner
+        // applies the leader's closeSession and deleteContainer txns (LearnerSessionTracker has no
+        // expirer; ContainerManager runs on the leader only).
+        if self.is_learner() {
+            return;
+        }
         for id in self.sessions.expired(self.now_ms) {
             tracing::info!("expiring session {id}, timeout exceeded");
             self.sessions.set_closing(id);
-            self.submit_write(id, 0, &WriteRequest::CloseSession, Origin::Internal);
+            self.submit_write(
+                id,
+                0,
+                &WriteRequest::CloseSession,
+                Origin::Internal,
+                &[],
+                LOCAL_OWNER,
+            );
         }
         let interval = self.settings.container_check_interval_ms.max(1);
         if self.now_ms - self.last_container_check_ms >= interval {
@@ -1006,6 +1176,8 @@ impl Standalone {
                     0,
                     &WriteRequest::DeleteContainer { path },
                     Origin::Internal,
+                    &[],
+                    LOCAL_OWNER,
                 );
             }
         }
@@ -1281,29 +1453,41 @@ impl Standalone {
     }
 }
 
-/// Session checks for prep. The standalone server owns every session, so ownership never fails.
-struct NoOwnerCheck<'a> {
-    tracker: &'a mut SessionTracker,
-}
-
-impl crate::tree::prep::SessionCheck for NoOwnerCheck<'_> {
-    fn check_session(&mut self, session: SessionId) -> Result<(), ErrorCode> {
-        TrackerCheck {
-            tracker: self.tracker,
-            owner: 0,
+/// The prep input of a client write (create, create2, createContainer, createTTL, delete, setData,
+/// setACL, multi, reconfig, closeSession); any other request comes back unchanged.
+fn write_request(request: Request) -> Result<WriteRequest, Request> {
+    let op = request.op_code();
+    Ok(match request {
+        Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => {
+            create_write(op, r, -1)
         }
-        .check_session(session)
-    }
-    fn check_global_session(&mut self, session: SessionId) -> Result<(), ErrorCode> {
-        TrackerCheck {
-            tracker: self.tracker,
-            owner: 0,
-        }
-        .check_global_session(session)
-    }
-    fn set_closing(&mut self, session: SessionId) {
-        self.tracker.set_closing(session);
-    }
+        Request::CreateTtl(r) => WriteRequest::Create {
+            op,
+            path: r.path,
+            data: r.data,
+            acl: r.acl,
+            flags: r.flags,
+            ttl: r.ttl,
+        },
+        Request::Delete(r) => WriteRequest::Delete {
+            path: r.path,
+            version: r.version,
+        },
+        Request::SetData(r) => WriteRequest::SetData {
+            path: r.path,
+            data: r.data,
+            version: r.version,
+        },
+        Request::SetAcl(r) => WriteRequest::SetAcl {
+            path: r.path,
+            acl: r.acl,
+            version: r.version,
+        },
+        Request::Multi(m) => WriteRequest::Multi(multi_writes(m)),
+        Request::Reconfig(_) => WriteRequest::Reconfig,
+        Request::CloseSession => WriteRequest::CloseSession,
+        other => return Err(other),
+    })
 }
 
 fn create_write(op: OpCode, r: CreateRequest, ttl: i64) -> WriteRequest {
@@ -1453,6 +1637,7 @@ mod tests {
             snapshot_chunk_nodes: 10_000,
             container_check_interval_ms: 1000,
             emit_committed: false,
+            mode: Mode::Standalone,
         };
         Standalone::new(settings, DataTree::new(true), &[], Zxid::ZERO, 1_000)
     }
@@ -1859,6 +2044,7 @@ mod tests {
             snapshot_chunk_nodes: 2,
             container_check_interval_ms: 1000,
             emit_committed: false,
+            mode: Mode::Standalone,
         };
         let trigger = snapshot_trigger(40, 7, 0);
         assert!((20..40).contains(&trigger), "{trigger}");

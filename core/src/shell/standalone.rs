@@ -406,6 +406,13 @@ pub async fn run(
                         });
                     }
                 }
+                // Ensemble traffic; a standalone server (Mode::Standalone) never produces it.
+                Action::Forward { .. }
+                | Action::Revalidate { .. }
+                | Action::RevalidateReply { .. }
+                | Action::SyncReply { .. } => {
+                    tracing::error!("ensemble action in a standalone server: {action:?}");
+                }
                 Action::Snapshot { zxid, blob } => {
                     let disk = disk.clone();
                     let dir = config.data_dir.clone();
