@@ -12,7 +12,7 @@ use outpost_conf::{FourLetterWords, Mode, ZooCfg};
 use outpost_core::acl::AuthConfig;
 use outpost_core::ids::ServerId;
 use outpost_core::server::fourlw::Whitelist;
-use outpost_core::server::standalone::{Mode, Settings};
+use outpost_core::server::standalone::{Mode as ServerMode, Settings};
 use outpost_core::session::SessionConfig;
 use outpost_core::shell::admin::{AdminServerConfig, Monitoring};
 use outpost_core::shell::standalone::{self, StandaloneConfig};
@@ -133,7 +133,7 @@ pub fn standalone_config(cfg: &ZooCfg) -> anyhow::Result<StandaloneConfig> {
         max_frame_bytes: cfg.jute_max_buffer_bytes as usize,
         four_letter_words,
         settings: Settings {
-            mode: Mode::Standalone,
+            mode: ServerMode::Standalone,
             // A standalone server's session ids carry server id 0, as ZooKeeperServerMain's do.
             server_id: ServerId(0),
             session,
