@@ -822,8 +822,8 @@ impl Standalone {
                 self.close(conn);
             }
             request => match write_request(request) {
-                Ok(write) => self.client_write(conn, xid, op, write),
-                Err(read) => self.read_in_order(conn, xid, read),
+                Routed::Write(write) => self.client_write(conn, xid, op, write),
+                Routed::Other(read) => self.read_in_order(conn, xid, read),
             },
         }
     }
@@ -1453,11 +1453,17 @@ impl Standalone {
     }
 }
 
+/// A client request sorted for the pipeline: a write becomes prep's input, anything else stays as is.
+enum Routed {
+    Write(WriteRequest),
+    Other(Request),
+}
+
 /// The prep input of a client write (create, create2, createContainer, createTTL, delete, setData,
 /// setACL, multi, reconfig, closeSession); any other request comes back unchanged.
-fn write_request(request: Request) -> Result<WriteRequest, Request> {
+fn write_request(request: Request) -> Routed {
     let op = request.op_code();
-    Ok(match request {
+    Routed::Write(match request {
         Request::Create(r) | Request::Create2(r) | Request::CreateContainer(r) => {
             create_write(op, r, -1)
         }
@@ -1486,7 +1492,7 @@ fn write_request(request: Request) -> Result<WriteRequest, Request> {
         Request::Multi(m) => WriteRequest::Multi(multi_writes(m)),
         Request::Reconfig(_) => WriteRequest::Reconfig,
         Request::CloseSession => WriteRequest::CloseSession,
-        other => return Err(other),
+        other => return Routed::Other(other),
     })
 }
 

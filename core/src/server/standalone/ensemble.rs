@@ -133,8 +133,8 @@ impl Standalone {
                 version: r.version,
             },
             Ok(other) => match write_request(other) {
-                Ok(write) => write,
-                Err(read) => {
+                Routed::Write(write) => write,
+                Routed::Other(read) => {
                     tracing::warn!(
                         "server {learner} forwarded a {:?}, which is no write; ignored",
                         read.op_code()
