@@ -139,7 +139,8 @@ pub enum Input {
         /// The connection.
         conn: ConnId,
     },
-    /// Every txn up to this zxid is durable.
+    /// Every txn up to this zxid is durable. On a leader: committed (a quorum acked); feed it once per
+    /// committed zxid, in order. Ignored on a learner.
     Durable(Zxid),
     /// Time passed (drives session expiry; also takes a snapshot step).
     Tick,
@@ -199,7 +200,8 @@ pub enum Action {
         /// The connection.
         conn: ConnId,
     },
-    /// Append a txn to the txn log.
+    /// Append a txn to the txn log. On a leader: propose it (the ZAB leader logs and broadcasts it).
+    /// Never emitted by a learner.
     Log {
         /// Its zxid.
         zxid: Zxid,
@@ -246,8 +248,9 @@ pub enum Action {
         /// Whether the session is valid.
         valid: bool,
     },
-    /// Leader: send SYNC to this learner (its oldest forwarded sync may complete). Send it after the
-    /// COMMITs of the zxids whose `Durable` produced it.
+    /// Leader: send SYNC to this learner (its oldest forwarded sync may complete). Produced by the
+    /// `Durable(z)` that committed the txn the sync waited for (or at once): send it after COMMIT(z) and
+    /// before any later COMMIT.
     SyncReply {
         /// The learner.
         learner: ServerId,
