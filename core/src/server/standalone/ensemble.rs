@@ -278,7 +278,7 @@ impl Standalone {
         request: Request,
     ) -> Option<Request> {
         let op = request.op_code();
-        match request {
+        match &request {
             // ZooKeeper's learners pass reconfig to the leader, whose prep refuses it when disabled;
             // outpost does not run reconfig in an ensemble yet, so a learner answers as a standalone
             // server would, in order.
@@ -292,10 +292,10 @@ impl Standalone {
                 None
             }
             Request::Sync(r) => {
-                let body = Request::Sync(r.clone()).to_body_bytes();
+                let path = r.path.clone();
                 let auth = self.queue_forwarded(conn, xid, None);
-                self.learner_syncs.push_back((conn, xid, r.path));
-                self.forward(session, xid, op, body, auth);
+                self.learner_syncs.push_back((conn, xid, path));
+                self.forward(session, xid, op, request.to_body_bytes(), auth);
                 None
             }
             Request::Create(_)
@@ -307,12 +307,11 @@ impl Standalone {
             | Request::SetAcl(_)
             | Request::Multi(_)
             | Request::CloseSession => {
-                let body = request.to_body_bytes();
                 let auth = self.queue_forwarded(conn, xid, Some(op));
-                self.forward(session, xid, op, body, auth);
+                self.forward(session, xid, op, request.to_body_bytes(), auth);
                 None
             }
-            other => Some(other),
+            _ => Some(request),
         }
     }
 
