@@ -1,11 +1,15 @@
 //! Shared helpers for the root package's integration tests: free loopback ports, child processes that are
 //! killed on drop (an outpost server, a real Apache ZooKeeper 3.8 from the Debian package, a nats-server),
-//! and four-letter-word queries.
+//! and four-letter-word queries; `proxy` injects network faults into TCP links and `ensemble` runs
+//! Apache ZooKeeper ensembles.
 //!
 //! Every process listens on 127.0.0.1 only and every wait is bounded, so a hung server fails the test
 //! instead of hanging CI.
 
 #![allow(dead_code)]
+
+pub mod ensemble;
+pub mod proxy;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
