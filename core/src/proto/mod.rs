@@ -12,6 +12,7 @@ pub mod data;
 pub mod enums;
 pub mod frame;
 pub mod quorum;
+pub mod quorum_stream;
 pub mod txn;
 
 pub use client::{
@@ -26,7 +27,11 @@ pub use frame::{decode_frame, encode_frame, four_letter_word, FourLetterWord, Fr
 pub use quorum::{
     ElectionHandshake, LearnerInfo, Notification, PacketType, QuorumPacket, ServerState,
 };
+pub use quorum_stream::{encode_packet, encode_snapshot_stream, QuorumItem, QuorumStreamDecoder};
 pub use txn::{Txn, TxnDigest, TxnEntry, TxnHeader};
+
+#[cfg(test)]
+mod quorum_stream_tests;
 
 /// Test helper shared by the record modules' golden tests.
 #[cfg(test)]
