@@ -6,6 +6,7 @@
 //! instead of hanging CI.
 
 #![allow(dead_code)]
+pub mod history;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
