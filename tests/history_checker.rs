@@ -5,7 +5,7 @@
 mod support;
 
 use proptest::prelude::*;
-use support::history::{CheckError, History, Op, OpId, Outcome, ViolationKind};
+use support::history::{CheckError, History, Op, OpId, Outcome, SharedHistory, ViolationKind};
 
 fn write(
     h: &mut History,
@@ -288,6 +288,55 @@ fn two_thousand_ops_of_eight_clients_are_decided() {
     });
     let report = h.check().unwrap_or_else(|e| panic!("{e}"));
     assert!(report.ops > 1_000, "{report:?}");
+}
+
+// Threads recording with the real clock through SharedHistory, against a register behind a mutex (each
+// op takes effect while the lock is held, inside its recorded interval), produce a history that passes.
+#[test]
+fn threads_recording_with_the_real_clock_pass() {
+    let history = SharedHistory::new();
+    let register: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>> = Default::default();
+    let threads: Vec<_> = (0..4u64)
+        .map(|client| {
+            let history = history.clone();
+            let register = register.clone();
+            std::thread::spawn(move || {
+                let mut rng = Rng(client);
+                for i in 0..200 {
+                    let path = "/shared".to_string();
+                    if rng.chance(50) {
+                        let value = format!("t{client}-{i}").into_bytes();
+                        let op = Op::Write {
+                            path,
+                            value: value.clone(),
+                        };
+                        let id = history.invoke(client, op);
+                        // An indeterminate write may have happened or not.
+                        let applied = !rng.chance(10);
+                        if applied {
+                            *register.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+                        }
+                        let outcome = match (applied, rng.chance(20)) {
+                            (true, false) => Outcome::ok(),
+                            (false, false) => Outcome::Failed,
+                            (_, true) => Outcome::Unknown,
+                        };
+                        history.complete(id, outcome);
+                    } else {
+                        let synced = rng.chance(50);
+                        let id = history.invoke(client, Op::Read { path, synced });
+                        let value = register.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        history.complete(id, Outcome::Read { value, zxid: None });
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let report = history.snapshot().check().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.paths, 1);
 }
 
 /// splitmix64: a seeded generator, so a failing case replays from the seed proptest prints.

@@ -13,7 +13,7 @@
 //!   older than one it already read or wrote on that path, also after reconnecting to another server
 //!   (ZooKeeper's "sequential consistency" and "single system image", enforced in Java by the client's
 //!   `lastZxidSeen` and `ZooKeeperServer.processConnectRequest` refusing a server that is behind); and,
-//!   when every write on a path wrote a distinct value, all clients saw the writes in one order
+//!   among writes of values written only once, all clients saw the writes in one order
 //!   consistent with real time.
 //!
 //! Timestamps are taken by [`History::invoke`] before the request is sent and by [`History::complete`]
@@ -341,7 +341,8 @@ impl History {
     }
 
     /// Records that `client` (one id per ZooKeeper session, kept across reconnects) invokes `op` now.
-    /// Call it before sending the request.
+    /// Call it before sending the request. A client's ops are taken to be sent in invocation order (a
+    /// session's requests apply in order), so threads must not race to send on one client id.
     pub fn invoke(&mut self, client: u64, op: Op) -> OpId {
         let now = self.now_ns();
         self.invoke_at(client, op, now)
@@ -692,8 +693,8 @@ impl History {
         out
     }
 
-    /// When every possible write on the path wrote a distinct value (and none rewrote the initial one),
-    /// each read names its write, and the orders clients observed plus real time must be acyclic.
+    /// A read of a value written once names its write; the orders in which clients observed such writes,
+    /// plus real time between them, must be acyclic.
     fn check_write_order(&self, path: &str, ops: &[&Record]) -> Result<(), Violation> {
         order::check(path, self.initial_of(path), ops)
     }
@@ -1083,15 +1084,27 @@ mod order {
         initial: Option<&[u8]>,
         ops: &[&Record],
     ) -> Result<(), Violation> {
-        // Node 0 is the initial value; nodes 1..=w are the possible writes.
-        let writes: Vec<&Record> = ops.iter().copied().filter(|r| r.write_possible()).collect();
+        // A value written more than once (or rewriting the initial value, as a delete of a path that
+        // started absent does) does not name its write: its observations are skipped, which is sound
+        // because a client's order is transitive (a, then an ambiguous value, then b still means a < b).
+        let mut count: HashMap<Option<&[u8]>, usize> = HashMap::new();
+        *count.entry(initial).or_default() += 1;
+        for w in ops.iter().filter(|r| r.write_possible()) {
+            *count.entry(w.write_value().flatten()).or_default() += 1;
+        }
+        let unique = |v: Option<&[u8]>| count.get(&v) == Some(&1);
+        // Node 0 is the initial value; nodes 1..=w are the possible writes of values written once.
+        let writes: Vec<&Record> = ops
+            .iter()
+            .copied()
+            .filter(|r| r.write_possible() && unique(r.write_value().flatten()))
+            .collect();
         let mut by_value: HashMap<Option<&[u8]>, usize> = HashMap::new();
-        by_value.insert(initial, 0);
+        if unique(initial) {
+            by_value.insert(initial, 0);
+        }
         for (i, w) in writes.iter().enumerate() {
-            if by_value.insert(w.write_value().flatten(), i + 1).is_some() {
-                // Two writes of one value: a read does not name its write; the per-client check stands.
-                return Ok(());
-            }
+            by_value.insert(w.write_value().flatten(), i + 1);
         }
         let nw = writes.len() + 1;
         // Time nodes nw..nw+w: the i-th completion in time order. Write j -> T(rank of its end);
