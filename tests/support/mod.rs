@@ -7,6 +7,7 @@
 //! instead of hanging CI.
 
 #![allow(dead_code)]
+pub mod history;
 
 pub mod ensemble;
 pub mod proxy;
