@@ -1,18 +1,21 @@
-//! The ZAB ensemble engine, sans-IO: quorum rules, votes, fast leader election, a deterministic
-//! simulator that runs many election engines over a faulty virtual network, and the leader's learner
-//! sync decision (`learner_sync`: DIFF / TRUNC / SNAP over the committed log).
+//! The ZAB ensemble engine, sans-IO: quorum rules, votes, fast leader election, the leader's learner
+//! sync decision (`learner_sync`: DIFF / TRUNC / SNAP over the committed log), the quorum peer with its
+//! leader and learner roles (discovery, learner sync, broadcast), and two deterministic simulators: one
+//! for elections alone (`sim`), one for whole ensembles with clients, disks and crashes
+//! (`cluster_sim`).
 //!
-//! Discovery, the rest of synchronisation and broadcast (the learner protocol) will join these modules; see
-//! `docs/zab.md` for the vocabulary, the election engine's contract with its driver and what is
-//! left to build. Nothing here touches sockets, disks or clocks: time is `now_ms`, randomness is a
-//! seed.
+//! See `docs/zab.md` for the vocabulary and each engine's contract with its driver. Nothing here
+//! touches sockets, disks or clocks: time is `now_ms`, randomness is a seed.
 
+pub mod cluster_sim;
 pub mod election;
+pub mod leader;
+pub mod learner;
 pub mod learner_sync;
+pub mod peer;
 pub mod quorum;
 pub mod rng;
 pub mod sim;
-
 pub mod vote;
 
 #[cfg(test)]

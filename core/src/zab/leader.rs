@@ -1,0 +1,832 @@
+//! The leader role: ZooKeeper's `Leader` and `LearnerHandler`, sans-IO.
+//!
+//! Phases, as `Leader.lead` runs them:
+//! 1. **Discovery** (`getEpochToPropose`): learners send FOLLOWERINFO/OBSERVERINFO with their acceptedEpoch;
+//!    once this server and a quorum of voters have, the new epoch is `max(acceptedEpoch) + 1`, written to
+//!    acceptedEpoch, and every waiting learner gets LEADERINFO.
+//! 2. **Epoch acks** (`waitForEpochAck`): ACKEPOCH carries each learner's currentEpoch and last zxid; a
+//!    learner ahead of the leader is refused; a quorum of acks lets the leader write currentEpoch.
+//! 3. **Learner sync** (`LearnerHandler.syncFollower` + `startForwarding`): DIFF, TRUNC or SNAP by
+//!    [`plan_sync`], the committed txns the learner misses as PROPOSAL+COMMIT pairs, the proposals still in
+//!    flight, then NEWLEADER.
+//! 4. **Establishment** (`waitForNewLeaderAck`): a quorum of NEWLEADER ACKs and the leader starts serving;
+//!    every synced learner gets UPTODATE.
+//! 5. **Broadcast**: each txn the server prepares becomes a PROPOSAL to the followers; a quorum of ACKs
+//!    (the leader's own counts once its log fsync covers the txn) commits it, strictly in zxid order:
+//!    COMMIT to followers, INFORM to observers, applied here.
+//!
+//! A handler that connects after establishment goes through 1-4 at once (the epoch is decided). The leader
+//! gives up (LOOKING) when a phase outlasts `initLimit` ticks or when the voters it heard from within
+//! `syncLimit` ticks no longer form a quorum with it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::ids::{Epoch, ServerId, SessionId, Zxid};
+use crate::jute::JuteWriter;
+use crate::jute::{JuteReader, Record};
+use crate::proto::quorum::{
+    decode_session_touches, ForwardedRequest, LearnerInfoView, PacketType, QuorumPacket,
+    RevalidateReply, RevalidateRequest, LEARNER_PROTOCOL_VERSION,
+};
+use crate::proto::quorum_stream::QuorumItem;
+use crate::server::standalone::{Input as ServerInput, Mode};
+use crate::zab::learner_sync::{plan_sync, SyncPlan};
+use crate::zab::peer::{EpochFile, LinkId, Peer, PeerAction, PeerRole, RoleState};
+
+/// Where the leader is in `Leader.lead`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LeaderPhase {
+    /// Collecting learner infos to decide the epoch.
+    Discovery,
+    /// Epoch decided and written to acceptedEpoch; collecting ACKEPOCHs.
+    EpochAcks,
+    /// currentEpoch written; learners sync; collecting NEWLEADER ACKs.
+    NewLeaderAcks,
+    /// Established: serving and broadcasting.
+    Broadcast,
+}
+
+/// Where one learner's handler is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HandlerState {
+    /// Waiting for FOLLOWERINFO / OBSERVERINFO.
+    AwaitInfo,
+    /// Info received; waiting for the epoch to be decided.
+    AwaitEpoch,
+    /// LEADERINFO sent; waiting for ACKEPOCH.
+    AwaitAckEpoch,
+    /// ACKEPOCH received; waiting for currentEpoch to be established before syncing.
+    AwaitSync,
+    /// Sync data and NEWLEADER queued; waiting for the learner's ACK of NEWLEADER.
+    AwaitNewLeaderAck,
+    /// NEWLEADER acked; waiting for the leader to be established (then UPTODATE).
+    AwaitUpToDate,
+    /// UPTODATE sent: a full member of the broadcast.
+    Active,
+}
+
+/// One learner connection (`LearnerHandler`).
+#[derive(Debug)]
+struct Handler {
+    sid: Option<ServerId>,
+    observer: bool,
+    state: HandlerState,
+    /// Last zxid from ACKEPOCH.
+    peer_last_zxid: Zxid,
+    /// When anything was last received from it.
+    last_heard_ms: u64,
+    /// Whether proposals and commits are forwarded to it (sync decided, `startForwarding` done).
+    forwarding: bool,
+}
+
+/// An outstanding proposal.
+#[derive(Debug)]
+struct Proposal {
+    entry: Arc<[u8]>,
+    acks: BTreeSet<ServerId>,
+}
+
+/// The leader's state.
+#[derive(Debug)]
+pub(crate) struct LeaderState {
+    phase: LeaderPhase,
+    /// The epoch being established (decided from Discovery on).
+    new_epoch: Epoch,
+    started_ms: u64,
+    /// Voters (this server included) whose info counted for the epoch.
+    epoch_voters: BTreeSet<ServerId>,
+    epoch_acks: BTreeSet<ServerId>,
+    newleader_acks: BTreeSet<ServerId>,
+    handlers: BTreeMap<LinkId, Handler>,
+    outstanding: BTreeMap<Zxid, Proposal>,
+    last_proposed: Zxid,
+    last_ping_ms: u64,
+}
+
+impl LeaderState {
+    pub(crate) fn links(&self) -> Vec<LinkId> {
+        self.handlers.keys().copied().collect()
+    }
+
+    /// (sid, observer, synced) for every identified learner.
+    pub(crate) fn learner_summary(&self) -> Vec<(ServerId, bool, bool)> {
+        self.handlers
+            .values()
+            .filter_map(|h| {
+                h.sid
+                    .map(|sid| (sid, h.observer, h.state == HandlerState::Active))
+            })
+            .collect()
+    }
+
+    pub(crate) fn debug_state(&self) -> String {
+        let handlers: Vec<String> = self
+            .handlers
+            .iter()
+            .map(|(l, h)| {
+                format!(
+                    "{l}:{:?}/{:?}{}",
+                    h.sid.map(|s| s.0),
+                    h.state,
+                    if h.forwarding { "+" } else { "" }
+                )
+            })
+            .collect();
+        let outstanding: Vec<String> = self
+            .outstanding
+            .iter()
+            .map(|(z, p)| format!("{z}{:?}", p.acks.iter().map(|s| s.0).collect::<Vec<_>>()))
+            .collect();
+        format!(
+            "leader {:?} epoch {} last_proposed {} outstanding [{}] handlers [{}]",
+            self.phase,
+            self.new_epoch.0,
+            self.last_proposed,
+            outstanding.join(" "),
+            handlers.join(" ")
+        )
+    }
+
+    fn link_of(&self, sid: ServerId) -> Option<LinkId> {
+        self.handlers
+            .iter()
+            .rev()
+            .find(|(_, h)| h.sid == Some(sid))
+            .map(|(l, _)| *l)
+    }
+}
+
+impl Peer {
+    fn leader(&mut self) -> &mut LeaderState {
+        match &mut self.role {
+            RoleState::Leading(l) => l,
+            _ => unreachable!("leader state used outside the leader role"),
+        }
+    }
+
+    /// `QuorumPeer` entering LEADING: `Leader.lead` begins with this server's own epoch vote.
+    pub(crate) fn become_leader(&mut self) {
+        let mut epoch_voters = BTreeSet::new();
+        if self.cfg.verifier.is_voter(self.cfg.my_id) {
+            epoch_voters.insert(self.cfg.my_id);
+        }
+        let proposed = Epoch(self.accepted_epoch.0.saturating_add(1));
+        self.role = RoleState::Leading(Box::new(LeaderState {
+            phase: LeaderPhase::Discovery,
+            new_epoch: proposed,
+            started_ms: self.now_ms,
+            epoch_voters,
+            epoch_acks: BTreeSet::new(),
+            newleader_acks: BTreeSet::new(),
+            handlers: BTreeMap::new(),
+            outstanding: BTreeMap::new(),
+            last_proposed: self.last_logged,
+            last_ping_ms: self.now_ms,
+        }));
+        self.set_role_name(PeerRole::Leading);
+        tracing::info!(
+            "leading: proposing epoch {} (acceptedEpoch {})",
+            proposed.0,
+            self.accepted_epoch.0
+        );
+        self.leader_check_epoch_quorum();
+    }
+
+    pub(crate) fn leader_on_connect(&mut self, link: LinkId) {
+        let now = self.now_ms;
+        self.leader().handlers.insert(
+            link,
+            Handler {
+                sid: None,
+                observer: false,
+                state: HandlerState::AwaitInfo,
+                peer_last_zxid: Zxid::NONE,
+                last_heard_ms: now,
+                forwarding: false,
+            },
+        );
+    }
+
+    pub(crate) fn leader_on_disconnect(&mut self, link: LinkId) {
+        if let Some(h) = self.leader().handlers.remove(&link) {
+            tracing::info!("learner {:?} disconnected", h.sid);
+        }
+    }
+
+    fn send_learner(&mut self, link: LinkId, packet: QuorumPacket) {
+        self.actions.push(PeerAction::SendLearner { link, packet });
+    }
+
+    /// Drops a learner that broke the protocol.
+    fn drop_learner(&mut self, link: LinkId, why: &str) {
+        tracing::warn!("closing learner link {link}: {why}");
+        self.stats.protocol_errors += 1;
+        self.leader().handlers.remove(&link);
+        self.actions.push(PeerAction::CloseLearner { link });
+    }
+
+    pub(crate) fn leader_on_item(&mut self, link: LinkId, item: QuorumItem) {
+        let now = self.now_ms;
+        let Some(h) = self.leader().handlers.get_mut(&link) else {
+            return;
+        };
+        h.last_heard_ms = now;
+        let state = h.state;
+        let packet = match item {
+            QuorumItem::Packet(p) => p,
+            QuorumItem::Snapshot(_) => return self.drop_learner(link, "a learner sent a snapshot"),
+        };
+        let Some(ty) = packet.packet_type() else {
+            return self.drop_learner(link, "unknown packet type");
+        };
+        match (state, ty) {
+            (HandlerState::AwaitInfo, PacketType::FollowerInfo | PacketType::ObserverInfo) => {
+                self.leader_on_info(link, ty == PacketType::ObserverInfo, &packet)
+            }
+            (HandlerState::AwaitInfo, _) => {
+                self.drop_learner(link, "first packet is not FOLLOWERINFO/OBSERVERINFO")
+            }
+            (HandlerState::AwaitAckEpoch, PacketType::AckEpoch) => {
+                self.leader_on_ack_epoch(link, &packet)
+            }
+            (HandlerState::AwaitNewLeaderAck, PacketType::Ack) => {
+                self.leader_on_newleader_ack(link, Zxid(packet.zxid))
+            }
+            (HandlerState::AwaitUpToDate | HandlerState::Active, PacketType::Ack) => {
+                self.leader_on_ack(link, Zxid(packet.zxid))
+            }
+            (HandlerState::Active | HandlerState::AwaitUpToDate, PacketType::Ping) => {
+                match decode_session_touches(packet.data_or_empty()) {
+                    Ok(touches) if !touches.is_empty() => {
+                        self.server
+                            .handle(ServerInput::TouchSessions(touches), now as i64);
+                        self.route_server_actions();
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.drop_learner(link, &format!("bad PING data: {e}")),
+                }
+            }
+            (HandlerState::Active, PacketType::Request) => self.leader_on_request(link, packet),
+            (HandlerState::Active, PacketType::Revalidate) => {
+                self.leader_on_revalidate(link, &packet)
+            }
+            (_, other) => {
+                self.drop_learner(link, &format!("unexpected {other:?} in state {state:?}"))
+            }
+        }
+    }
+
+    // ----- discovery -----------------------------------------------------------------------------
+
+    fn leader_on_info(&mut self, link: LinkId, observer: bool, packet: &QuorumPacket) {
+        let info = LearnerInfoView::parse(packet.data_or_empty());
+        let Some(sid) = info
+            .server_id
+            .filter(|s| *s >= 0)
+            .map(|s| ServerId(s as u64))
+        else {
+            return self.drop_learner(link, "learner info without a server id");
+        };
+        let voter = self.cfg.verifier.is_voter(sid);
+        if !observer && !voter {
+            // A follower not in the voting set would otherwise be counted toward nothing yet sent
+            // proposals; Java treats it as a non-voting follower. Keep it simple and refuse it.
+            return self.drop_learner(link, &format!("server {sid} is not a voter"));
+        }
+        let learner_accepted = Zxid(packet.zxid).epoch();
+        // A second link from the same server replaces the first (its old connection is dead).
+        if let Some(old) = self.leader().link_of(sid) {
+            if old != link {
+                self.leader().handlers.remove(&old);
+                self.actions.push(PeerAction::CloseLearner { link: old });
+            }
+        }
+        let phase = self.leader().phase;
+        {
+            let l = self.leader();
+            let h = l.handlers.get_mut(&link).expect("handler exists");
+            h.sid = Some(sid);
+            h.observer = observer;
+            h.state = HandlerState::AwaitEpoch;
+        }
+        tracing::info!(
+            "learner {sid} ({}) connected, acceptedEpoch {}",
+            if observer { "observer" } else { "follower" },
+            learner_accepted.0
+        );
+        if phase == LeaderPhase::Discovery {
+            let l = self.leader();
+            if learner_accepted.0 >= l.new_epoch.0 {
+                l.new_epoch = Epoch(learner_accepted.0.saturating_add(1));
+            }
+            if voter && !observer {
+                l.epoch_voters.insert(sid);
+            }
+            self.leader_check_epoch_quorum();
+        } else {
+            self.send_leader_info(link);
+        }
+    }
+
+    fn leader_check_epoch_quorum(&mut self) {
+        let verifier = self.cfg.verifier.clone();
+        let now = self.now_ms;
+        let l = self.leader();
+        if l.phase != LeaderPhase::Discovery || !verifier.contains_quorum(&l.epoch_voters) {
+            return;
+        }
+        let epoch = l.new_epoch;
+        l.phase = LeaderPhase::EpochAcks;
+        l.started_ms = now;
+        tracing::info!("epoch {} decided", epoch.0);
+        self.accepted_epoch = epoch;
+        self.actions.push(PeerAction::WriteEpoch {
+            file: EpochFile::Accepted,
+            epoch,
+        });
+        let my_id = self.cfg.my_id;
+        if self.cfg.verifier.is_voter(my_id) {
+            self.leader().epoch_acks.insert(my_id);
+        }
+        let waiting: Vec<LinkId> = self
+            .leader()
+            .handlers
+            .iter()
+            .filter(|(_, h)| h.state == HandlerState::AwaitEpoch)
+            .map(|(l, _)| *l)
+            .collect();
+        for link in waiting {
+            self.send_leader_info(link);
+        }
+        self.leader_check_epoch_ack_quorum();
+    }
+
+    fn send_leader_info(&mut self, link: LinkId) {
+        let epoch = self.leader().new_epoch;
+        if let Some(h) = self.leader().handlers.get_mut(&link) {
+            h.state = HandlerState::AwaitAckEpoch;
+        }
+        let mut data = JuteWriter::new();
+        data.write_i32(LEARNER_PROTOCOL_VERSION);
+        self.send_learner(
+            link,
+            QuorumPacket::with_data(
+                PacketType::LeaderInfo,
+                Zxid::new(epoch, 0).0,
+                data.into_inner(),
+            ),
+        );
+    }
+
+    fn leader_on_ack_epoch(&mut self, link: LinkId, packet: &QuorumPacket) {
+        let mut r = JuteReader::new(packet.data_or_empty());
+        let Ok(learner_current) = r.read_i32() else {
+            return self.drop_learner(link, "ACKEPOCH without an epoch");
+        };
+        let peer_last = Zxid(packet.zxid);
+        let my_summary = (i64::from(self.current_epoch.0), self.last_logged);
+        let phase = self.leader().phase;
+        let (sid, observer) = {
+            let h = self
+                .leader()
+                .handlers
+                .get_mut(&link)
+                .expect("handler exists");
+            h.peer_last_zxid = peer_last;
+            h.state = HandlerState::AwaitSync;
+            (h.sid.expect("identified"), h.observer)
+        };
+        if learner_current != -1 {
+            // Leader.waitForEpochAck: a learner that is more recent than the leader means the election
+            // went wrong; refuse it rather than lose its txns.
+            if phase == LeaderPhase::EpochAcks
+                && (i64::from(learner_current), peer_last) > my_summary
+            {
+                return self.drop_learner(
+                    link,
+                    &format!(
+                        "follower {sid} is ahead of the leader (epoch {learner_current}, zxid {peer_last})"
+                    ),
+                );
+            }
+            if phase == LeaderPhase::EpochAcks
+                && peer_last != Zxid::NONE
+                && !observer
+                && self.cfg.verifier.is_voter(sid)
+            {
+                self.leader().epoch_acks.insert(sid);
+            }
+        }
+        if phase == LeaderPhase::EpochAcks {
+            self.leader_check_epoch_ack_quorum();
+        } else {
+            self.sync_learner(link);
+        }
+    }
+
+    fn leader_check_epoch_ack_quorum(&mut self) {
+        let verifier = self.cfg.verifier.clone();
+        let now = self.now_ms;
+        let l = self.leader();
+        if l.phase != LeaderPhase::EpochAcks || !verifier.contains_quorum(&l.epoch_acks) {
+            return;
+        }
+        let epoch = l.new_epoch;
+        l.phase = LeaderPhase::NewLeaderAcks;
+        l.started_ms = now;
+        self.current_epoch = epoch;
+        self.actions.push(PeerAction::WriteEpoch {
+            file: EpochFile::Current,
+            epoch,
+        });
+        let my_id = self.cfg.my_id;
+        if self.cfg.verifier.is_voter(my_id) {
+            self.leader().newleader_acks.insert(my_id);
+        }
+        let waiting: Vec<LinkId> = self
+            .leader()
+            .handlers
+            .iter()
+            .filter(|(_, h)| h.state == HandlerState::AwaitSync)
+            .map(|(l, _)| *l)
+            .collect();
+        for link in waiting {
+            self.sync_learner(link);
+        }
+        self.leader_check_newleader_quorum();
+    }
+
+    // ----- learner sync --------------------------------------------------------------------------
+
+    /// `LearnerHandler.syncFollower` + `startForwarding` + queueing NEWLEADER.
+    fn sync_learner(&mut self, link: LinkId) {
+        let last_processed = Zxid(self.server.tree().last_processed_zxid());
+        let (peer_last, observer) = {
+            let h = &self.leader().handlers[&link];
+            (h.peer_last_zxid, h.observer)
+        };
+        let plan = plan_sync(peer_last, last_processed, &self.committed_log, false);
+        tracing::info!(
+            "syncing learner on link {link} (last zxid {peer_last}, ours {last_processed}): {plan:?}"
+        );
+        let mut packets = Vec::new();
+        let after = match plan {
+            SyncPlan::Snap => {
+                self.stats.snap_syncs += 1;
+                self.send_learner(link, QuorumPacket::new(PacketType::Snap, last_processed.0));
+                let body = self.server.snapshot_now();
+                self.actions
+                    .push(PeerAction::SendLearnerSnapshot { link, body });
+                None
+            }
+            SyncPlan::Diff { zxid, after } => {
+                self.stats.diff_syncs += 1;
+                packets.push(QuorumPacket::new(PacketType::Diff, zxid.0));
+                Some(after)
+            }
+            SyncPlan::Trunc { zxid, after } => {
+                self.stats.trunc_syncs += 1;
+                packets.push(QuorumPacket::new(PacketType::Trunc, zxid.0));
+                Some(after)
+            }
+        };
+        if let Some(after) = after {
+            for (zxid, entry) in self.committed_log.after(after) {
+                packets.push(QuorumPacket::with_data(
+                    PacketType::Proposal,
+                    zxid.0,
+                    entry.to_vec(),
+                ));
+                packets.push(QuorumPacket::new(PacketType::Commit, zxid.0));
+            }
+        }
+        // startForwarding: the proposals still in flight, to followers only (observers get INFORMs when
+        // they commit). Everything committed is already applied here, so nothing is "to be applied".
+        if !observer {
+            for (zxid, p) in &self.leader().outstanding {
+                packets.push(QuorumPacket::with_data(
+                    PacketType::Proposal,
+                    zxid.0,
+                    p.entry.to_vec(),
+                ));
+            }
+        }
+        let epoch = self.leader().new_epoch;
+        packets.push(QuorumPacket::with_data(
+            PacketType::NewLeader,
+            Zxid::new(epoch, 0).0,
+            self.cfg.config_text.clone(),
+        ));
+        for p in packets {
+            self.send_learner(link, p);
+        }
+        if let Some(h) = self.leader().handlers.get_mut(&link) {
+            h.state = HandlerState::AwaitNewLeaderAck;
+            h.forwarding = true;
+        }
+    }
+
+    fn leader_on_newleader_ack(&mut self, link: LinkId, zxid: Zxid) {
+        let epoch = self.leader().new_epoch;
+        let (sid, observer) = {
+            let h = self
+                .leader()
+                .handlers
+                .get_mut(&link)
+                .expect("handler exists");
+            h.state = HandlerState::AwaitUpToDate;
+            (h.sid.expect("identified"), h.observer)
+        };
+        // Leader.waitForNewLeaderAck counts only ACKs of this epoch's NEWLEADER from voters.
+        if zxid == Zxid::new(epoch, 0) && !observer && self.cfg.verifier.is_voter(sid) {
+            self.leader().newleader_acks.insert(sid);
+        }
+        if self.leader().phase == LeaderPhase::Broadcast {
+            self.send_up_to_date(link);
+        } else {
+            self.leader_check_newleader_quorum();
+        }
+    }
+
+    fn leader_check_newleader_quorum(&mut self) {
+        let verifier = self.cfg.verifier.clone();
+        let l = self.leader();
+        if l.phase != LeaderPhase::NewLeaderAcks || !verifier.contains_quorum(&l.newleader_acks) {
+            return;
+        }
+        l.phase = LeaderPhase::Broadcast;
+        let epoch = l.new_epoch;
+        let base = Zxid::new(epoch, 0);
+        l.last_proposed = base;
+        tracing::info!("established as leader of epoch {}", epoch.0);
+        self.election.update_peer_epoch(i64::from(epoch.0));
+        self.rebuild_server(Mode::Leader);
+        self.server.set_next_zxid_base(base);
+        self.serving = true;
+        let waiting: Vec<LinkId> = self
+            .leader()
+            .handlers
+            .iter()
+            .filter(|(_, h)| h.state == HandlerState::AwaitUpToDate)
+            .map(|(l, _)| *l)
+            .collect();
+        for link in waiting {
+            self.send_up_to_date(link);
+        }
+    }
+
+    fn send_up_to_date(&mut self, link: LinkId) {
+        if let Some(h) = self.leader().handlers.get_mut(&link) {
+            h.state = HandlerState::Active;
+        }
+        self.send_learner(link, QuorumPacket::new(PacketType::UpToDate, -1));
+    }
+
+    // ----- broadcast -----------------------------------------------------------------------------
+
+    /// The server prepared a txn: propose it (`Leader.propose`), log it, count our own ack on fsync.
+    pub(crate) fn leader_propose(&mut self, zxid: Zxid, entry: Vec<u8>) {
+        if !matches!(self.role, RoleState::Leading(_)) {
+            tracing::error!("txn {zxid} prepared outside the leader role; dropped");
+            return;
+        }
+        let entry: Arc<[u8]> = Arc::from(entry);
+        let followers: Vec<LinkId> = {
+            let l = self.leader();
+            l.last_proposed = zxid;
+            l.outstanding.insert(
+                zxid,
+                Proposal {
+                    entry: entry.clone(),
+                    acks: BTreeSet::new(),
+                },
+            );
+            l.handlers
+                .iter()
+                .filter(|(_, h)| h.forwarding && !h.observer)
+                .map(|(l, _)| *l)
+                .collect()
+        };
+        for link in followers {
+            self.send_learner(
+                link,
+                QuorumPacket::with_data(PacketType::Proposal, zxid.0, entry.to_vec()),
+            );
+        }
+        self.last_logged = zxid;
+        self.unapplied.insert(zxid, entry.to_vec());
+        self.actions.push(PeerAction::Log {
+            zxid,
+            entry: entry.to_vec(),
+        });
+    }
+
+    pub(crate) fn leader_on_durable(&mut self) {
+        let my_id = self.cfg.my_id;
+        if !self.cfg.verifier.is_voter(my_id) {
+            return;
+        }
+        let durable = self.durable;
+        for (_, p) in self.leader().outstanding.range_mut(..=durable) {
+            p.acks.insert(my_id);
+        }
+        self.try_commit();
+    }
+
+    fn leader_on_ack(&mut self, link: LinkId, zxid: Zxid) {
+        let (sid, observer) = {
+            let h = &self.leader().handlers[&link];
+            (h.sid.expect("identified"), h.observer)
+        };
+        if observer || !self.cfg.verifier.is_voter(sid) {
+            return;
+        }
+        if zxid.counter() == 0 {
+            // The post-UPTODATE ack of NEWLEADER's zxid (Learner L6): nothing to count.
+            return;
+        }
+        // A follower logs in order and acks after each fsync, so an ACK of z covers every proposal up
+        // to z (Java acks one by one; counting cumulatively is equivalent and tolerates batching).
+        for (_, p) in self.leader().outstanding.range_mut(..=zxid) {
+            p.acks.insert(sid);
+        }
+        self.try_commit();
+    }
+
+    /// Commits outstanding proposals in zxid order while the oldest has a quorum (`tryToCommit`).
+    fn try_commit(&mut self) {
+        loop {
+            let verifier = self.cfg.verifier.clone();
+            let l = self.leader();
+            let Some((&zxid, p)) = l.outstanding.iter().next() else {
+                return;
+            };
+            if !verifier.contains_quorum(&p.acks) {
+                return;
+            }
+            let p = l.outstanding.remove(&zxid).expect("present");
+            let targets: Vec<(LinkId, bool)> = l
+                .handlers
+                .iter()
+                .filter(|(_, h)| h.forwarding)
+                .map(|(l, h)| (*l, h.observer))
+                .collect();
+            for (link, observer) in targets {
+                let packet = if observer {
+                    QuorumPacket::with_data(PacketType::Inform, zxid.0, p.entry.to_vec())
+                } else {
+                    QuorumPacket::new(PacketType::Commit, zxid.0)
+                };
+                self.send_learner(link, packet);
+            }
+            self.stats.commits += 1;
+            self.unapplied.remove(&zxid);
+            self.committed_log.push(zxid, p.entry.clone());
+            self.server
+                .handle(ServerInput::Durable(zxid), self.now_ms as i64);
+            self.route_server_actions();
+        }
+    }
+
+    fn leader_on_request(&mut self, link: LinkId, packet: QuorumPacket) {
+        let sid = self.leader().handlers[&link].sid.expect("identified");
+        match ForwardedRequest::from_bytes(packet.data_or_empty()) {
+            Ok(request) => {
+                let auth_ids = packet.authinfo.unwrap_or_default();
+                self.server.handle(
+                    ServerInput::Forwarded {
+                        learner: sid,
+                        request,
+                        auth_ids,
+                    },
+                    self.now_ms as i64,
+                );
+                self.route_server_actions();
+            }
+            Err(e) => self.drop_learner(link, &format!("bad REQUEST: {e}")),
+        }
+    }
+
+    fn leader_on_revalidate(&mut self, link: LinkId, packet: &QuorumPacket) {
+        let sid = self.leader().handlers[&link].sid.expect("identified");
+        let mut r = JuteReader::new(packet.data_or_empty());
+        match RevalidateRequest::read(&mut r) {
+            Ok(req) => {
+                self.server.handle(
+                    ServerInput::Revalidate {
+                        learner: sid,
+                        session: SessionId(req.session_id),
+                        timeout: req.timeout,
+                    },
+                    self.now_ms as i64,
+                );
+                self.route_server_actions();
+            }
+            Err(e) => self.drop_learner(link, &format!("bad REVALIDATE: {e}")),
+        }
+    }
+
+    pub(crate) fn leader_revalidate_reply(
+        &mut self,
+        learner: ServerId,
+        session: SessionId,
+        valid: bool,
+    ) {
+        if !matches!(self.role, RoleState::Leading(_)) {
+            return;
+        }
+        let Some(link) = self.leader().link_of(learner) else {
+            return;
+        };
+        let mut w = JuteWriter::new();
+        RevalidateReply {
+            session_id: session.0,
+            valid,
+        }
+        .write(&mut w);
+        self.send_learner(
+            link,
+            QuorumPacket::with_data(PacketType::Revalidate, -1, w.into_inner()),
+        );
+    }
+
+    pub(crate) fn leader_sync_reply(&mut self, learner: ServerId) {
+        if !matches!(self.role, RoleState::Leading(_)) {
+            return;
+        }
+        if let Some(link) = self.leader().link_of(learner) {
+            self.send_learner(link, QuorumPacket::new(PacketType::Sync, 0));
+        }
+    }
+
+    // ----- time ----------------------------------------------------------------------------------
+
+    pub(crate) fn leader_on_tick(&mut self) {
+        let now = self.now_ms;
+        let init_ms = self.ticks(self.cfg.init_limit);
+        let sync_ms = self.ticks(self.cfg.sync_limit);
+        let phase = self.leader().phase;
+        if phase != LeaderPhase::Broadcast && now.saturating_sub(self.leader().started_ms) > init_ms
+        {
+            tracing::warn!(
+                "leader gave up in phase {phase:?}: no quorum within initLimit ({init_ms} ms)"
+            );
+            return self.go_looking();
+        }
+        // A learner silent for longer than its limit is dropped (its socket read timeout in Java).
+        let stale: Vec<LinkId> = self
+            .leader()
+            .handlers
+            .iter()
+            .filter(|(_, h)| {
+                let limit = if h.state == HandlerState::Active {
+                    sync_ms
+                } else {
+                    init_ms + sync_ms
+                };
+                now.saturating_sub(h.last_heard_ms) > limit
+            })
+            .map(|(l, _)| *l)
+            .collect();
+        for link in stale {
+            tracing::warn!("learner link {link} silent past its limit; closing");
+            self.leader().handlers.remove(&link);
+            self.actions.push(PeerAction::CloseLearner { link });
+        }
+        if phase == LeaderPhase::Broadcast {
+            // Leader.lead's tick loop: stay leader only while the synced voters form a quorum.
+            let my_id = self.cfg.my_id;
+            let mut synced: BTreeSet<ServerId> = self
+                .leader()
+                .handlers
+                .values()
+                .filter(|h| h.state == HandlerState::Active && !h.observer)
+                .filter_map(|h| h.sid)
+                .collect();
+            synced.insert(my_id);
+            if !self.cfg.verifier.contains_quorum(&synced) {
+                tracing::warn!(
+                    "not sufficient followers synced, only synced with {:?}; giving up leadership",
+                    synced
+                );
+                return self.go_looking();
+            }
+            let half_tick = (self.cfg.tick_ms / 2).max(1);
+            if now.saturating_sub(self.leader().last_ping_ms) >= half_tick {
+                self.leader().last_ping_ms = now;
+                let last = self.leader().last_proposed;
+                let links: Vec<LinkId> = self
+                    .leader()
+                    .handlers
+                    .iter()
+                    .filter(|(_, h)| h.state == HandlerState::Active)
+                    .map(|(l, _)| *l)
+                    .collect();
+                for link in links {
+                    self.send_learner(link, QuorumPacket::new(PacketType::Ping, last.0));
+                }
+            }
+        }
+    }
+}
