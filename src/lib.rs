@@ -5,5 +5,6 @@ pub mod bench;
 pub mod cli;
 pub mod cli_args;
 pub mod conf_cmd;
+pub mod ensemble_cmd;
 pub mod relay_cmd;
 pub mod server_cmd;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use outpost_conf::{FourLetterWords, Mode, ZooCfg};
 use outpost_core::acl::AuthConfig;
 use outpost_core::ids::ServerId;
@@ -168,16 +168,13 @@ pub fn run_server(path: &Path) -> anyhow::Result<ExitCode> {
     for warning in &cfg.warnings {
         tracing::warn!("{warning}");
     }
-    if cfg.mode != Mode::Standalone {
-        bail!(
-            "{}: this config describes a {} in an ensemble; ensemble mode is not built yet \
-             (only standalone configs, with no server.N lines, run today)",
-            path.display(),
-            cfg.mode
-        );
-    }
     let mut config = standalone_config(&cfg)?;
     let relay = crate::relay_cmd::prepare(&cfg, &mut config)?;
+    let ensemble = if cfg.mode == Mode::Standalone {
+        None
+    } else {
+        Some(crate::ensemble_cmd::peer_config(&cfg, config.clone())?)
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("outpost")
@@ -192,7 +189,10 @@ pub fn run_server(path: &Path) -> anyhow::Result<ExitCode> {
             }
         });
         let relay = relay.map(crate::relay_cmd::spawn);
-        let result = standalone::run(config, rx).await;
+        let result = match ensemble {
+            Some(peer) => outpost_core::shell::quorum_peer::run(peer, rx).await,
+            None => standalone::run(config, rx).await,
+        };
         if let Some(task) = relay {
             crate::relay_cmd::finish(task).await;
         }

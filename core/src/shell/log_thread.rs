@@ -25,6 +25,12 @@ pub enum LogCommand {
     Roll,
     /// Truncate everything after this zxid (ZAB's TRUNC), then report it as durable.
     TruncateAfter(Zxid),
+    /// ZAB's TRUNC for a learner: flush, truncate after the zxid, then answer on the channel (the peer
+    /// task waits for it before reloading the database from disk).
+    TruncateAfterAck(Zxid, tokio::sync::oneshot::Sender<Result<(), StorageError>>),
+    /// A SNAP sync installed a snapshot at this zxid: drop records after it (a diverged tail) and let
+    /// appends continue above it, then answer on the channel.
+    ResetTo(Zxid, tokio::sync::oneshot::Sender<Result<(), StorageError>>),
 }
 
 /// What the log thread reports back.
@@ -103,6 +109,35 @@ fn apply_batch(log: &mut TxnLog, batch: Vec<LogCommand>) -> Result<Option<Zxid>,
             LogCommand::TruncateAfter(zxid) => {
                 log.flush()?;
                 log.truncate_after(zxid)?;
+                durable = Some(zxid);
+            }
+            LogCommand::TruncateAfterAck(zxid, reply) => {
+                let result = log.flush().and_then(|_| log.truncate_after(zxid));
+                let failed = result.is_err();
+                let _ = reply.send(result);
+                if failed {
+                    return Err(StorageError::Corrupt {
+                        file: log.dir().to_path_buf(),
+                        offset: 0,
+                        detail: format!("truncating the txn log after {zxid} failed"),
+                    });
+                }
+                durable = Some(zxid);
+            }
+            LogCommand::ResetTo(zxid, reply) => {
+                let result = log.flush().and_then(|_| log.truncate_after(zxid));
+                let failed = result.is_err();
+                if !failed {
+                    log.raise_last_zxid(zxid);
+                }
+                let _ = reply.send(result);
+                if failed {
+                    return Err(StorageError::Corrupt {
+                        file: log.dir().to_path_buf(),
+                        offset: 0,
+                        detail: format!("resetting the txn log to {zxid} failed"),
+                    });
+                }
                 durable = Some(zxid);
             }
         }

@@ -6,4 +6,5 @@ pub mod connection;
 pub mod election_net;
 pub mod log_thread;
 pub mod metrics;
+pub mod quorum_peer;
 pub mod standalone;

@@ -168,7 +168,7 @@ pub enum ShellError {
     },
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -440,7 +440,7 @@ pub async fn run(
     result
 }
 
-async fn accept_loop(
+pub(crate) async fn accept_loop(
     listener: TcpListener,
     events: mpsc::Sender<CoreEvent>,
     settings: ConnectionSettings,
@@ -504,7 +504,7 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn snapshot_of(
+pub(crate) fn snapshot_of(
     server: &Standalone,
     conns: &HashMap<ConnId, (OutboundTx, SocketAddr, i64)>,
     config: &StandaloneConfig,
@@ -573,7 +573,7 @@ fn snapshot_of(
     }
 }
 
-fn four_letter_text(
+pub(crate) fn four_letter_text(
     word: FourLetterWord,
     server: &Standalone,
     conns: &HashMap<ConnId, (OutboundTx, SocketAddr, i64)>,
@@ -658,7 +658,7 @@ fn four_letter_text(
 }
 
 /// Answers an AdminServer command from the server task's state.
-fn admin_response(
+pub(crate) fn admin_response(
     command: &admin::CommandSpec,
     params: &BTreeMap<String, String>,
     snapshot: ServerSnapshot,

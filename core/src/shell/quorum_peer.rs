@@ -1,0 +1,891 @@
+//! Runs a member of an ensemble: recovers the database, starts the election transport, the quorum port
+//! and the client port, and drives the sans-IO [`Peer`] from one task, carrying out its actions in order.
+//!
+//! Sockets: the election port ([`ElectionNet`]); the quorum port, where this server accepts learners
+//! while it leads (each accepted connection is a link with a reader and a writer task); one outgoing
+//! connection to the leader while it learns; the client port (shared with the standalone shell). Disk:
+//! the log thread (group commit), epoch files written synchronously (they are rare and must be durable
+//! before the next action), snapshots on blocking threads.
+//!
+//! What this shell does not do: decide anything. Every protocol rule is in `zab::{peer, leader,
+//! learner}`; this file only moves bytes and reports events back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::connection::{ConnectionSettings, CoreEvent, Outbound, OutboundTx};
+use super::election_net::{ElectionNet, ElectionNetConfig};
+use super::log_thread::{LogCommand, LogEvent, LogThread};
+use super::metrics::{self as shell_metrics, Latency};
+use super::standalone::{
+    accept_loop, admin_response, four_letter_text, now_ms, snapshot_of, CommittedTxn, ShellError,
+    StandaloneConfig,
+};
+use crate::ids::{Epoch, ServerId, SessionId, Zxid};
+use crate::proto::frame::FourLetterWord;
+use crate::proto::quorum_stream::QuorumItem;
+use crate::proto::quorum_stream::{encode_packet, encode_snapshot_stream, QuorumStreamDecoder};
+use crate::proto::{Txn, TxnEntry};
+use crate::server::standalone::{read_snapshot_blob, Action, ConnId, Input};
+use crate::storage::{self, DiskRef, RealDisk, SnapshotStore};
+use crate::storage::{read_epoch_file, write_epoch_file, ACCEPTED_EPOCH_FILE, CURRENT_EPOCH_FILE};
+use crate::tree::DataTree;
+use crate::zab::peer::{EpochFile, LinkId, Peer, PeerAction, PeerConfig, PeerDb, PeerInput};
+
+/// Packets a link's writer may have queued before the link is closed as too slow (a full queue must
+/// break the connection, never drop a packet: ZAB relies on FIFO delivery).
+const LINK_QUEUE: usize = 65_536;
+
+/// Everything an ensemble member needs, resolved from zoo.cfg by the composition root.
+#[derive(Clone, Debug)]
+pub struct PeerShellConfig {
+    /// Client port, directories, limits and the server state machine's settings (as standalone).
+    pub base: StandaloneConfig,
+    /// The peer's settings (its `server` field is replaced by `base.settings`).
+    pub peer: PeerConfig,
+    /// Where this server accepts learners (its quorum address).
+    pub quorum_listen: SocketAddr,
+    /// Every server's quorum address, to connect to whichever leads.
+    pub quorum_addrs: BTreeMap<ServerId, SocketAddr>,
+    /// The election transport's settings.
+    pub election: ElectionNetConfig,
+    /// Largest quorum packet accepted (`jute.maxbuffer`).
+    pub max_packet_bytes: usize,
+    /// Largest SNAP body accepted.
+    pub max_snapshot_bytes: usize,
+}
+
+/// Events from the quorum-port tasks to the peer task.
+#[derive(Debug)]
+enum QuorumEvent {
+    LearnerConnected {
+        link: LinkId,
+        tx: mpsc::Sender<LinkOut>,
+    },
+    FromLearner {
+        link: LinkId,
+        item: QuorumItem,
+    },
+    LearnerGone {
+        link: LinkId,
+    },
+    LeaderConnected {
+        generation: u64,
+        tx: mpsc::Sender<LinkOut>,
+    },
+    LeaderConnectFailed {
+        generation: u64,
+    },
+    FromLeader {
+        generation: u64,
+        item: QuorumItem,
+    },
+    LeaderGone {
+        generation: u64,
+    },
+}
+
+/// What a link's writer task is asked to do.
+#[derive(Debug)]
+enum LinkOut {
+    Bytes(Vec<u8>),
+    Close,
+}
+
+/// Reads the database and the epoch files (creating them from the last zxid's epoch when absent, as
+/// `QuorumPeer.loadDataBase` does).
+fn load_db(
+    disk: &DiskRef,
+    config: &StandaloneConfig,
+    recent_count: usize,
+) -> Result<(storage::TxnLog, PeerDb), ShellError> {
+    let (log, recovered) = storage::recover(
+        disk.clone(),
+        &config.data_dir,
+        &config.data_log_dir,
+        config.log,
+    )?;
+    let extended = config.settings.prep.extended_types;
+    let (mut tree, sessions) = match &recovered.snapshot {
+        Some((zxid, blob)) => read_snapshot_blob(blob, extended)
+            .map_err(|e| ShellError::Corrupt(format!("snapshot at {zxid}: {e}")))?,
+        None => (DataTree::new(extended), Vec::new()),
+    };
+    let sessions = replay(&mut tree, sessions, &recovered.txns)?;
+    tree.set_last_processed_zxid(recovered.last_zxid.0);
+    let last = recovered.last_zxid;
+    let epoch_of_last = last.epoch();
+    let current = read_epoch_file(disk.as_ref(), &config.data_dir, CURRENT_EPOCH_FILE)?;
+    let accepted = read_epoch_file(disk.as_ref(), &config.data_dir, ACCEPTED_EPOCH_FILE)?;
+    let current = match current {
+        Some(e) => e,
+        None => {
+            write_epoch_file(
+                disk.as_ref(),
+                &config.data_dir,
+                CURRENT_EPOCH_FILE,
+                epoch_of_last,
+            )?;
+            epoch_of_last
+        }
+    };
+    let accepted = match accepted {
+        Some(e) => e,
+        None => {
+            write_epoch_file(
+                disk.as_ref(),
+                &config.data_dir,
+                ACCEPTED_EPOCH_FILE,
+                epoch_of_last,
+            )?;
+            epoch_of_last
+        }
+    };
+    if accepted < current {
+        return Err(ShellError::Corrupt(format!(
+            "acceptedEpoch {} is less than currentEpoch {}",
+            accepted.0, current.0
+        )));
+    }
+    let skip = recovered.txns.len().saturating_sub(recent_count);
+    let recent = recovered.txns.into_iter().skip(skip).collect();
+    Ok((
+        log,
+        PeerDb {
+            tree,
+            sessions,
+            last_logged: last,
+            accepted_epoch: accepted,
+            current_epoch: current,
+            recent,
+        },
+    ))
+}
+
+/// Applies logged txns to a tree, keeping the session list in step.
+fn replay(
+    tree: &mut DataTree,
+    sessions: Vec<(SessionId, i32)>,
+    txns: &[(Zxid, Vec<u8>)],
+) -> Result<Vec<(SessionId, i32)>, ShellError> {
+    let mut map: HashMap<SessionId, i32> = sessions.into_iter().collect();
+    for (zxid, bytes) in txns {
+        let entry = TxnEntry::decode(bytes)
+            .map_err(|e| ShellError::Corrupt(format!("txn {zxid} in the log: {e}")))?;
+        match &entry.txn {
+            Txn::CreateSession { timeout } => {
+                map.insert(SessionId(entry.header.client_id), *timeout);
+            }
+            Txn::CloseSession { .. } => {
+                map.remove(&SessionId(entry.header.client_id));
+            }
+            _ => {}
+        }
+        let _ = tree.apply_txn(&entry.header, &entry.txn);
+    }
+    let mut out: Vec<_> = map.into_iter().collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Re-reads the database from disk without opening the log for writing (after a TRUNC).
+fn reload_db(
+    disk: &DiskRef,
+    config: &StandaloneConfig,
+    epochs: (Epoch, Epoch),
+) -> Result<PeerDb, ShellError> {
+    let snapshots = SnapshotStore::open(disk.clone(), &config.data_dir)?;
+    let snapshot = snapshots.newest_valid()?;
+    let extended = config.settings.prep.extended_types;
+    let (base, (mut tree, sessions)) = match &snapshot {
+        Some((zxid, blob)) => (
+            *zxid,
+            read_snapshot_blob(blob, extended)
+                .map_err(|e| ShellError::Corrupt(format!("snapshot at {zxid}: {e}")))?,
+        ),
+        None => (Zxid::ZERO, (DataTree::new(extended), Vec::new())),
+    };
+    let mut txns = Vec::new();
+    for record in storage::LogReader::open(disk.clone(), &config.data_log_dir, base) {
+        txns.push(record?);
+    }
+    let last = txns.last().map_or(base, |(z, _)| *z);
+    let sessions = replay(&mut tree, sessions, &txns)?;
+    tree.set_last_processed_zxid(last.0);
+    Ok(PeerDb {
+        tree,
+        sessions,
+        last_logged: last,
+        accepted_epoch: epochs.0,
+        current_epoch: epochs.1,
+        recent: Vec::new(),
+    })
+}
+
+/// Runs an ensemble member until `shutdown` turns true or a fatal error occurs.
+pub async fn run(
+    config: PeerShellConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), ShellError> {
+    let disk: DiskRef = Arc::new(RealDisk::new());
+    let started = Instant::now();
+    let base = config.base.clone();
+    let (log, db) = load_db(&disk, &base, config.peer.commit_log_count)?;
+    tracing::info!(
+        "recovered database at zxid {} ({} nodes, {} sessions); acceptedEpoch {}, currentEpoch {}",
+        db.last_logged,
+        db.tree.node_count(),
+        db.sessions.len(),
+        db.accepted_epoch.0,
+        db.current_epoch.0
+    );
+    if let Some(feed) = &base.commit_feed {
+        feed.recovered(db.last_logged);
+    }
+    let mut committed_prev = db.last_logged;
+    let (log_tx, mut log_rx) = mpsc::unbounded_channel();
+    let log_thread = LogThread::start(log, log_tx).map_err(|source| ShellError::Io {
+        what: "start the txn log thread".into(),
+        source,
+    })?;
+
+    let mut peer_cfg = config.peer.clone();
+    peer_cfg.server = base.settings.clone();
+    let mut peer = Peer::new(peer_cfg, db, now_ms() as u64);
+
+    // Election port.
+    let (net, mut election_rx) =
+        ElectionNet::start(config.election.clone())
+            .await
+            .map_err(|source| ShellError::Io {
+                what: format!("bind election port {}", config.election.listen),
+                source,
+            })?;
+    // Quorum port.
+    let quorum_listener = TcpListener::bind(config.quorum_listen)
+        .await
+        .map_err(|source| ShellError::Io {
+            what: format!("bind quorum port {}", config.quorum_listen),
+            source,
+        })?;
+    let (qevents_tx, mut qevents_rx) = mpsc::channel::<QuorumEvent>(4096);
+    let quorum_accept = tokio::spawn(quorum_accept_loop(
+        quorum_listener,
+        qevents_tx.clone(),
+        config.max_packet_bytes,
+    ));
+    // Client port.
+    let listener = TcpListener::bind(base.client_addr)
+        .await
+        .map_err(|source| ShellError::Io {
+            what: format!("bind client port {}", base.client_addr),
+            source,
+        })?;
+    tracing::info!(
+        "server {} listening: clients {}, quorum {}, election {}",
+        config.peer.my_id,
+        base.client_addr,
+        config.quorum_listen,
+        config.election.listen
+    );
+    let (events_tx, mut events_rx) = mpsc::channel::<CoreEvent>(4096);
+    let conn_settings = ConnectionSettings {
+        max_frame_bytes: base.max_frame_bytes,
+        four_letter_words: base.four_letter_words.clone(),
+        sessionless_timeout: Duration::from_secs(10),
+    };
+    let per_ip: Arc<Mutex<HashMap<IpAddr, u32>>> = Arc::default();
+    let accept_task = tokio::spawn(accept_loop(
+        listener,
+        events_tx.clone(),
+        conn_settings,
+        per_ip,
+        base.max_client_cnxns,
+    ));
+    let monitor_tasks = super::admin::start(&base.monitoring, &events_tx).await;
+
+    let mut latency = Latency::default();
+    let mut pending: HashMap<(ConnId, i32), (Instant, bool)> = HashMap::new();
+    let mut conns: HashMap<ConnId, (OutboundTx, SocketAddr, i64)> = HashMap::new();
+    let mut links: BTreeMap<LinkId, mpsc::Sender<LinkOut>> = BTreeMap::new();
+    let mut leader_link: Option<(u64, mpsc::Sender<LinkOut>)> = None;
+    let mut leader_generation: u64 = 0;
+    let mut leader_tasks: Vec<JoinHandle<()>> = Vec::new();
+    let tick_ms = config.peer.tick_ms.clamp(20, 400) / 4;
+    let mut tick = tokio::time::interval(Duration::from_millis(tick_ms.max(5)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let clock = || now_ms() as u64;
+    peer.start(clock());
+    let mut inputs: Vec<PeerInput> = Vec::new();
+    let result: Result<(), ShellError> = loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { break Ok(()) }
+            }
+            ev = log_rx.recv() => match ev {
+                Some(LogEvent::Durable(zxid)) => inputs.push(PeerInput::Durable(zxid)),
+                Some(LogEvent::Failed(err)) => {
+                    tracing::error!("txn log failed, stopping the server: {err}");
+                    break Err(ShellError::Storage(err));
+                }
+                None => break Err(ShellError::Corrupt("txn log thread stopped".into())),
+            },
+            Some(ev) = qevents_rx.recv() => match ev {
+                QuorumEvent::LearnerConnected { link, tx } => {
+                    links.insert(link, tx);
+                    inputs.push(PeerInput::LearnerConnected { link });
+                }
+                QuorumEvent::FromLearner { link, item } => {
+                    if links.contains_key(&link) {
+                        inputs.push(PeerInput::FromLearner { link, item });
+                    }
+                }
+                QuorumEvent::LearnerGone { link } => {
+                    if links.remove(&link).is_some() {
+                        inputs.push(PeerInput::LearnerDisconnected { link });
+                    }
+                }
+                QuorumEvent::LeaderConnected { generation, tx } => {
+                    if generation == leader_generation {
+                        leader_link = Some((generation, tx));
+                        inputs.push(PeerInput::LeaderConnected);
+                    }
+                }
+                QuorumEvent::LeaderConnectFailed { generation } => {
+                    if generation == leader_generation {
+                        inputs.push(PeerInput::LeaderConnectFailed);
+                    }
+                }
+                QuorumEvent::FromLeader { generation, item } => {
+                    if generation == leader_generation && leader_link.is_some() {
+                        inputs.push(PeerInput::FromLeader(item));
+                    }
+                }
+                QuorumEvent::LeaderGone { generation } => {
+                    if generation == leader_generation && leader_link.take().is_some() {
+                        inputs.push(PeerInput::LeaderDisconnected);
+                    }
+                }
+            },
+            Some((from, payload)) = election_rx.recv() => {
+                inputs.push(PeerInput::Election { from, payload });
+            }
+            ev = events_rx.recv() => {
+                let Some(ev) = ev else { break Ok(()) };
+                match ev {
+                    CoreEvent::Register { conn, tx, remote } => {
+                        conns.insert(conn, (tx, remote, now_ms()));
+                    }
+                    CoreEvent::Input(input) => {
+                        if let Input::Disconnected { conn } = &input {
+                            conns.remove(conn);
+                            let conn = *conn;
+                            pending.retain(|(c, _), _| *c != conn);
+                        }
+                        if let Input::Request { conn, xid, request } = &input {
+                            let write = request.op_code().is_write();
+                            pending.insert((*conn, *xid), (Instant::now(), write));
+                        }
+                        inputs.push(PeerInput::Client(input));
+                    }
+                    CoreEvent::FourLetter { word, reply } => {
+                        if matches!(word, FourLetterWord::Srst) {
+                            latency.reset();
+                        }
+                        let text = peer_four_letter(word, &peer, &conns, &base, started, &latency);
+                        let _ = reply.send(text);
+                    }
+                    CoreEvent::Admin { command, params, reply } => {
+                        let mut snap = snapshot_of(peer.server(), &conns, &base, started, &latency);
+                        decorate(&mut snap, &peer);
+                        let _ = reply.send(admin_response(command, &params, snap, peer.server(), &base));
+                    }
+                }
+            }
+            _ = tick.tick() => inputs.push(PeerInput::Tick),
+            _ = std::future::ready(()), if peer.snapshot_in_progress() => {
+                inputs.push(PeerInput::SnapshotStep);
+            }
+        }
+        // One input at a time, each followed by its actions (a TRUNC's reload must happen before the
+        // next packet is handled); carrying out an action can feed the peer again (a reload, a broken
+        // link), so each input's actions repeat until the peer is quiet.
+        let mut fatal = None;
+        'inputs: for input in inputs.drain(..) {
+            peer.handle(input, clock());
+            'actions: loop {
+                let actions = peer.take_actions();
+                if actions.is_empty() {
+                    break;
+                }
+                for action in actions {
+                    match action {
+                        PeerAction::ElectionSend { to, payload } => net.send(to, payload),
+                        PeerAction::ConnectLeader { leader, delay_ms } => {
+                            leader_generation += 1;
+                            leader_link = None;
+                            for t in leader_tasks.drain(..) {
+                                t.abort();
+                            }
+                            match config.quorum_addrs.get(&leader) {
+                                Some(addr) => {
+                                    let limit_ms = config.peer.tick_ms * config.peer.init_limit;
+                                    leader_tasks.push(tokio::spawn(connect_leader(
+                                        *addr,
+                                        leader_generation,
+                                        delay_ms,
+                                        limit_ms,
+                                        qevents_tx.clone(),
+                                        config.max_packet_bytes,
+                                        config.max_snapshot_bytes,
+                                    )));
+                                }
+                                None => {
+                                    tracing::error!("leader {leader} has no quorum address in the configuration");
+                                    peer.handle(PeerInput::LeaderConnectFailed, clock());
+                                }
+                            }
+                        }
+                        PeerAction::SendLeader(packet) => {
+                            if let Some((_, tx)) = &leader_link {
+                                let mut bytes = Vec::with_capacity(64);
+                                encode_packet(&packet, &mut bytes);
+                                if tx.try_send(LinkOut::Bytes(bytes)).is_err() {
+                                    // Too slow or gone: break the connection rather than lose a packet.
+                                    leader_link = None;
+                                    peer.handle(PeerInput::LeaderDisconnected, clock());
+                                }
+                            }
+                        }
+                        PeerAction::CloseLeader => {
+                            if let Some((_, tx)) = leader_link.take() {
+                                let _ = tx.try_send(LinkOut::Close);
+                            }
+                            leader_generation += 1;
+                            for t in leader_tasks.drain(..) {
+                                t.abort();
+                            }
+                        }
+                        PeerAction::SendLearner { link, packet } => {
+                            let mut bytes = Vec::with_capacity(64);
+                            encode_packet(&packet, &mut bytes);
+                            send_link(&mut links, link, bytes, &mut peer);
+                        }
+                        PeerAction::SendLearnerSnapshot { link, body } => {
+                            let mut bytes = Vec::with_capacity(body.len() + 16);
+                            encode_snapshot_stream(&body, &mut bytes);
+                            send_link(&mut links, link, bytes, &mut peer);
+                        }
+                        PeerAction::CloseLearner { link } => {
+                            if let Some(tx) = links.remove(&link) {
+                                let _ = tx.try_send(LinkOut::Close);
+                            }
+                        }
+                        PeerAction::Log { zxid, entry } => {
+                            if log_thread
+                                .commands
+                                .send(LogCommand::Append(zxid, entry))
+                                .is_err()
+                            {
+                                fatal = Some(ShellError::Corrupt("txn log thread is gone".into()));
+                                break 'actions;
+                            }
+                        }
+                        PeerAction::WriteEpoch { file, epoch } => {
+                            let name = match file {
+                                EpochFile::Accepted => ACCEPTED_EPOCH_FILE,
+                                EpochFile::Current => CURRENT_EPOCH_FILE,
+                            };
+                            if let Err(err) =
+                                write_epoch_file(disk.as_ref(), &base.data_dir, name, epoch)
+                            {
+                                fatal = Some(ShellError::Storage(err));
+                                break 'actions;
+                            }
+                        }
+                        PeerAction::Truncate { zxid } => {
+                            match truncate_and_reload(
+                                &log_thread,
+                                &disk,
+                                &base,
+                                zxid,
+                                peer.epochs(),
+                            )
+                            .await
+                            {
+                                Ok(db) => peer.reload(db),
+                                Err(err) => {
+                                    fatal = Some(err);
+                                    break 'actions;
+                                }
+                            }
+                        }
+                        PeerAction::InstallSnapshot { zxid, body } => {
+                            if let Err(err) =
+                                storage::write_snapshot(disk.as_ref(), &base.data_dir, zxid, &body)
+                            {
+                                fatal = Some(ShellError::Storage(err));
+                                break 'actions;
+                            }
+                            let (tx, rx) = oneshot::channel();
+                            let _ = log_thread.commands.send(LogCommand::ResetTo(zxid, tx));
+                            match rx.await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(err)) => {
+                                    fatal = Some(ShellError::Storage(err));
+                                    break 'actions;
+                                }
+                                Err(_) => {
+                                    fatal =
+                                        Some(ShellError::Corrupt("txn log thread is gone".into()));
+                                    break 'actions;
+                                }
+                            }
+                        }
+                        PeerAction::Client(action) => match action {
+                            Action::Send { conn, frame } => {
+                                if let Some(b) = frame.get(4..8) {
+                                    let xid = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                                    if let Some((at, write)) = pending.remove(&(conn, xid)) {
+                                        latency.record(at.elapsed(), write);
+                                    }
+                                }
+                                if let Some((tx, _, _)) = conns.get(&conn) {
+                                    let _ = tx.send(Outbound::Frame(frame));
+                                }
+                            }
+                            Action::Close { conn } => {
+                                if let Some((tx, _, _)) = conns.get(&conn) {
+                                    let _ = tx.send(Outbound::Close);
+                                }
+                            }
+                            Action::Committed { zxid, header, txn } => {
+                                if let Some(feed) = &base.commit_feed {
+                                    let prev = std::mem::replace(&mut committed_prev, zxid);
+                                    feed.offer(CommittedTxn {
+                                        prev,
+                                        zxid,
+                                        header,
+                                        txn,
+                                    });
+                                }
+                            }
+                            Action::Snapshot { zxid, blob } => {
+                                let disk = disk.clone();
+                                let dir = base.data_dir.clone();
+                                let _ = log_thread.commands.send(LogCommand::Roll);
+                                tokio::task::spawn_blocking(move || {
+                                    let at = Instant::now();
+                                    match storage::write_snapshot(disk.as_ref(), &dir, zxid, &blob)
+                                    {
+                                        Ok(path) => {
+                                            shell_metrics::record_snapshot(at.elapsed());
+                                            tracing::info!(
+                                                "snapshot at {zxid} written to {}",
+                                                path.display()
+                                            )
+                                        }
+                                        Err(err) => {
+                                            tracing::warn!("snapshot at {zxid} failed: {err}")
+                                        }
+                                    }
+                                });
+                            }
+                            other => tracing::error!(
+                                "unexpected server action in an ensemble: {other:?}"
+                            ),
+                        },
+                        PeerAction::RoleChanged(role) => {
+                            tracing::info!(
+                                "server {} is now {}",
+                                config.peer.my_id,
+                                role.mode_name()
+                            );
+                        }
+                        PeerAction::Warning(_) => {}
+                    }
+                }
+            }
+            if fatal.is_some() {
+                break 'inputs;
+            }
+        }
+        if let Some(err) = fatal {
+            break Err(err);
+        }
+    };
+    accept_task.abort();
+    quorum_accept.abort();
+    for t in leader_tasks {
+        t.abort();
+    }
+    for task in monitor_tasks {
+        task.abort();
+    }
+    net.shutdown();
+    drop(log_thread);
+    result
+}
+
+fn send_link(
+    links: &mut BTreeMap<LinkId, mpsc::Sender<LinkOut>>,
+    link: LinkId,
+    bytes: Vec<u8>,
+    peer: &mut Peer,
+) {
+    let Some(tx) = links.get(&link) else { return };
+    if tx.try_send(LinkOut::Bytes(bytes)).is_err() {
+        tracing::warn!("learner link {link} is not keeping up; closing it");
+        if let Some(tx) = links.remove(&link) {
+            let _ = tx.try_send(LinkOut::Close);
+        }
+        peer.handle(PeerInput::LearnerDisconnected { link }, now_ms() as u64);
+    }
+}
+
+async fn truncate_and_reload(
+    log_thread: &LogThread,
+    disk: &DiskRef,
+    base: &StandaloneConfig,
+    zxid: Zxid,
+    epochs: (Epoch, Epoch),
+) -> Result<PeerDb, ShellError> {
+    let (tx, rx) = oneshot::channel();
+    let _ = log_thread
+        .commands
+        .send(LogCommand::TruncateAfterAck(zxid, tx));
+    match rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Err(ShellError::Storage(err)),
+        Err(_) => return Err(ShellError::Corrupt("txn log thread is gone".into())),
+    }
+    let snapshots = SnapshotStore::open(disk.clone(), &base.data_dir)?;
+    for removed in snapshots.remove_newer_than(zxid)? {
+        tracing::info!(
+            "removed snapshot {} newer than the TRUNC point",
+            removed.display()
+        );
+    }
+    reload_db(disk, base, epochs)
+}
+
+async fn quorum_accept_loop(
+    listener: TcpListener,
+    events: mpsc::Sender<QuorumEvent>,
+    max_packet: usize,
+) {
+    let mut next_link: LinkId = 1;
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(x) => x,
+            Err(err) => {
+                tracing::warn!("quorum accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let link = next_link;
+        next_link += 1;
+        tracing::debug!("learner connection {link} from {remote}");
+        let (tx, rx) = mpsc::channel(LINK_QUEUE);
+        if events
+            .send(QuorumEvent::LearnerConnected { link, tx })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let (reader, writer) = stream.into_split();
+        tokio::spawn(write_link(writer, rx));
+        let events = events.clone();
+        tokio::spawn(async move {
+            // Learners never send snapshots; a tiny snapshot bound makes a stray SNAP an error.
+            read_link(
+                reader,
+                max_packet,
+                0,
+                |item| QuorumEvent::FromLearner { link, item },
+                &events,
+            )
+            .await;
+            let _ = events.send(QuorumEvent::LearnerGone { link }).await;
+        });
+    }
+}
+
+async fn write_link(mut writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<LinkOut>) {
+    while let Some(out) = rx.recv().await {
+        match out {
+            LinkOut::Bytes(bytes) => {
+                if writer.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            LinkOut::Close => break,
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// Reads items until EOF or an error; each becomes an event.
+async fn read_link(
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    max_packet: usize,
+    max_snapshot: usize,
+    wrap: impl Fn(QuorumItem) -> QuorumEvent,
+    events: &mpsc::Sender<QuorumEvent>,
+) {
+    let mut decoder = QuorumStreamDecoder::new(max_packet, max_snapshot);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        decoder.push(&buf[..n]);
+        loop {
+            match decoder.next_item() {
+                Ok(Some(item)) => {
+                    if events.send(wrap(item)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::warn!("malformed quorum stream: {err}; closing the connection");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn connect_leader(
+    addr: SocketAddr,
+    generation: u64,
+    delay_ms: u64,
+    limit_ms: u64,
+    events: mpsc::Sender<QuorumEvent>,
+    max_packet: usize,
+    max_snapshot: usize,
+) {
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
+    // Learner.connectToLeader: up to 5 attempts, 100 ms apart, bounded by initLimit ticks overall.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(limit_ms.max(1000));
+    let mut stream = None;
+    for attempt in 1..=5 {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(remaining, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                stream = Some(s);
+                break;
+            }
+            Ok(Err(err)) => {
+                tracing::info!("connecting to the leader at {addr} (attempt {attempt}): {err}")
+            }
+            Err(_) => {
+                tracing::info!("connecting to the leader at {addr} (attempt {attempt}) timed out")
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some(stream) = stream else {
+        let _ = events
+            .send(QuorumEvent::LeaderConnectFailed { generation })
+            .await;
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let (reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::channel(LINK_QUEUE);
+    let writer_task = tokio::spawn(write_link(writer, rx));
+    if events
+        .send(QuorumEvent::LeaderConnected { generation, tx })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    read_link(
+        reader,
+        max_packet,
+        max_snapshot,
+        |item| QuorumEvent::FromLeader { generation, item },
+        &events,
+    )
+    .await;
+    writer_task.abort();
+    let _ = events.send(QuorumEvent::LeaderGone { generation }).await;
+}
+
+/// Adds the ensemble's view to a server snapshot (mode, learners).
+fn decorate(snap: &mut crate::server::fourlw::ServerSnapshot, peer: &Peer) {
+    snap.mode = peer.role().mode_name().to_string();
+    let learners = peer.learners();
+    if !learners.is_empty() || peer.role() == crate::zab::peer::PeerRole::Leading {
+        let followers = learners.iter().filter(|l| !l.1).count();
+        let synced = learners.iter().filter(|l| !l.1 && l.2).count();
+        let observers = learners.iter().filter(|l| l.1).count();
+        snap.extra_metrics
+            .push(("zk_learners".into(), learners.len().to_string()));
+        snap.extra_metrics
+            .push(("zk_synced_followers".into(), synced.to_string()));
+        snap.extra_metrics
+            .push(("zk_followers".into(), followers.to_string()));
+        snap.extra_metrics
+            .push(("zk_synced_observers".into(), observers.to_string()));
+    }
+}
+
+fn peer_four_letter(
+    word: FourLetterWord,
+    peer: &Peer,
+    conns: &HashMap<ConnId, (OutboundTx, SocketAddr, i64)>,
+    base: &StandaloneConfig,
+    started: Instant,
+    latency: &Latency,
+) -> String {
+    let needs_serving = matches!(
+        word,
+        FourLetterWord::Srvr
+            | FourLetterWord::Stat
+            | FourLetterWord::Mntr
+            | FourLetterWord::Cons
+            | FourLetterWord::Wchs
+            | FourLetterWord::Wchc
+            | FourLetterWord::Wchp
+            | FourLetterWord::Dump
+    );
+    if needs_serving && !peer.is_serving() {
+        // ZooKeeper's answer while it is electing or syncing.
+        return "This ZooKeeper instance is not currently serving requests\n".into();
+    }
+    match word {
+        FourLetterWord::Srvr | FourLetterWord::Stat | FourLetterWord::Mntr => {
+            let mut snap = snapshot_of(peer.server(), conns, base, started, latency);
+            decorate(&mut snap, peer);
+            match word {
+                FourLetterWord::Srvr => crate::server::fourlw::srvr(&snap),
+                FourLetterWord::Stat => crate::server::fourlw::stat(&snap),
+                _ => crate::server::fourlw::mntr(&snap),
+            }
+        }
+        other => four_letter_text(other, peer.server(), conns, base, started, latency),
+    }
+}

@@ -1,0 +1,138 @@
+//! Ensemble mode of `outpost server`: turns a zoo.cfg with `server.N` lines (and a myid) into the peer
+//! shell's configuration, with ZooKeeper's meaning for every key (`tickTime`, `initLimit`, `syncLimit`,
+//! `cnxTimeout`, `electionPortBindRetry`, `observer.*`, `syncEnabled`, `group.N` / `weight.N`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use anyhow::{anyhow, bail, Context};
+use outpost_conf::{QuorumConfig, QuorumSpec, ZooCfg};
+use outpost_core::ids::ServerId;
+use outpost_core::shell::election_net::ElectionNetConfig;
+use outpost_core::shell::quorum_peer::PeerShellConfig;
+use outpost_core::shell::standalone::StandaloneConfig;
+use outpost_core::zab::peer::PeerConfig;
+use outpost_core::zab::quorum::{QuorumHierarchical, QuorumVerifier};
+
+/// The committed membership as the engine's quorum rule.
+pub fn verifier(membership: &QuorumConfig) -> anyhow::Result<QuorumVerifier> {
+    let voters: BTreeSet<ServerId> = membership.voters().into_iter().map(ServerId).collect();
+    let observers: BTreeSet<ServerId> = membership.observers().into_iter().map(ServerId).collect();
+    let verifier = match &membership.quorum {
+        QuorumSpec::Majority { .. } => QuorumVerifier::majority(voters, observers),
+        QuorumSpec::Hierarchical { groups, weights } => {
+            let groups = groups
+                .iter()
+                .map(|(g, m)| (*g, m.iter().copied().map(ServerId).collect()))
+                .collect();
+            let weights = weights.iter().map(|(s, w)| (ServerId(*s), *w)).collect();
+            QuorumVerifier::Hierarchical(
+                QuorumHierarchical::new(voters, observers, groups, &weights)
+                    .map_err(|e| anyhow!("hierarchical quorum: {e}"))?,
+            )
+        }
+    };
+    Ok(verifier.with_version(i64::try_from(membership.version).unwrap_or(0)))
+}
+
+fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("resolve {host}:{port}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{host}:{port} resolves to nothing"))
+}
+
+/// A numeric setting ZooKeeper reads as a system property, given in zoo.cfg.
+fn unknown_u64(cfg: &ZooCfg, key: &str) -> Option<u64> {
+    cfg.unknown
+        .iter()
+        .find(|r| r.key == key || r.key == format!("zookeeper.{key}"))
+        .and_then(|r| r.value.trim().parse().ok())
+}
+
+/// Builds the peer shell's configuration from an ensemble zoo.cfg; `base` is what the standalone path
+/// built from the same file (client port, directories, limits).
+pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<PeerShellConfig> {
+    let my_id = cfg.my_id.ok_or_else(|| {
+        anyhow!(
+            "{}: no myid for this ensemble member",
+            cfg.config_path.display()
+        )
+    })?;
+    let membership = &cfg.membership;
+    let me = membership
+        .servers
+        .get(&my_id)
+        .ok_or_else(|| anyhow!("myid {my_id} has no server.{my_id} line"))?;
+    let Some(my_addr) = me.addrs.first() else {
+        bail!("server.{my_id} has no address");
+    };
+    let mut quorum_addrs = BTreeMap::new();
+    let mut election_peers = BTreeMap::new();
+    for (id, spec) in &membership.servers {
+        let Some(a) = spec.addrs.first() else {
+            continue;
+        };
+        quorum_addrs.insert(ServerId(*id), resolve(&a.host, a.quorum_port)?);
+        if *id != my_id {
+            election_peers.insert(ServerId(*id), resolve(&a.host, a.election_port)?);
+        }
+    }
+    let listen_host = if cfg.quorum_listen_on_all_ips {
+        "0.0.0.0".to_string()
+    } else {
+        my_addr.host.clone()
+    };
+    let quorum_listen = resolve(&listen_host, my_addr.quorum_port)?;
+    let election_listen = resolve(&listen_host, my_addr.election_port)?;
+    // Session ids embed the server id (the top byte), as every ensemble member's do.
+    base.settings.server_id = ServerId(my_id);
+    let tick_ms = u64::from(cfg.tick_time_ms.max(1));
+    let sync_limit = u64::from(cfg.sync_limit_ticks.max(1));
+    let quorum_cnxn_timeout = if cfg.quorum_cnxn_timeout_ms > 0 {
+        cfg.quorum_cnxn_timeout_ms as u64
+    } else {
+        tick_ms * sync_limit
+    };
+    let seed = std::hash::BuildHasher::hash_one(
+        &std::collections::hash_map::RandomState::new(),
+        (std::process::id(), my_id),
+    );
+    let peer = PeerConfig {
+        my_id: ServerId(my_id),
+        verifier: verifier(membership)?,
+        config_text: membership.render().into_bytes(),
+        tick_ms,
+        init_limit: u64::from(cfg.init_limit_ticks.max(1)),
+        sync_limit,
+        commit_log_count: unknown_u64(cfg, "commitLogCount").unwrap_or(500) as usize,
+        observer_reconnect_delay_ms: cfg.observer_reconnect_delay_ms,
+        observer_election_delay_ms: cfg.observer_election_delay_ms,
+        observer_sync_enabled: cfg.sync_enabled,
+        server: base.settings.clone(),
+        seed,
+    };
+    let election = ElectionNetConfig {
+        my_id: ServerId(my_id),
+        listen: election_listen,
+        advertised: format!("{}:{}", my_addr.host, my_addr.election_port),
+        peers: election_peers,
+        cnx_timeout_ms: u64::from(cfg.cnx_timeout_ms.max(1)),
+        handshake_timeout_ms: quorum_cnxn_timeout,
+        bind_retries: cfg.election_port_bind_retry,
+    };
+    let max_packet = cfg.jute_max_buffer_bytes as usize;
+    Ok(PeerShellConfig {
+        base,
+        peer,
+        quorum_listen,
+        quorum_addrs,
+        election,
+        max_packet_bytes: max_packet,
+        // A SNAP body is a whole tree: bounded by memory, not by jute.maxbuffer.
+        max_snapshot_bytes: unknown_u64(cfg, "outpost.maxSnapshotBytes").unwrap_or(16 << 30)
+            as usize,
+    })
+}
