@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use super::{four_letter, free_port, zookeeper_installed, ChildGuard};
 
+pub mod scenario;
+
 /// ZooKeeper's tick in this harness. Small so that elections, syncs and failure detection (a follower
 /// gives up on a dead leader after `syncLimit` ticks, `Learner`'s socket read timeout) take seconds, not
 /// tens of seconds; the limits below are in ticks and sized for a loaded two-core machine.
@@ -94,6 +96,16 @@ impl EnsemblePlan {
             })
             .collect();
         EnsemblePlan { members }
+    }
+
+    /// The same plan with the members `ids` run by outpost instead of Java.
+    pub fn with_outpost(mut self, ids: &[u64]) -> EnsemblePlan {
+        for m in &mut self.members {
+            if ids.contains(&m.id) {
+                m.java = false;
+            }
+        }
+        self
     }
 
     /// The member with `id`; panics if there is none (a test bug).
@@ -193,9 +205,9 @@ pub struct JavaServer {
 }
 
 impl JavaServer {
-    /// The console log's path.
+    /// The console log's path (`zookeeper.out` for Java, `outpost.log` for outpost).
     pub fn log_path(&self) -> PathBuf {
-        member_dir(&self.config).join("zookeeper.out")
+        member_dir(&self.config).join(log_name(self.member.java))
     }
 
     /// The last lines of the log, for assertion messages.
@@ -222,13 +234,52 @@ impl JavaServer {
     /// Kills the server if it runs, then starts it again on the same directory and ports.
     pub fn restart(&mut self) {
         self.kill_9();
-        self.process = Some(spawn_java(&self.config));
+        self.process = Some(spawn_member(&self.config, self.member.java));
     }
 }
 
 fn member_dir(cfg: &Path) -> PathBuf {
     cfg.parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn log_name(java: bool) -> &'static str {
+    if java {
+        "zookeeper.out"
+    } else {
+        "outpost.log"
+    }
+}
+
+fn spawn_member(cfg: &Path, java: bool) -> ChildGuard {
+    if java {
+        spawn_java(cfg)
+    } else {
+        spawn_outpost(cfg)
+    }
+}
+
+/// `outpost server --config <cfg>`, its log appended to `outpost.log` in the member directory.
+fn spawn_outpost(cfg: &Path) -> ChildGuard {
+    let dir = member_dir(cfg);
+    let log = dir.join(log_name(false));
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .expect("open outpost.log");
+    let err = out.try_clone().expect("clone log file");
+    let mut cmd = Command::new(super::outpost_bin());
+    cmd.arg("server")
+        .arg("--config")
+        .arg(cfg)
+        .env("RUST_LOG", "info")
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    ChildGuard { child, log }
 }
 
 fn spawn_java(cfg: &Path) -> ChildGuard {
@@ -286,6 +337,19 @@ pub fn start_java(cfg: &Path, member: &Member) -> JavaServer {
         member: member.clone(),
         config: cfg.to_path_buf(),
         process: Some(spawn_java(cfg)),
+    }
+}
+
+/// Starts a member with whichever implementation its plan says (`member.java`): Apache ZooKeeper or
+/// this build's `outpost` binary. Returns at once, like [`start_java`].
+pub fn start_member(cfg: &Path, member: &Member) -> JavaServer {
+    if member.java {
+        return start_java(cfg, member);
+    }
+    JavaServer {
+        member: member.clone(),
+        config: cfg.to_path_buf(),
+        process: Some(spawn_outpost(cfg)),
     }
 }
 

@@ -95,9 +95,12 @@ fn spawn_logged(mut cmd: Command, log: &Path) -> ChildGuard {
     }
 }
 
-/// The `outpost` binary built for this test run.
+/// The `outpost` binary built for this test run, or `$OUTPOST_BIN` when set (to test a copied
+/// binary while other builds share the target directory).
 pub fn outpost_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_outpost"))
+    std::env::var_os("OUTPOST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_outpost")))
 }
 
 /// A standalone outpost server on a free loopback port, with its data in `dir`.
