@@ -44,11 +44,15 @@ fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{host}:{port} resolves to nothing"))
 }
 
-/// A numeric setting ZooKeeper reads as a system property, given in zoo.cfg.
-fn unknown_u64(cfg: &ZooCfg, key: &str) -> Option<u64> {
-    cfg.unknown
+/// A numeric setting ZooKeeper reads as a system property (`commitLogCount` is
+/// `zookeeper.commitLogCount`), given in zoo.cfg with or without the prefix, known to outpost-conf or
+/// not.
+fn property_u64(cfg: &ZooCfg, key: &str) -> Option<u64> {
+    let prefixed = format!("zookeeper.{key}");
+    cfg.resolved
         .iter()
-        .find(|r| r.key == key || r.key == format!("zookeeper.{key}"))
+        .chain(cfg.unknown.iter())
+        .find(|r| r.key == key || r.key == prefixed)
         .and_then(|r| r.value.trim().parse().ok())
 }
 
@@ -107,7 +111,7 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         tick_ms,
         init_limit: u64::from(cfg.init_limit_ticks.max(1)),
         sync_limit,
-        commit_log_count: unknown_u64(cfg, "commitLogCount").unwrap_or(500) as usize,
+        commit_log_count: property_u64(cfg, "commitLogCount").unwrap_or(500) as usize,
         observer_reconnect_delay_ms: cfg.observer_reconnect_delay_ms,
         observer_election_delay_ms: cfg.observer_election_delay_ms,
         observer_sync_enabled: cfg.sync_enabled,
@@ -132,7 +136,7 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         election,
         max_packet_bytes: max_packet,
         // A SNAP body is a whole tree: bounded by memory, not by jute.maxbuffer.
-        max_snapshot_bytes: unknown_u64(cfg, "outpost.maxSnapshotBytes").unwrap_or(16 << 30)
+        max_snapshot_bytes: property_u64(cfg, "outpost.maxSnapshotBytes").unwrap_or(16 << 30)
             as usize,
     })
 }
