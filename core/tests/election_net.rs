@@ -241,7 +241,8 @@ async fn expect_closed(mut sock: TcpStream, what: &str) {
     assert!(r.is_ok(), "{what}: connection was not dropped");
 }
 
-/// Bad handshakes (unknown negative version, address length 0 and 2049, a badly formed address)
+/// Bad handshakes (unknown negative version, address length 0 and 2049, a header that never
+/// finishes, a badly formed address)
 /// and bad frames after a good handshake (oversized, zero, negative) are dropped, and the three
 /// servers still elect together with one connection per pair.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,6 +262,8 @@ async fn malformed_peers_are_dropped() {
             h.extend(std::iter::repeat_n(b'a', n.max(0) as usize));
             bad_headers.push((what, h));
         }
+        // A peer that stops mid-header is dropped after quorumCnxnTimeoutMs (2 s here).
+        bad_headers.push(("silent peer", ELECTION_PROTOCOL_V1.to_be_bytes().to_vec()));
         bad_headers.push((
             "address without a port",
             ElectionHandshake::v1(9, "localhost").to_bytes(),
