@@ -241,7 +241,8 @@ async fn expect_closed(mut sock: TcpStream, what: &str) {
     assert!(r.is_ok(), "{what}: connection was not dropped");
 }
 
-/// Bad handshakes (unknown negative version, address length 0 and 2049, a badly formed address)
+/// Bad handshakes (unknown negative version, address length 0 and 2049, a header that never
+/// finishes, a badly formed address)
 /// and bad frames after a good handshake (oversized, zero, negative) are dropped, and the three
 /// servers still elect together with one connection per pair.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,6 +262,8 @@ async fn malformed_peers_are_dropped() {
             h.extend(std::iter::repeat_n(b'a', n.max(0) as usize));
             bad_headers.push((what, h));
         }
+        // A peer that stops mid-header is dropped after quorumCnxnTimeoutMs (2 s here).
+        bad_headers.push(("silent peer", ELECTION_PROTOCOL_V1.to_be_bytes().to_vec()));
         bad_headers.push((
             "address without a port",
             ElectionHandshake::v1(9, "localhost").to_bytes(),
@@ -291,6 +294,72 @@ async fn malformed_peers_are_dropped() {
         for n in &nets {
             n.shutdown();
         }
+    })
+    .await
+    .expect("test timed out");
+}
+
+async fn recv_from(rx: &mut Rx, what: &str) -> (ServerId, Vec<u8>) {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing received"))
+        .unwrap_or_else(|| panic!("{what}: transport shut down"))
+}
+
+/// The send queue keeps only the newest unsent payload, a new connection resends the last payload
+/// sent when nothing newer is queued, and the receive queue keeps the newest 100 messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_replace_resend_and_drop_oldest() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let addrs: BTreeMap<u64, SocketAddr> = (1..=2).map(|s| (s, free_addr())).collect();
+        // Server 1 is not up yet: server 2's connect fails and both payloads wait in its queue,
+        // the second replacing the first.
+        let (net2, mut rx2) = ElectionNet::start(net_config(2, &addrs))
+            .await
+            .expect("net 2");
+        net2.send(ServerId(1), b"old".to_vec());
+        net2.send(ServerId(1), b"new".to_vec());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (net1, mut rx1) = ElectionNet::start(net_config(1, &addrs))
+            .await
+            .expect("net 1");
+        net2.connect_all();
+        assert_eq!(
+            recv_from(&mut rx1, "queued").await,
+            (ServerId(2), b"new".to_vec())
+        );
+        // Server 1 restarts; its first message makes server 2 connect back, and server 2 resends
+        // the last payload it sent to 1 without being asked.
+        net1.shutdown();
+        let (net1, mut rx1) = ElectionNet::start(net_config(1, &addrs))
+            .await
+            .expect("restart");
+        net1.send(ServerId(2), b"hello".to_vec());
+        assert_eq!(
+            recv_from(&mut rx2, "hello").await,
+            (ServerId(1), b"hello".to_vec())
+        );
+        assert_eq!(
+            recv_from(&mut rx1, "resend").await,
+            (ServerId(2), b"new".to_vec())
+        );
+        // Loopback into a receive queue nobody reads: the oldest messages are dropped. (The pump
+        // may already hold the first one or two.)
+        for i in 0u32..150 {
+            net1.send(ServerId(1), i.to_be_bytes().to_vec());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut got = Vec::new();
+        while let Ok(Some((from, payload))) =
+            tokio::time::timeout(Duration::from_millis(300), rx1.recv()).await
+        {
+            assert_eq!(from, ServerId(1));
+            got.push(u32::from_be_bytes(payload.try_into().expect("4 bytes")));
+        }
+        assert!(got.len() <= 102, "{got:?}");
+        assert_eq!(got[got.len() - 100..], (50..150).collect::<Vec<u32>>()[..]);
+        net1.shutdown();
+        net2.shutdown();
     })
     .await
     .expect("test timed out");

@@ -1,22 +1,20 @@
 //! The election engine in a live election with Apache ZooKeeper 3.8 (Debian's `zookeeper` package):
-//! two Java servers and one outpost engine, driven by a minimal blocking election transport written
-//! here (handshake header, tie-break, length-prefixed frames), elect a leader together. This proves
-//! the notifications outpost writes are read by Java and vice versa, and that both sides agree.
+//! two Java servers and one outpost engine, over outpost's election transport
+//! (`shell::election_net`), elect a leader together. This proves the handshake, framing and
+//! tie-break interoperate with Java's `QuorumCnxManager`, that the notifications outpost writes are
+//! read by Java and vice versa, and that both sides agree.
 
 use outpost_core::ids::{ServerId, Zxid};
-use outpost_core::proto::frame::encode_frame;
-use outpost_core::proto::quorum::{ElectionHandshake, ELECTION_MAX_MESSAGE};
-use outpost_core::zab::election::{
-    Action, Elected, Election, ElectionConfig, LocalState, Role, Tally,
-};
+use outpost_core::shell::election_net::{perform, run_election, ElectionNet, ElectionNetConfig};
+use outpost_core::zab::election::{Elected, Election, ElectionConfig, LocalState, Role, Tally};
 use outpost_core::zab::quorum::QuorumVerifier;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::Receiver;
 
 struct Killed(Child);
 
@@ -97,68 +95,14 @@ fn start_java(dir: &Path, sid: u64, ports: &BTreeMap<u64, Ports>) -> Killed {
     Killed(child)
 }
 
-enum Event {
-    Connected(u64, TcpStream),
-    Message(u64, Vec<u8>),
-}
-
-/// Reads one connection: handshake header, then frames, forwarding them to the engine loop.
-fn reader(mut stream: TcpStream, my_id: u64, events: mpsc::Sender<Event>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let sid = loop {
-        match ElectionHandshake::decode(&buf) {
-            Ok((h, used)) => {
-                buf.drain(..used);
-                break h.sid;
-            }
-            Err(_) if buf.len() < 8 + 8 + 4 + 2048 => {}
-            Err(_) => return,
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    };
-    // Tie-break (§5.3): keep connections from larger sids only; a smaller sid would be called back
-    // (not needed here: outpost's engine has the smallest sid).
-    if sid <= my_id as i64 {
-        let _ = stream.shutdown(Shutdown::Both);
-        return;
-    }
-    let sid = sid as u64;
-    let _ = events.send(Event::Connected(sid, stream.try_clone().expect("clone")));
-    loop {
-        while buf.len() >= 4 {
-            let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-            assert!(
-                len > 0 && len as usize <= ELECTION_MAX_MESSAGE,
-                "bad frame {len}"
-            );
-            if buf.len() < 4 + len as usize {
-                break;
-            }
-            let payload = buf[4..4 + len as usize].to_vec();
-            buf.drain(..4 + len as usize);
-            if events.send(Event::Message(sid, payload)).is_err() {
-                return;
-            }
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
 /// A running mixed ensemble: Java servers 2 and 3, outpost's engine as server 1.
 struct Mixed {
     dir: tempfile::TempDir,
     ports: BTreeMap<u64, Ports>,
     _java: Vec<Killed>,
     engine: Election,
-    events: mpsc::Receiver<Event>,
-    peers: BTreeMap<u64, TcpStream>,
+    net: ElectionNet,
+    rx: Receiver<(ServerId, Vec<u8>)>,
     started: Instant,
 }
 
@@ -167,86 +111,35 @@ impl Mixed {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Writes a notification frame to a connected peer (Java connects to us: its sids are larger).
-    fn send(&mut self, to: u64, frame: &[u8]) {
-        if let Some(s) = self.peers.get_mut(&to) {
-            if s.write_all(frame).is_err() {
-                self.peers.remove(&to);
-            }
-        }
-    }
-
-    /// Performs an outbox; returns the decision if there is one.
-    fn perform(
-        &mut self,
-        actions: Vec<Action>,
-        last: &mut BTreeMap<u64, Vec<u8>>,
-    ) -> Option<Elected> {
-        let mut outcome = None;
-        for action in actions {
-            let mut deliver = |m: &mut Mixed, to: u64, bytes: Vec<u8>| {
-                let frame = encode_frame(&bytes);
-                m.send(to, &frame);
-                last.insert(to, frame);
+    /// Keeps answering peers (as a server out of election does) for `for_ms`.
+    async fn serve(&mut self, for_ms: u64) {
+        let end = tokio::time::Instant::now() + Duration::from_millis(for_ms);
+        loop {
+            let msg = tokio::select! {
+                m = self.rx.recv() => m,
+                _ = tokio::time::sleep_until(end) => return,
             };
-            match action {
-                Action::Send { to, notification } => deliver(self, to.0, notification.to_bytes()),
-                Action::Broadcast { to, notification } => {
-                    for peer in to {
-                        deliver(self, peer.0, notification.to_bytes());
-                    }
-                }
-                Action::Elected(e) => outcome = Some(e),
-                Action::NewerConfig { .. } | Action::PeerLooking { .. } => {}
-            }
+            let Some((from, payload)) = msg else { return };
+            let now = self.now();
+            let _ = perform(&self.net, self.engine.receive_bytes(from, &payload, now));
         }
-        outcome
     }
 
-    /// Feeds events to the engine for up to `for_ms`, or until it decides when `until_decided`.
-    fn drive(
-        &mut self,
-        for_ms: u64,
-        until_decided: bool,
-        last: &mut BTreeMap<u64, Vec<u8>>,
-    ) -> Option<Elected> {
-        let end = self.now() + for_ms;
-        while self.now() < end {
-            let wait = self
-                .engine
-                .next_deadline()
-                .map_or(100, |d| d.saturating_sub(self.now()).clamp(1, 100));
-            let actions = match self.events.recv_timeout(Duration::from_millis(wait)) {
-                Ok(Event::Connected(sid, mut stream)) => {
-                    // QuorumCnxManager sends the last message again on a new connection.
-                    if let Some(frame) = last.get(&sid) {
-                        let _ = stream.write_all(frame);
-                    }
-                    self.peers.insert(sid, stream);
-                    continue;
-                }
-                Ok(Event::Message(sid, payload)) => {
-                    let now = self.now();
-                    self.engine
-                        .receive_bytes(ServerId(sid), &payload, now)
-                        .actions
-                }
-                Err(_) => {
-                    let now = self.now();
-                    self.engine.tick(now).actions
-                }
-            };
-            if let Some(e) = self.perform(actions, last) {
-                if until_decided {
-                    return Some(e);
-                }
-            }
-        }
-        None
+    /// Runs an election over the transport with `local` (60 s at most).
+    async fn elect(&mut self, local: LocalState) -> Option<Elected> {
+        let started = self.started;
+        let clock = move || started.elapsed().as_millis() as u64;
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            run_election(&self.net, &mut self.rx, &mut self.engine, local, clock),
+        )
+        .await
+        .ok()
+        .flatten()
     }
 
-    /// Drives the engine until Java server `sid`'s log contains `needle` (30 s at most).
-    fn wait_for_java_log(&mut self, sid: u64, needle: &str, last: &mut BTreeMap<u64, Vec<u8>>) {
+    /// Keeps answering until Java server `sid`'s log contains `needle` (30 s at most).
+    async fn wait_for_java_log(&mut self, sid: u64, needle: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.java_log(sid).contains(needle) {
             assert!(
@@ -254,7 +147,7 @@ impl Mixed {
                 "Java server {sid} never logged {needle:?}:\n{}",
                 tail(&self.java_log(sid))
             );
-            let _ = self.drive(100, false, last);
+            self.serve(100).await;
         }
     }
 
@@ -265,7 +158,7 @@ impl Mixed {
 }
 
 /// Starts Java servers 2 and 3 and runs outpost's engine as server 1 with `local` until it decides.
-fn elect_with_java(local: LocalState) -> (Mixed, Elected, BTreeMap<u64, Vec<u8>>) {
+async fn elect_with_java(local: LocalState) -> (Mixed, Elected) {
     assert!(
         Path::new("/usr/share/java/zookeeper.jar").exists() && Path::new("/usr/bin/java").exists(),
         "Apache ZooKeeper 3.8 is not installed: apt-get install zookeeper (see .ci/run)"
@@ -283,14 +176,21 @@ fn elect_with_java(local: LocalState) -> (Mixed, Elected, BTreeMap<u64, Vec<u8>>
             )
         })
         .collect();
-    let listener = TcpListener::bind(("127.0.0.1", ports[&1].election)).expect("election port");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let tx = tx.clone();
-            std::thread::spawn(move || reader(stream, 1, tx));
-        }
-    });
+    let election_addr = |sid: u64| SocketAddr::from(([127, 0, 0, 1], ports[&sid].election));
+    let (net, rx) = ElectionNet::start(ElectionNetConfig {
+        my_id: ServerId(1),
+        listen: election_addr(1),
+        advertised: election_addr(1).to_string(),
+        peers: [2, 3]
+            .into_iter()
+            .map(|sid| (ServerId(sid), election_addr(sid)))
+            .collect(),
+        cnx_timeout_ms: 5000,
+        handshake_timeout_ms: 2500,
+        bind_retries: 3,
+    })
+    .await
+    .expect("election transport");
     let java: Vec<Killed> = [2, 3]
         .into_iter()
         .map(|sid| start_java(dir.path(), sid, &ports))
@@ -306,18 +206,11 @@ fn elect_with_java(local: LocalState) -> (Mixed, Elected, BTreeMap<u64, Vec<u8>>
         ports,
         _java: java,
         engine,
-        events: rx,
-        peers: BTreeMap::new(),
+        net,
+        rx,
         started: Instant::now(),
     };
-    let mut last = BTreeMap::new();
-    let now = m.now();
-    let first = m.engine.start(now, local).actions;
-    let mut elected = m.perform(first, &mut last);
-    if elected.is_none() {
-        elected = m.drive(60_000, true, &mut last);
-    }
-    let elected = elected.unwrap_or_else(|| {
+    let elected = m.elect(local).await.unwrap_or_else(|| {
         panic!(
             "no decision after 60 s ({:?}); Java 3 log tail:\n{}",
             m.engine.stats(),
@@ -325,7 +218,7 @@ fn elect_with_java(local: LocalState) -> (Mixed, Elected, BTreeMap<u64, Vec<u8>>
         )
     });
     assert_eq!(m.engine.stats().malformed, 0);
-    (m, elected, last)
+    (m, elected)
 }
 
 fn tail(log: &str) -> &str {
@@ -340,12 +233,13 @@ fn tail(log: &str) -> &str {
 /// must win (the higher sid wins among those whose votes arrive in time; which one depends on how
 /// fast the JVMs start); outpost ends FOLLOWING it and the Java servers report that leader and a
 /// follower.
-#[test]
-fn java_server_wins() {
-    let (mut m, elected, mut last) = elect_with_java(LocalState {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_server_wins() {
+    let (mut m, elected) = elect_with_java(LocalState {
         last_logged_zxid: Zxid(0),
         current_epoch: 0,
-    });
+    })
+    .await;
     assert_eq!(elected.role, Role::Following);
     assert!(
         [ServerId(2), ServerId(3)].contains(&elected.leader),
@@ -354,21 +248,26 @@ fn java_server_wins() {
     assert_eq!(elected.zxid, Zxid(0));
     // Java parsed outpost's notifications: its WorkerReceiver logs each one with the sender's sid.
     for sid in [2, 3] {
-        m.wait_for_java_log(sid, "n.sid:1,", &mut last);
+        m.wait_for_java_log(sid, "n.sid:1,").await;
     }
     // The Java servers settle: one leads, the other follows.
     let deadline = Instant::now() + Duration::from_secs(60);
     let java_leader = loop {
-        let modes: Vec<Option<String>> = [2, 3]
-            .iter()
-            .map(|sid| {
-                four_letter(m.ports[sid].client, "srvr").and_then(|r| {
-                    r.lines()
-                        .find(|l| l.starts_with("Mode:"))
-                        .map(str::to_string)
+        let clients: Vec<u16> = [2, 3].iter().map(|sid| m.ports[sid].client).collect();
+        let modes: Vec<Option<String>> = tokio::task::spawn_blocking(move || {
+            clients
+                .into_iter()
+                .map(|port| {
+                    four_letter(port, "srvr").and_then(|r| {
+                        r.lines()
+                            .find(|l| l.starts_with("Mode:"))
+                            .map(str::to_string)
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        })
+        .await
+        .expect("srvr");
         match (modes[0].as_deref(), modes[1].as_deref()) {
             (Some("Mode: leader"), Some("Mode: follower")) => break ServerId(2),
             (Some("Mode: follower"), Some("Mode: leader")) => break ServerId(3),
@@ -379,8 +278,12 @@ fn java_server_wins() {
             "Java servers did not settle: {modes:?}"
         );
         // Keep answering LOOKING peers meanwhile.
-        let _ = m.drive(200, false, &mut last);
+        m.serve(200).await;
     };
+    // Java's QuorumCnxManager and outpost's transport settled on one connection per peer, the one
+    // the larger sid (the Java server) initiated.
+    assert_eq!(m.net.connected(), [ServerId(2), ServerId(3)]);
+    assert_eq!(m.net.live_connections(), 2);
     // Normally outpost decided on the same leader. (If the JVMs started far enough apart, it can
     // have decided with the first one before the second's better vote arrived, like any server;
     // the restart below is then how it would recover, when following fails.)
@@ -392,22 +295,13 @@ fn java_server_wins() {
     }
     // outpost looks again (as after losing its leader) and must join the running Java leader
     // through the FOLLOWING/LEADING answers of the Java servers.
-    let now = m.now();
-    let actions = m
-        .engine
-        .start(
-            now,
-            LocalState {
-                last_logged_zxid: Zxid(0),
-                current_epoch: 0,
-            },
-        )
-        .actions;
-    let rejoined = match m.perform(actions, &mut last) {
-        Some(e) => Some(e),
-        None => m.drive(30_000, true, &mut last),
-    }
-    .expect("outpost rejoins the Java leader");
+    let rejoined = m
+        .elect(LocalState {
+            last_logged_zxid: Zxid(0),
+            current_epoch: 0,
+        })
+        .await
+        .expect("outpost rejoins the Java leader");
     assert_eq!(
         (rejoined.leader, rejoined.role),
         (java_leader, Role::Following)
@@ -419,18 +313,19 @@ fn java_server_wins() {
 /// outpost's engine has the longest history (epoch 1): Java servers 2 and 3 must elect it, and it
 /// ends LEADING with their votes. (Without a learner protocol the Java followers then fail to
 /// connect and look again; only the decision is checked.)
-#[test]
-fn outpost_wins() {
-    let (mut m, elected, mut last) = elect_with_java(LocalState {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outpost_wins() {
+    let (mut m, elected) = elect_with_java(LocalState {
         last_logged_zxid: Zxid(0x1_0000_0001),
         current_epoch: 1,
-    });
+    })
+    .await;
     assert_eq!((elected.leader, elected.role), (ServerId(1), Role::Leading));
     assert!(elected.supporters.len() >= 2, "{elected:?}");
     // Both Java servers parsed outpost's votes and decided to follow server 1 (QuorumPeer logs its
     // new state).
     for sid in [2, 3] {
-        m.wait_for_java_log(sid, "n.sid:1,", &mut last);
-        m.wait_for_java_log(sid, "FOLLOWING", &mut last);
+        m.wait_for_java_log(sid, "n.sid:1,").await;
+        m.wait_for_java_log(sid, "FOLLOWING").await;
     }
 }

@@ -68,10 +68,10 @@ pub struct ElectionNetConfig {
     pub advertised: String,
     /// Every other server's election address, voters and observers.
     pub peers: BTreeMap<ServerId, SocketAddr>,
-    /// `cnxTimeout`: how long a connect may take, ms.
+    /// `cnxTimeout`: how long a connect may take, ms (0: no limit).
     pub cnx_timeout_ms: u64,
     /// `quorumCnxnTimeoutMs` (default tickTime × syncLimit): how long an acceptor waits for the
-    /// handshake header, ms.
+    /// handshake header, ms (0: no limit).
     pub handshake_timeout_ms: u64,
     /// `electionPortBindRetry`: bind attempts, 0 for unlimited.
     pub bind_retries: u32,
@@ -359,10 +359,9 @@ impl ElectionNet {
                 buf.extend_from_slice(&chunk[..n]);
             }
         };
-        let timeout = Duration::from_millis(self.inner.cfg.handshake_timeout_ms);
-        let header = tokio::time::timeout(timeout, read_header)
+        let header = within(self.inner.cfg.handshake_timeout_ms, read_header)
             .await
-            .map_err(|_| ElectionNetError::HandshakeTimeout)??;
+            .ok_or(ElectionNetError::HandshakeTimeout)??;
         if header.protocol != ElectionProtocol::Legacy {
             for addr in header.address_list() {
                 parse_host_port(addr).ok_or_else(|| ElectionNetError::Address(addr.to_string()))?;
@@ -441,10 +440,9 @@ impl ElectionNet {
         sid: ServerId,
         addr: SocketAddr,
     ) -> Result<(), ElectionNetError> {
-        let timeout = Duration::from_millis(self.inner.cfg.cnx_timeout_ms);
-        let mut sock = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let mut sock = within(self.inner.cfg.cnx_timeout_ms, TcpStream::connect(addr))
             .await
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         sock.set_nodelay(true)?;
         let header =
             ElectionHandshake::v1(self.inner.cfg.my_id.0 as i64, &self.inner.cfg.advertised);
@@ -615,6 +613,18 @@ impl std::fmt::Debug for ElectionNet {
             .field("local_addr", &self.inner.local_addr)
             .field("shut", &self.is_shut())
             .finish()
+    }
+}
+
+/// Runs `fut` for at most `ms` milliseconds; 0 means no limit, as a Java socket timeout of 0 does.
+/// `None` when the time ran out.
+async fn within<T>(ms: u64, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    if ms == 0 {
+        Some(fut.await)
+    } else {
+        tokio::time::timeout(Duration::from_millis(ms), fut)
+            .await
+            .ok()
     }
 }
 
