@@ -115,6 +115,8 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         observer_reconnect_delay_ms: cfg.observer_reconnect_delay_ms,
         observer_election_delay_ms: cfg.observer_election_delay_ms,
         observer_sync_enabled: cfg.sync_enabled,
+        leader_serves: cfg.leader_serves,
+        epoch_start_counter: 0,
         server: base.settings.clone(),
         seed,
     };
@@ -138,5 +140,6 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         // A SNAP body is a whole tree: bounded by memory, not by jute.maxbuffer.
         max_snapshot_bytes: property_u64(cfg, "outpost.maxSnapshotBytes").unwrap_or(16 << 30)
             as usize,
+        connect_limit_ticks: u64::from(cfg.connect_to_learner_master_limit_ticks),
     })
 }

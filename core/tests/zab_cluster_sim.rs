@@ -66,3 +66,22 @@ fn five_voters_with_snap_syncs() {
         run_seed(cfg);
     }
 }
+
+/// Every epoch starts 60 txns short of the zxid counter's end: leaders must step down when the counter
+/// runs out (never wrapping it), so the run goes through many epochs and still converges.
+#[test]
+fn zxid_counter_exhaustion_forces_new_epochs() {
+    for seed in 200..=202u64 {
+        let mut cfg = SimConfig::new(seed);
+        cfg.faults = false;
+        cfg.safety_ms = 8_000;
+        cfg.epoch_start_counter = u32::MAX - 60;
+        let report = ClusterSim::new(cfg).run().unwrap_or_else(|f| panic!("{f}"));
+        assert!(
+            report.leaders >= 3,
+            "seed {seed}: {} leaders; the counter should have run out several times",
+            report.leaders
+        );
+        assert!(report.final_zxid.counter() < u32::MAX);
+    }
+}

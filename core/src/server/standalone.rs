@@ -255,6 +255,10 @@ pub enum Action {
         /// The learner.
         learner: ServerId,
     },
+    /// Leader: the zxid counter of this epoch is used up (the next txn would get counter
+    /// `0xffffffff`). The write that hit it was not prepared; the leader must abdicate so that a new
+    /// election starts a new epoch (`Leader.propose`'s "zxid lower 32 bits have rolled over").
+    ZxidExhausted,
 }
 
 /// Why a request waits: a write until its txn applies, a read behind its session's writes.
@@ -932,10 +936,20 @@ impl Standalone {
         debug_assert!(!self.is_learner(), "a learner prepares nothing");
         let zxid = match self.last_prepared.next() {
             Some(z) => z,
+            None if self.settings.mode == Mode::Leader => {
+                // Leader.propose: never hand out counter 0xffffffff; the leader steps down and the next
+                // election starts a new epoch. The request is dropped: its client's connection closes
+                // with the role change and the client retries elsewhere.
+                tracing::warn!(
+                    "zxid lower 32 bits have rolled over in epoch {}, forcing re-election",
+                    self.last_prepared.epoch().0
+                );
+                self.actions.push(Action::ZxidExhausted);
+                return;
+            }
             None => {
-                // A standalone server never changes epoch, and a leader must abdicate before this
-                // (Leader.propose shuts down at counter 0xffffffff); running out of 2^32 txns in one
-                // epoch is an operational limit we surface loudly rather than wrap.
+                // A standalone server never changes epoch: running out of 2^32 txns in one epoch is an
+                // operational limit surfaced loudly rather than wrapped.
                 panic!(
                     "zxid counter exhausted in epoch {:?}",
                     self.last_prepared.epoch()

@@ -60,6 +60,9 @@ pub struct PeerShellConfig {
     pub max_packet_bytes: usize,
     /// Largest SNAP body accepted.
     pub max_snapshot_bytes: usize,
+    /// `connectToLearnerMasterLimit` in ticks: how long a learner keeps trying to connect to the leader
+    /// (0 = `initLimit`, as in ZooKeeper).
+    pub connect_limit_ticks: u64,
 }
 
 /// Events from the quorum-port tasks to the peer task.
@@ -438,7 +441,12 @@ pub async fn run(
                             }
                             match config.quorum_addrs.get(&leader) {
                                 Some(addr) => {
-                                    let limit_ms = config.peer.tick_ms * config.peer.init_limit;
+                                    let ticks = if config.connect_limit_ticks > 0 {
+                                        config.connect_limit_ticks
+                                    } else {
+                                        config.peer.init_limit
+                                    };
+                                    let limit_ms = config.peer.tick_ms * ticks;
                                     leader_tasks.push(tokio::spawn(connect_leader(
                                         *addr,
                                         leader_generation,

@@ -410,7 +410,8 @@ pub async fn run(
                 Action::Forward { .. }
                 | Action::Revalidate { .. }
                 | Action::RevalidateReply { .. }
-                | Action::SyncReply { .. } => {
+                | Action::SyncReply { .. }
+                | Action::ZxidExhausted => {
                     tracing::error!("ensemble action in a standalone server: {action:?}");
                 }
                 Action::Snapshot { zxid, blob } => {

@@ -65,6 +65,8 @@ pub struct SimConfig {
     pub commit_log_count: usize,
     /// Snapshot every about this many txns.
     pub snap_count: u64,
+    /// Where each epoch's zxid counter starts (near `u32::MAX` to exercise counter exhaustion).
+    pub epoch_start_counter: u32,
 }
 
 impl SimConfig {
@@ -79,6 +81,7 @@ impl SimConfig {
             faults: true,
             commit_log_count: 50,
             snap_count: 100,
+            epoch_start_counter: 0,
         }
     }
 }
@@ -338,6 +341,8 @@ impl ClusterSim {
             observer_reconnect_delay_ms: 50,
             observer_election_delay_ms: 100,
             observer_sync_enabled: true,
+            leader_serves: true,
+            epoch_start_counter: self.cfg.epoch_start_counter,
             server: Settings {
                 server_id: ServerId(id),
                 session: SessionConfig::from_tick(100),

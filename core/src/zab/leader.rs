@@ -551,13 +551,14 @@ impl Peer {
 
     fn leader_check_newleader_quorum(&mut self) {
         let verifier = self.cfg.verifier.clone();
+        let start = self.cfg.epoch_start_counter;
         let l = self.leader();
         if l.phase != LeaderPhase::NewLeaderAcks || !verifier.contains_quorum(&l.newleader_acks) {
             return;
         }
         l.phase = LeaderPhase::Broadcast;
         let epoch = l.new_epoch;
-        let base = Zxid::new(epoch, 0);
+        let base = Zxid::new(epoch, start);
         l.last_proposed = base;
         tracing::info!("established as leader of epoch {}", epoch.0);
         self.election.update_peer_epoch(i64::from(epoch.0));

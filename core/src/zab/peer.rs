@@ -69,6 +69,12 @@ pub struct PeerConfig {
     pub observer_election_delay_ms: u64,
     /// `syncEnabled`: whether an observer logs and snapshots (default true).
     pub observer_sync_enabled: bool,
+    /// `leaderServes`: whether the leader accepts client connections (default true; with false the
+    /// leader only leads, as ZooKeeper's `leaderServes=no`).
+    pub leader_serves: bool,
+    /// The counter an epoch's zxids start after (0 in production: the first txn of an epoch has counter
+    /// 1). Tests set it near `u32::MAX` to reach counter exhaustion, which must force a new epoch.
+    pub epoch_start_counter: u32,
     /// The server state machine's settings (its mode is set by the peer).
     pub server: Settings,
     /// Seed of the peer's randomness (observer delays).
@@ -289,6 +295,8 @@ pub struct Peer {
     pub(crate) stats: PeerStats,
     /// Learner links accepted while looking: (when, items received), adopted if this server leads.
     pub(crate) waiting_links: BTreeMap<LinkId, (u64, Vec<QuorumItem>)>,
+    /// The leader's zxid counter ran out: step down once the current input is handled.
+    pub(crate) abdicate: bool,
 }
 
 /// Counters for `mntr`, metrics and tests.
@@ -354,6 +362,7 @@ impl Peer {
             role_name: PeerRole::Looking,
             stats: PeerStats::default(),
             waiting_links: BTreeMap::new(),
+            abdicate: false,
             cfg,
         }
     }
@@ -529,6 +538,10 @@ impl Peer {
                     .handle(ServerInput::SnapshotStep, self.now_ms as i64);
                 self.route_server_actions();
             }
+        }
+        if std::mem::take(&mut self.abdicate) && matches!(self.role, RoleState::Leading(_)) {
+            tracing::warn!("leader stepping down: zxid counter exhausted, a new epoch is needed");
+            self.go_looking();
         }
     }
 
@@ -723,7 +736,9 @@ impl Peer {
     // ----- clients -------------------------------------------------------------------------------
 
     fn on_client(&mut self, input: ServerInput) {
-        if !self.serving {
+        let refuse = !self.serving
+            || (!self.cfg.leader_serves && matches!(self.role, RoleState::Leading(_)));
+        if refuse {
             // ZooKeeper accepts the socket but refuses the session while it is not running
             // ("ZooKeeperServer not running"): close at once so the client tries another server.
             if let ServerInput::Connect { conn, .. } = input {
@@ -754,6 +769,7 @@ impl Peer {
                     valid,
                 } => self.leader_revalidate_reply(learner, session, valid),
                 ServerAction::SyncReply { learner } => self.leader_sync_reply(learner),
+                ServerAction::ZxidExhausted => self.abdicate = true,
                 other => self.actions.push(PeerAction::Client(other)),
             }
         }

@@ -55,6 +55,8 @@ struct Pair {
     out: Vec<(Side, ConnId, Out)>,
     /// Every REQUEST the learner sent.
     forwarded: Vec<ForwardedRequest>,
+    /// How many times the leader reported its zxid counter used up.
+    exhausted: usize,
 }
 
 impl Pair {
@@ -83,6 +85,7 @@ impl Pair {
             uncommitted: VecDeque::new(),
             out: Vec::new(),
             forwarded: Vec::new(),
+            exhausted: 0,
         }
     }
 
@@ -154,6 +157,7 @@ impl Pair {
                         self.learner
                             .handle(Input::RevalidateReply { session, valid }, self.now);
                     }
+                    Action::ZxidExhausted => self.exhausted += 1,
                     Action::Committed { .. } | Action::Snapshot { .. } => {}
                     other => panic!("a leader never emits {other:?}"),
                 }
@@ -764,4 +768,28 @@ fn parts_and_snapshot_agree_between_leader_and_learner() {
     assert_eq!((ls, lz), (fs, fz));
     assert_eq!(lz, Zxid::new(Epoch(1), 2));
     assert_eq!(lt.digest(), ft.digest());
+}
+
+/// A leader never hands out counter 0xffffffff: the write that would get it is not prepared (no txn,
+/// no reply) and the leader reports `ZxidExhausted` so the ZAB engine steps down for a new epoch.
+#[test]
+fn leader_reports_zxid_counter_exhaustion_instead_of_wrapping() {
+    let mut p = Pair::new();
+    // Two counters left: the session's createSession takes 0xfffffffe, then nothing is left.
+    p.leader
+        .set_next_zxid_base(Zxid::new(Epoch(1), u32::MAX - 2));
+    let session = p.connect(Side::Leader, 1);
+    assert_eq!(
+        p.leader.tree().last_processed_zxid(),
+        Zxid::new(Epoch(1), u32::MAX - 1).0
+    );
+    assert_eq!(p.exhausted, 0);
+    p.send(Side::Leader, 1, 1, create("/after", 0));
+    assert_eq!(p.exhausted, 1, "session {session:?}");
+    assert!(p.uncommitted.is_empty(), "nothing was proposed");
+    assert_eq!(
+        p.leader.tree().last_processed_zxid(),
+        Zxid::new(Epoch(1), u32::MAX - 1).0
+    );
+    assert!(p.reply_xids(Side::Leader, 1).is_empty());
 }
