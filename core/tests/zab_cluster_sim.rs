@@ -4,7 +4,8 @@
 //! failure prints the seed, the command that reproduces it and the end of the trace.
 //!
 //! `OUTPOST_SIM_SEED=<n>` runs that seed alone; `OUTPOST_SIM_SEEDS=<count>` runs that many fresh
-//! seeds (derived from the clock) after the fixed ones.
+//! seeds (derived from the clock) after the fixed ones; under CI (`CI` set) fresh seeds run for
+//! `OUTPOST_SIM_FRESH_SECS` seconds (default 60) after the fixed ones.
 
 use outpost_core::zab::cluster_sim::{ClusterSim, SimConfig};
 

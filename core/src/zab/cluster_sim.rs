@@ -688,11 +688,16 @@ impl ClusterSim {
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
         match self.rng.below(3) {
             0 => {
-                let id = ids[self.rng.below(ids.len() as u64) as usize];
-                if self.nodes[&id].peer.is_some() {
-                    self.crash(id);
-                    let back = self.now + 200 + self.rng.below(3_000);
-                    self.schedule(back, Event::Restart { node: id });
+                // One server crashes, or sometimes two at once (a rack losing power): correlated
+                // crashes are what turn an acknowledged-but-unsynced txn into a lost one.
+                let count = if self.rng.chance(30) { 2 } else { 1 };
+                for _ in 0..count {
+                    let id = ids[self.rng.below(ids.len() as u64) as usize];
+                    if self.nodes[&id].peer.is_some() {
+                        self.crash(id);
+                        let back = self.now + 200 + self.rng.below(3_000);
+                        self.schedule(back, Event::Restart { node: id });
+                    }
                 }
             }
             1 => {
@@ -855,7 +860,13 @@ impl ClusterSim {
                 if !node.fsync_pending {
                     node.fsync_pending = true;
                     let inc = node.incarnation;
-                    let delay = 1 + self.rng.below(8);
+                    // Usually a few ms; sometimes a slow disk, which widens the window in which an
+                    // unsynced record can be lost by a crash (and an early ACK would be caught).
+                    let delay = if self.rng.chance(10) {
+                        100 + self.rng.below(200)
+                    } else {
+                        1 + self.rng.below(8)
+                    };
                     self.schedule(
                         self.now + delay,
                         Event::Fsync {
