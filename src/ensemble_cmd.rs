@@ -90,6 +90,23 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         my_addr.host.clone()
     };
     let quorum_listen = resolve(&listen_host, my_addr.quorum_port)?;
+    // observerMasterPort: one port for every server, on each voter's quorum host (ZooKeeper's form).
+    let mut observer_master_addrs = BTreeMap::new();
+    let mut observer_master_listen = None;
+    if let Some(port) = cfg.observer_master_port {
+        for (id, spec) in &membership.servers {
+            if spec.role != outpost_conf::Role::Participant {
+                continue;
+            }
+            let Some(a) = spec.addrs.first() else {
+                continue;
+            };
+            observer_master_addrs.insert(ServerId(*id), resolve(&a.host, port)?);
+        }
+        if me.role == outpost_conf::Role::Participant {
+            observer_master_listen = Some(resolve(&listen_host, port)?);
+        }
+    }
     let election_listen = resolve(&listen_host, my_addr.election_port)?;
     // Session ids embed the server id (the top byte), as every ensemble member's do.
     base.settings.server_id = ServerId(my_id);
@@ -115,6 +132,7 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         observer_reconnect_delay_ms: cfg.observer_reconnect_delay_ms,
         observer_election_delay_ms: cfg.observer_election_delay_ms,
         observer_sync_enabled: cfg.sync_enabled,
+        observer_master: cfg.observer_master_port.is_some(),
         leader_serves: cfg.leader_serves,
         epoch_start_counter: 0,
         server: base.settings.clone(),
@@ -141,5 +159,7 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         max_snapshot_bytes: property_u64(cfg, "outpost.maxSnapshotBytes").unwrap_or(16 << 30)
             as usize,
         connect_limit_ticks: u64::from(cfg.connect_to_learner_master_limit_ticks),
+        observer_master_listen,
+        observer_master_addrs,
     })
 }

@@ -7,15 +7,18 @@
 //! seeds (derived from the clock) after the fixed ones; under CI (`CI` set) fresh seeds run for
 //! `OUTPOST_SIM_FRESH_SECS` seconds (default 60) after the fixed ones.
 
-use outpost_core::zab::cluster_sim::{ClusterSim, SimConfig};
+use outpost_core::zab::cluster_sim::{ClusterSim, SimConfig, SimReport};
 
-fn run_seed(cfg: SimConfig) {
+fn run_seed(cfg: SimConfig) -> SimReport {
     let seed = cfg.seed;
     match ClusterSim::new(cfg).run() {
-        Ok(report) => eprintln!(
+        Ok(report) => {
+            eprintln!(
             "seed {seed}: ok, {} acked writes, {} leaders, {} crashes, {} partitions, final zxid {}, syncs snap/diff/trunc {:?}",
             report.acked_writes, report.leaders, report.crashes, report.partitions, report.final_zxid, report.syncs
-        ),
+            );
+            report
+        }
         Err(failure) => panic!("{failure}"),
     }
 }
@@ -85,4 +88,22 @@ fn zxid_counter_exhaustion_forces_new_epochs() {
         );
         assert!(report.final_zxid.counter() < u32::MAX);
     }
+}
+
+/// Two observers syncing from followers' observer-master ports (falling back to the leader), under
+/// crashes and partitions: observers never vote or ack, commits reach them through followers as INFORMs,
+/// and everything converges once the faults stop.
+#[test]
+fn observers_sync_from_observer_masters() {
+    let mut via_masters = 0;
+    for seed in 300..=309u64 {
+        let mut cfg = SimConfig::new(seed);
+        cfg.observers = 2;
+        cfg.observer_master = true;
+        via_masters += run_seed(cfg).observer_master_links;
+    }
+    assert!(
+        via_masters > 10,
+        "observers connected to followers only {via_masters} times"
+    );
 }

@@ -60,6 +60,10 @@ pub struct PeerShellConfig {
     pub max_packet_bytes: usize,
     /// Largest SNAP body accepted.
     pub max_snapshot_bytes: usize,
+    /// Where this server serves observers (`observerMasterPort` on its quorum host), when set and a voter.
+    pub observer_master_listen: Option<SocketAddr>,
+    /// Every voter's observer-master address, for an observer choosing its learner master.
+    pub observer_master_addrs: BTreeMap<ServerId, SocketAddr>,
     /// `connectToLearnerMasterLimit` in ticks: how long a learner keeps trying to connect to the leader
     /// (0 = `initLimit`, as in ZooKeeper).
     pub connect_limit_ticks: u64,
@@ -71,6 +75,8 @@ enum QuorumEvent {
     LearnerConnected {
         link: LinkId,
         tx: mpsc::Sender<LinkOut>,
+        /// Accepted on the observer-master port.
+        observer_master: bool,
     },
     FromLearner {
         link: LinkId,
@@ -279,11 +285,35 @@ pub async fn run(
             source,
         })?;
     let (qevents_tx, mut qevents_rx) = mpsc::channel::<QuorumEvent>(4096);
+    // Links from both listeners share one numbering.
+    let link_ids = Arc::new(std::sync::atomic::AtomicU64::new(1));
     let quorum_accept = tokio::spawn(quorum_accept_loop(
         quorum_listener,
         qevents_tx.clone(),
         config.max_packet_bytes,
+        link_ids.clone(),
+        false,
     ));
+    // Observer-master port: followers serve observers there (ZooKeeper binds it on every voter).
+    let om_accept = match config.observer_master_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ShellError::Io {
+                    what: format!("bind observerMasterPort {addr}"),
+                    source,
+                })?;
+            tracing::info!("observer master port {addr}");
+            Some(tokio::spawn(quorum_accept_loop(
+                listener,
+                qevents_tx.clone(),
+                config.max_packet_bytes,
+                link_ids,
+                true,
+            )))
+        }
+        None => None,
+    };
     // Client port.
     let listener = TcpListener::bind(base.client_addr)
         .await
@@ -343,9 +373,13 @@ pub async fn run(
                 None => break Err(ShellError::Corrupt("txn log thread stopped".into())),
             },
             Some(ev) = qevents_rx.recv() => match ev {
-                QuorumEvent::LearnerConnected { link, tx } => {
+                QuorumEvent::LearnerConnected { link, tx, observer_master } => {
                     links.insert(link, tx);
-                    inputs.push(PeerInput::LearnerConnected { link });
+                    inputs.push(if observer_master {
+                        PeerInput::ObserverConnected { link }
+                    } else {
+                        PeerInput::LearnerConnected { link }
+                    });
                 }
                 QuorumEvent::FromLearner { link, item } => {
                     if links.contains_key(&link) {
@@ -434,34 +468,30 @@ pub async fn run(
                     match action {
                         PeerAction::ElectionSend { to, payload } => net.send(to, payload),
                         PeerAction::ConnectLeader { leader, delay_ms } => {
-                            leader_generation += 1;
-                            leader_link = None;
-                            for t in leader_tasks.drain(..) {
-                                t.abort();
-                            }
-                            match config.quorum_addrs.get(&leader) {
-                                Some(addr) => {
-                                    let ticks = if config.connect_limit_ticks > 0 {
-                                        config.connect_limit_ticks
-                                    } else {
-                                        config.peer.init_limit
-                                    };
-                                    let limit_ms = config.peer.tick_ms * ticks;
-                                    leader_tasks.push(tokio::spawn(connect_leader(
-                                        *addr,
-                                        leader_generation,
-                                        delay_ms,
-                                        limit_ms,
-                                        qevents_tx.clone(),
-                                        config.max_packet_bytes,
-                                        config.max_snapshot_bytes,
-                                    )));
-                                }
-                                None => {
-                                    tracing::error!("leader {leader} has no quorum address in the configuration");
-                                    peer.handle(PeerInput::LeaderConnectFailed, clock());
-                                }
-                            }
+                            let addr = config.quorum_addrs.get(&leader).copied();
+                            start_connect(
+                                &config,
+                                addr,
+                                delay_ms,
+                                &mut leader_generation,
+                                &mut leader_link,
+                                &mut leader_tasks,
+                                &qevents_tx,
+                                &mut peer,
+                            );
+                        }
+                        PeerAction::ConnectLearnerMaster { server, delay_ms } => {
+                            let addr = config.observer_master_addrs.get(&server).copied();
+                            start_connect(
+                                &config,
+                                addr,
+                                delay_ms,
+                                &mut leader_generation,
+                                &mut leader_link,
+                                &mut leader_tasks,
+                                &qevents_tx,
+                                &mut peer,
+                            );
                         }
                         PeerAction::SendLeader(packet) => {
                             if let Some((_, tx)) = &leader_link {
@@ -633,6 +663,9 @@ pub async fn run(
     };
     accept_task.abort();
     quorum_accept.abort();
+    if let Some(task) = om_accept {
+        task.abort();
+    }
     for t in leader_tasks {
         t.abort();
     }
@@ -658,6 +691,45 @@ fn send_link(
         }
         peer.handle(PeerInput::LearnerDisconnected { link }, now_ms() as u64);
     }
+}
+
+/// Starts connecting to the leader or a learner master (a new generation: events of older connection
+/// attempts are ignored).
+#[allow(clippy::too_many_arguments)]
+fn start_connect(
+    config: &PeerShellConfig,
+    addr: Option<SocketAddr>,
+    delay_ms: u64,
+    generation: &mut u64,
+    link: &mut Option<(u64, mpsc::Sender<LinkOut>)>,
+    tasks: &mut Vec<JoinHandle<()>>,
+    events: &mpsc::Sender<QuorumEvent>,
+    peer: &mut Peer,
+) {
+    *generation += 1;
+    *link = None;
+    for t in tasks.drain(..) {
+        t.abort();
+    }
+    let Some(addr) = addr else {
+        tracing::error!("no address for the server to learn from in the configuration");
+        peer.handle(PeerInput::LeaderConnectFailed, now_ms() as u64);
+        return;
+    };
+    let ticks = if config.connect_limit_ticks > 0 {
+        config.connect_limit_ticks
+    } else {
+        config.peer.init_limit
+    };
+    tasks.push(tokio::spawn(connect_leader(
+        addr,
+        *generation,
+        delay_ms,
+        config.peer.tick_ms * ticks,
+        events.clone(),
+        config.max_packet_bytes,
+        config.max_snapshot_bytes,
+    )));
 }
 
 async fn truncate_and_reload(
@@ -690,8 +762,9 @@ async fn quorum_accept_loop(
     listener: TcpListener,
     events: mpsc::Sender<QuorumEvent>,
     max_packet: usize,
+    link_ids: Arc<std::sync::atomic::AtomicU64>,
+    observer_master: bool,
 ) {
-    let mut next_link: LinkId = 1;
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,
@@ -702,12 +775,15 @@ async fn quorum_accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let link = next_link;
-        next_link += 1;
+        let link = link_ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!("learner connection {link} from {remote}");
         let (tx, rx) = mpsc::channel(LINK_QUEUE);
         if events
-            .send(QuorumEvent::LearnerConnected { link, tx })
+            .send(QuorumEvent::LearnerConnected {
+                link,
+                tx,
+                observer_master,
+            })
             .await
             .is_err()
         {

@@ -67,6 +67,8 @@ pub struct SimConfig {
     pub snap_count: u64,
     /// Where each epoch's zxid counter starts (near `u32::MAX` to exercise counter exhaustion).
     pub epoch_start_counter: u32,
+    /// Observers sync from followers (`observerMasterPort`) instead of the leader.
+    pub observer_master: bool,
 }
 
 impl SimConfig {
@@ -82,6 +84,7 @@ impl SimConfig {
             commit_log_count: 50,
             snap_count: 100,
             epoch_start_counter: 0,
+            observer_master: false,
         }
     }
 }
@@ -140,6 +143,8 @@ pub struct SimReport {
     pub final_zxid: Zxid,
     /// SNAP / DIFF / TRUNC syncs served, summed over leaders.
     pub syncs: (u64, u64, u64),
+    /// Observer connections a follower's observer-master port accepted.
+    pub observer_master_links: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -186,7 +191,10 @@ enum Event {
 
 struct Link {
     learner: u64,
+    /// The server the learner connected to: the leader, or a follower serving observers.
     leader: u64,
+    /// Made to an observer-master port.
+    observer_master: bool,
     /// Incarnations of both ends when the link was made (a restart kills it).
     learner_inc: u64,
     leader_inc: u64,
@@ -341,6 +349,7 @@ impl ClusterSim {
             observer_reconnect_delay_ms: 50,
             observer_election_delay_ms: 100,
             observer_sync_enabled: true,
+            observer_master: self.cfg.observer_master,
             leader_serves: true,
             epoch_start_counter: self.cfg.epoch_start_counter,
             server: Settings {
@@ -572,8 +581,15 @@ impl ClusterSim {
                     return Ok(());
                 }
                 if ok {
-                    self.links.get_mut(&link).expect("link").open = true;
-                    self.input(leader, PeerInput::LearnerConnected { link });
+                    let l = self.links.get_mut(&link).expect("link");
+                    l.open = true;
+                    let accepted = if l.observer_master {
+                        self.report.observer_master_links += 1;
+                        PeerInput::ObserverConnected { link }
+                    } else {
+                        PeerInput::LearnerConnected { link }
+                    };
+                    self.input(leader, accepted);
                     self.input(learner, PeerInput::LeaderConnected);
                 } else if self.alive_inc(learner, li) {
                     self.nodes.get_mut(&learner).expect("node").leader_link = None;
@@ -775,29 +791,11 @@ impl ClusterSim {
                     );
                 }
             }
+            PeerAction::ConnectLearnerMaster { server, delay_ms } => {
+                self.open_link(id, server.0, delay_ms, true)
+            }
             PeerAction::ConnectLeader { leader, delay_ms } => {
-                let link = self.next_link;
-                self.next_link += 1;
-                let learner_inc = self.nodes[&id].incarnation;
-                let leader_inc = self.nodes.get(&leader.0).map_or(0, |n| n.incarnation);
-                let mut decoders = BTreeMap::new();
-                decoders.insert(Side::ToLeader, QuorumStreamDecoder::new(1 << 20, 0));
-                decoders.insert(Side::ToLearner, QuorumStreamDecoder::new(1 << 20, 1 << 30));
-                self.links.insert(
-                    link,
-                    Link {
-                        learner: id,
-                        leader: leader.0,
-                        learner_inc,
-                        leader_inc,
-                        open: false,
-                        last_delivery: BTreeMap::new(),
-                        decoders,
-                    },
-                );
-                self.nodes.get_mut(&id).expect("node").leader_link = Some(link);
-                let lat = self.latency();
-                self.schedule(self.now + delay_ms + lat, Event::LinkOpen { link });
+                self.open_link(id, leader.0, delay_ms, false)
             }
             PeerAction::SendLeader(packet) => {
                 if let Some(link) = self.nodes[&id].leader_link {
@@ -910,6 +908,33 @@ impl ClusterSim {
             }
             PeerAction::Warning(w) => self.log(format!("node {id} warning: {w}")),
         }
+    }
+
+    /// A learner's connection to `to` (the leader, or a follower's observer-master port).
+    fn open_link(&mut self, id: u64, to: u64, delay_ms: u64, observer_master: bool) {
+        let link = self.next_link;
+        self.next_link += 1;
+        let learner_inc = self.nodes[&id].incarnation;
+        let leader_inc = self.nodes.get(&to).map_or(0, |n| n.incarnation);
+        let mut decoders = BTreeMap::new();
+        decoders.insert(Side::ToLeader, QuorumStreamDecoder::new(1 << 20, 0));
+        decoders.insert(Side::ToLearner, QuorumStreamDecoder::new(1 << 20, 1 << 30));
+        self.links.insert(
+            link,
+            Link {
+                learner: id,
+                leader: to,
+                observer_master,
+                learner_inc,
+                leader_inc,
+                open: false,
+                last_delivery: BTreeMap::new(),
+                decoders,
+            },
+        );
+        self.nodes.get_mut(&id).expect("node").leader_link = Some(link);
+        let lat = self.latency();
+        self.schedule(self.now + delay_ms + lat, Event::LinkOpen { link });
     }
 
     fn is_observer(&self, id: u64) -> bool {

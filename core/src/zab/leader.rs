@@ -31,7 +31,6 @@ use crate::proto::quorum::{
 };
 use crate::proto::quorum_stream::QuorumItem;
 use crate::server::standalone::{Input as ServerInput, Mode};
-use crate::zab::learner_sync::{plan_sync, SyncPlan};
 use crate::zab::peer::{EpochFile, LinkId, Peer, PeerAction, PeerRole, RoleState};
 
 /// Where the leader is in `Leader.lead`.
@@ -461,66 +460,24 @@ impl Peer {
 
     /// `LearnerHandler.syncFollower` + `startForwarding` + queueing NEWLEADER.
     fn sync_learner(&mut self, link: LinkId) {
-        let last_processed = Zxid(self.server.tree().last_processed_zxid());
         let (peer_last, observer) = {
             let h = &self.leader().handlers[&link];
             (h.peer_last_zxid, h.observer)
         };
-        let plan = plan_sync(peer_last, last_processed, &self.committed_log, false);
-        tracing::info!(
-            "syncing learner on link {link} (last zxid {peer_last}, ours {last_processed}): {plan:?}"
-        );
-        let mut packets = Vec::new();
-        let after = match plan {
-            SyncPlan::Snap => {
-                self.stats.snap_syncs += 1;
-                self.send_learner(link, QuorumPacket::new(PacketType::Snap, last_processed.0));
-                let body = self.server.snapshot_now();
-                self.actions
-                    .push(PeerAction::SendLearnerSnapshot { link, body });
-                None
-            }
-            SyncPlan::Diff { zxid, after } => {
-                self.stats.diff_syncs += 1;
-                packets.push(QuorumPacket::new(PacketType::Diff, zxid.0));
-                Some(after)
-            }
-            SyncPlan::Trunc { zxid, after } => {
-                self.stats.trunc_syncs += 1;
-                packets.push(QuorumPacket::new(PacketType::Trunc, zxid.0));
-                Some(after)
-            }
+        // startForwarding: the proposals still in flight go to followers only (observers get INFORMs
+        // when they commit). Everything committed is already applied here, so nothing is "to be
+        // applied".
+        let in_flight: Vec<(Zxid, Arc<[u8]>)> = if observer {
+            Vec::new()
+        } else {
+            self.leader()
+                .outstanding
+                .iter()
+                .map(|(z, p)| (*z, p.entry.clone()))
+                .collect()
         };
-        if let Some(after) = after {
-            for (zxid, entry) in self.committed_log.after(after) {
-                packets.push(QuorumPacket::with_data(
-                    PacketType::Proposal,
-                    zxid.0,
-                    entry.to_vec(),
-                ));
-                packets.push(QuorumPacket::new(PacketType::Commit, zxid.0));
-            }
-        }
-        // startForwarding: the proposals still in flight, to followers only (observers get INFORMs when
-        // they commit). Everything committed is already applied here, so nothing is "to be applied".
-        if !observer {
-            for (zxid, p) in &self.leader().outstanding {
-                packets.push(QuorumPacket::with_data(
-                    PacketType::Proposal,
-                    zxid.0,
-                    p.entry.to_vec(),
-                ));
-            }
-        }
         let epoch = self.leader().new_epoch;
-        packets.push(QuorumPacket::with_data(
-            PacketType::NewLeader,
-            Zxid::new(epoch, 0).0,
-            self.cfg.config_text.clone(),
-        ));
-        for p in packets {
-            self.send_learner(link, p);
-        }
+        self.queue_sync(link, peer_last, &in_flight, epoch);
         if let Some(h) = self.leader().handlers.get_mut(&link) {
             h.state = HandlerState::AwaitNewLeaderAck;
             h.forwarding = true;

@@ -29,6 +29,7 @@ use crate::proto::quorum_stream::QuorumItem;
 use crate::proto::{Id, TxnEntry};
 use crate::server::standalone::{Input as ServerInput, Mode};
 use crate::zab::election::config_version;
+use crate::zab::observer_master::{ObserverMaster, SyncOwner};
 use crate::zab::peer::{EpochFile, Peer, PeerAction, PeerRole, RoleState};
 
 /// Where the learner is.
@@ -77,6 +78,12 @@ pub(crate) struct LearnerState {
     acks_waiting: VecDeque<(Zxid, Zxid)>,
     last_heard_ms: u64,
     phase_started_ms: u64,
+    /// Observer with `observerMasterPort`: the voters still to try as learner master, in order.
+    masters: VecDeque<ServerId>,
+    /// Connected (or connecting) to a learner master rather than the leader.
+    via_master: bool,
+    /// A follower's observer-master state.
+    pub(crate) om: ObserverMaster,
 }
 
 impl LearnerState {
@@ -113,6 +120,9 @@ impl Peer {
             acks_waiting: VecDeque::new(),
             last_heard_ms: self.now_ms,
             phase_started_ms: self.now_ms,
+            masters: VecDeque::new(),
+            via_master: false,
+            om: ObserverMaster::default(),
         }));
         // The server runs as a learner from now on (sync txns apply through its commit path); it serves
         // clients only after UPTODATE.
@@ -122,15 +132,62 @@ impl Peer {
         } else {
             PeerRole::Following
         });
-        // Observer.observeLeader: with no observer masters, wait a random time in
-        // [0, observer.reconnectDelayMs) before connecting, so observers do not all arrive at once.
+        if observer && self.cfg.observer_master {
+            // Observer.observeLeader with observer masters: try the voters in a shuffled order (the
+            // leader is among them but does not listen there), then fall back to the leader.
+            let mut voters: Vec<ServerId> = self.cfg.verifier.voters().iter().copied().collect();
+            for i in (1..voters.len()).rev() {
+                let j = self.rng.below(i as u64 + 1) as usize;
+                voters.swap(i, j);
+            }
+            self.learner().masters = voters.into_iter().collect();
+            self.connect_next_master();
+            return;
+        }
+        self.connect_leader_delayed();
+    }
+
+    /// Connects to the leader's quorum port; an observer first waits a random time in
+    /// `[0, observer.reconnectDelayMs)` (`Observer.observeLeader`) so observers do not all arrive at once.
+    fn connect_leader_delayed(&mut self) {
+        let observer = self.learner().observer;
+        let leader = self.learner().leader;
         let delay_ms = if observer && self.cfg.observer_reconnect_delay_ms > 0 {
             self.rng.below(self.cfg.observer_reconnect_delay_ms)
         } else {
             0
         };
+        self.learner().via_master = false;
         self.actions
             .push(PeerAction::ConnectLeader { leader, delay_ms });
+    }
+
+    fn connect_next_master(&mut self) {
+        match self.learner().masters.pop_front() {
+            Some(server) => {
+                self.learner().via_master = true;
+                self.actions.push(PeerAction::ConnectLearnerMaster {
+                    server,
+                    delay_ms: 0,
+                });
+            }
+            // Every master refused: the leader, after the reconnect delay.
+            None => self.connect_leader_delayed(),
+        }
+    }
+
+    /// The driver could not connect: try the next learner master, or give up and look again.
+    pub(crate) fn learner_on_connect_failed(&mut self) {
+        let (phase, via_master) = {
+            let l = self.learner();
+            (l.phase, l.via_master)
+        };
+        if phase == LearnerPhase::Connecting && via_master {
+            self.connect_next_master();
+            return;
+        }
+        tracing::warn!("could not connect to the leader; looking again");
+        self.go_looking();
     }
 
     fn send_leader(&mut self, packet: QuorumPacket) {
@@ -229,6 +286,8 @@ impl Peer {
                 self.learner_on_inform(packet)
             }
             (_, PacketType::Ping) => self.learner_on_ping(packet),
+            (LearnerPhase::Broadcast, PacketType::Revalidate)
+                if self.om_route_revalidate(&packet) => {}
             (LearnerPhase::Broadcast, PacketType::Revalidate) => {
                 let mut r = JuteReader::new(packet.data_or_empty());
                 match RevalidateReply::read(&mut r) {
@@ -245,10 +304,16 @@ impl Peer {
                     Err(e) => self.learner_fail(&format!("bad REVALIDATE reply: {e}")),
                 }
             }
-            (LearnerPhase::Broadcast, PacketType::Sync) => {
-                self.server.handle(ServerInput::SyncDone, now as i64);
-                self.route_server_actions();
-            }
+            (LearnerPhase::Broadcast, PacketType::Sync) => match self.om_take_sync() {
+                SyncOwner::Link(link) => self.actions.push(PeerAction::SendLearner {
+                    link,
+                    packet: QuorumPacket::new(PacketType::Sync, packet.zxid),
+                }),
+                SyncOwner::Local => {
+                    self.server.handle(ServerInput::SyncDone, now as i64);
+                    self.route_server_actions();
+                }
+            },
             (phase, ty) => self.learner_fail(&format!("unexpected {ty:?} in phase {phase:?}")),
         }
     }
@@ -446,6 +511,10 @@ impl Peer {
         let (_, entry) = self.learner().pending.pop_front().expect("checked");
         self.unapplied.remove(&zxid);
         self.apply_entry(zxid, &entry);
+        // ObserverMaster: observers get the txn once this follower has it.
+        if matches!(self.role, RoleState::Learning(_)) {
+            self.om_inform(zxid, &entry);
+        }
     }
 
     fn learner_on_inform(&mut self, packet: QuorumPacket) {
@@ -481,11 +550,13 @@ impl Peer {
     }
 
     fn learner_on_ping(&mut self, packet: QuorumPacket) {
-        let touches = if self.serving {
+        let mut touches = if self.serving {
             self.server.take_session_touches()
         } else {
             Vec::new()
         };
+        // Sessions of observers served by this follower are touched on the leader through it.
+        touches.extend(self.om_take_touches());
         // The Java leader wraps the data without a null check: always send a (possibly empty) buffer.
         let reply = QuorumPacket {
             ty: PacketType::Ping.code(),
@@ -515,6 +586,7 @@ impl Peer {
         if !matches!(self.role, RoleState::Learning(_)) {
             return;
         }
+        self.om_note_local_sync(&request);
         self.send_leader(QuorumPacket {
             ty: PacketType::Request.code(),
             zxid: -1,
@@ -555,6 +627,8 @@ impl Peer {
         if phase != LearnerPhase::Connecting && now.saturating_sub(last_heard) > limit {
             tracing::warn!("nothing from the leader for {limit} ms; looking again");
             self.go_looking();
+            return;
         }
+        self.om_on_tick();
     }
 }

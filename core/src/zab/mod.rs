@@ -12,6 +12,7 @@ pub mod election;
 pub mod leader;
 pub mod learner;
 pub mod learner_sync;
+pub mod observer_master;
 pub mod peer;
 pub mod quorum;
 pub mod rng;

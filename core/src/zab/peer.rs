@@ -69,6 +69,9 @@ pub struct PeerConfig {
     pub observer_election_delay_ms: u64,
     /// `syncEnabled`: whether an observer logs and snapshots (default true).
     pub observer_sync_enabled: bool,
+    /// `observerMasterPort` is set: followers serve observers on it and observers sync from a
+    /// follower (the voters in a shuffled order, then the leader) instead of the leader.
+    pub observer_master: bool,
     /// `leaderServes`: whether the leader accepts client connections (default true; with false the
     /// leader only leads, as ZooKeeper's `leaderServes=no`).
     pub leader_serves: bool,
@@ -120,6 +123,11 @@ pub enum PeerInput {
     Tick,
     /// Every txn logged up to this zxid is durable.
     Durable(Zxid),
+    /// An observer connected to our observer-master port (`observerMasterPort`).
+    ObserverConnected {
+        /// Its link (numbered with the quorum port's links).
+        link: LinkId,
+    },
     /// A learner connected to our quorum port.
     LearnerConnected {
         /// Its link.
@@ -200,7 +208,15 @@ pub enum PeerAction {
         /// Wait this long before the first attempt (observers spread their reconnects).
         delay_ms: u64,
     },
-    /// Write a packet to the leader.
+    /// Connect to a voter's observer-master port (an observer with `observerMasterPort`); then as
+    /// `ConnectLeader` (the same inputs report the connection and its packets).
+    ConnectLearnerMaster {
+        /// The voter.
+        server: ServerId,
+        /// Wait this long before connecting.
+        delay_ms: u64,
+    },
+    /// Write a packet to the leader (or to the learner master an observer synced from).
     SendLeader(QuorumPacket),
     /// Close the connection to the leader.
     CloseLeader,
@@ -440,6 +456,14 @@ impl Peer {
         }
     }
 
+    /// Observers this follower serves as their observer master (sid, synced?).
+    pub fn observers_served(&self) -> Vec<(ServerId, bool)> {
+        match &self.role {
+            RoleState::Learning(l) => l.om.summary(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether the server has a snapshot being serialized (give it [`PeerInput::SnapshotStep`] turns).
     pub fn snapshot_in_progress(&self) -> bool {
         self.server.snapshot_in_progress()
@@ -494,6 +518,10 @@ impl Peer {
                 // Only a leader accepts learners (the ObserverMaster port is separate).
                 RoleState::Learning(_) => self.actions.push(PeerAction::CloseLearner { link }),
             },
+            PeerInput::ObserverConnected { link } => self.om_on_connect(link),
+            PeerInput::FromLearner { link, item } if self.om_is_link(link) => {
+                self.om_on_item(link, item)
+            }
             PeerInput::FromLearner { link, item } => match &mut self.role {
                 RoleState::Leading(_) => self.leader_on_item(link, item),
                 RoleState::Looking => match self.waiting_links.get_mut(&link) {
@@ -507,6 +535,7 @@ impl Peer {
             },
             PeerInput::LearnerDisconnected { link } => {
                 self.waiting_links.remove(&link);
+                self.om_on_disconnect(link);
                 if let RoleState::Leading(_) = self.role {
                     self.leader_on_disconnect(link);
                 }
@@ -518,8 +547,7 @@ impl Peer {
             }
             PeerInput::LeaderConnectFailed => {
                 if let RoleState::Learning(_) = self.role {
-                    tracing::warn!("could not connect to the leader; looking again");
-                    self.go_looking();
+                    self.learner_on_connect_failed();
                 }
             }
             PeerInput::FromLeader(item) => {
@@ -635,7 +663,12 @@ impl Peer {
                     self.actions.push(PeerAction::CloseLearner { link });
                 }
             }
-            RoleState::Learning(_) => self.actions.push(PeerAction::CloseLeader),
+            RoleState::Learning(learner) => {
+                for link in learner.om.links() {
+                    self.actions.push(PeerAction::CloseLearner { link });
+                }
+                self.actions.push(PeerAction::CloseLeader);
+            }
             RoleState::Looking => {}
         }
         self.stop_serving();
@@ -829,6 +862,74 @@ impl Peer {
     /// The election's view of this server's state, for its answers to looking peers.
     pub fn server_state(&self) -> ServerState {
         self.election.state()
+    }
+
+    /// `LearnerHandler.syncFollower` + `startForwarding` + NEWLEADER, for the leader and for a follower
+    /// serving observers: DIFF/TRUNC with the committed txns the learner misses (PROPOSAL + COMMIT
+    /// pairs) or SNAP with this server's tree, then `in_flight` proposals, then NEWLEADER of `epoch`.
+    pub(crate) fn queue_sync(
+        &mut self,
+        link: LinkId,
+        peer_last: Zxid,
+        in_flight: &[(Zxid, std::sync::Arc<[u8]>)],
+        epoch: Epoch,
+    ) {
+        use crate::proto::quorum::PacketType;
+        use crate::zab::learner_sync::{plan_sync, SyncPlan};
+        let last_processed = Zxid(self.server.tree().last_processed_zxid());
+        let plan = plan_sync(peer_last, last_processed, &self.committed_log, false);
+        tracing::info!(
+            "syncing learner on link {link} (last zxid {peer_last}, ours {last_processed}): {plan:?}"
+        );
+        let mut packets = Vec::new();
+        let after = match plan {
+            SyncPlan::Snap => {
+                self.stats.snap_syncs += 1;
+                self.actions.push(PeerAction::SendLearner {
+                    link,
+                    packet: QuorumPacket::new(PacketType::Snap, last_processed.0),
+                });
+                let body = self.server.snapshot_now();
+                self.actions
+                    .push(PeerAction::SendLearnerSnapshot { link, body });
+                None
+            }
+            SyncPlan::Diff { zxid, after } => {
+                self.stats.diff_syncs += 1;
+                packets.push(QuorumPacket::new(PacketType::Diff, zxid.0));
+                Some(after)
+            }
+            SyncPlan::Trunc { zxid, after } => {
+                self.stats.trunc_syncs += 1;
+                packets.push(QuorumPacket::new(PacketType::Trunc, zxid.0));
+                Some(after)
+            }
+        };
+        if let Some(after) = after {
+            for (zxid, entry) in self.committed_log.after(after) {
+                packets.push(QuorumPacket::with_data(
+                    PacketType::Proposal,
+                    zxid.0,
+                    entry.to_vec(),
+                ));
+                packets.push(QuorumPacket::new(PacketType::Commit, zxid.0));
+            }
+        }
+        for (zxid, entry) in in_flight {
+            packets.push(QuorumPacket::with_data(
+                PacketType::Proposal,
+                zxid.0,
+                entry.to_vec(),
+            ));
+        }
+        packets.push(QuorumPacket::with_data(
+            PacketType::NewLeader,
+            Zxid::new(epoch, 0).0,
+            self.cfg.config_text.clone(),
+        ));
+        for packet in packets {
+            self.actions.push(PeerAction::SendLearner { link, packet });
+        }
     }
 
     /// `tickTime × n` in ms.
