@@ -220,7 +220,7 @@ pub const KEYS: &[KeyDef] = &[
         "observerMasterPort",
         "",
         Int(Decimal),
-        Accepted,
+        Honoured,
         "port on which followers serve observers",
     ),
     k(
