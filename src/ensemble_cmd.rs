@@ -132,7 +132,7 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         observer_reconnect_delay_ms: cfg.observer_reconnect_delay_ms,
         observer_election_delay_ms: cfg.observer_election_delay_ms,
         observer_sync_enabled: cfg.sync_enabled,
-        observer_master: cfg.observer_master_port.is_some(),
+        observer_master: cfg.observer_master_port.is_some() || !cfg.observer_master_ports.is_empty(),
         leader_serves: cfg.leader_serves,
         epoch_start_counter: 0,
         server: base.settings.clone(),

@@ -195,6 +195,9 @@ pub struct ZooCfg {
     pub resolved: Vec<Resolved>,
     /// Keys ZooKeeper does not parse itself (it would set `zookeeper.<key>`), with value and source.
     pub unknown: Vec<Resolved>,
+    /// outpost's `observerMasterPort.N` keys: per-server observer-master ports (overriding
+    /// `observerMasterPort` for server N).
+    pub observer_master_ports: BTreeMap<u64, u16>,
     /// Non-fatal findings.
     pub warnings: Vec<Warning>,
 }
@@ -287,6 +290,7 @@ struct Loader {
     settings: BTreeMap<&'static str, Setting>,
     metrics_extra: BTreeMap<String, Setting>,
     unknown: Vec<Resolved>,
+    observer_master_ports: BTreeMap<u64, u16>,
     warnings: Vec<Warning>,
 }
 
@@ -309,6 +313,7 @@ impl Loader {
             settings,
             metrics_extra: BTreeMap::new(),
             unknown: Vec::new(),
+            observer_master_ports: BTreeMap::new(),
             warnings: Vec::new(),
         }
     }
@@ -469,6 +474,25 @@ impl Loader {
             } else if let Some(rest) = key.strip_prefix("metricsProvider.") {
                 self.metrics_extra
                     .insert(rest.to_string(), Setting { value, source });
+            } else if let Some(id) = key.strip_prefix("observerMasterPort.") {
+                // outpost's extension: a per-server observer-master port, so that several voters can
+                // share one host (ZooKeeper's observerMasterPort is one port for every server).
+                let id: u64 = id.parse().map_err(|_| ConfError::Value {
+                    path: self.path.clone(),
+                    line: e.line,
+                    key: key.to_string(),
+                    message: "expected observerMasterPort.<server id>".into(),
+                })?;
+                let port = parse_int(&value, IntSyntax::Decimal)
+                    .and_then(|n| u16::try_from(n).ok())
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| ConfError::Value {
+                        path: self.path.clone(),
+                        line: e.line,
+                        key: key.to_string(),
+                        message: format!("expected a port in 1..65535, found {value:?}"),
+                    })?;
+                self.observer_master_ports.insert(id, port);
             } else {
                 let message = if key.starts_with("zookeeper.") {
                     format!("unknown key; ZooKeeper would set system property zookeeper.{key} (which nothing reads); outpost ignores it")
@@ -1041,6 +1065,7 @@ impl Loader {
             mode,
             resolved: self.resolved(),
             unknown: self.unknown.clone(),
+            observer_master_ports: self.observer_master_ports.clone(),
             warnings: self.warnings.clone(),
         };
         Ok(cfg)

@@ -506,3 +506,34 @@ fn dynamic_next_is_last_seen() {
          server.3=127.0.0.1:2890:3890:participant;0.0.0.0:2183\nversion=100000005"
     );
 }
+
+/// outpost's `observerMasterPort.N` gives each voter its own observer-master port (so voters can share a
+/// host) without a warning; a bad id or port is an error naming the line and key.
+#[test]
+fn per_server_observer_master_ports() {
+    let f = Fixture::new();
+    f.myid("1");
+    let cfg = f
+        .load(&format!(
+            "{THREE}observerMasterPort=2890\nobserverMasterPort.2=12890\nobserverMasterPort.3=13890\n"
+        ))
+        .expect("ok");
+    assert_eq!(cfg.observer_master_port, Some(2890));
+    assert_eq!(
+        cfg.observer_master_ports.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+        vec![(2, 12890), (3, 13890)]
+    );
+    assert!(cfg.unknown.is_empty(), "{:?}", cfg.unknown);
+    assert!(!cfg
+        .warnings
+        .iter()
+        .any(|w| w.key.as_deref().is_some_and(|k| k.starts_with("observerMasterPort"))));
+    ends(
+        &f.error(&format!("{THREE}observerMasterPort.x=1\n")),
+        "observerMasterPort.x: expected observerMasterPort.<server id>",
+    );
+    ends(
+        &f.error(&format!("{THREE}observerMasterPort.2=70000\n")),
+        "observerMasterPort.2: expected a port in 1..65535",
+    );
+}
