@@ -37,3 +37,64 @@ fn mixed_one_java_two_outpost() {
         &EnsemblePlan::new(3, 1).with_outpost(&[2, 3, 4]),
     );
 }
+
+/// With per-server observer-master ports (`observerMasterPort.N`, so the voters can share 127.0.0.1), the
+/// outpost observer syncs from a follower, not from the leader: a follower's log shows it serving the
+/// observer, writes through the observer are read everywhere, and when that follower is killed the
+/// observer finds another master (or the leader) and serves again.
+#[test]
+fn observer_syncs_from_a_follower_observer_master() {
+    use support::ensemble::{find_leader, start_member, wait_mode};
+    use support::ensemble::scenario::{create, logs, read, runtime, test_root, ELECT, START};
+    let plan = EnsemblePlan::new(3, 1).with_outpost(&[1, 2, 3, 4]);
+    let root = test_root();
+    let ports: Vec<(String, String)> = (1..=3)
+        .map(|id| (format!("observerMasterPort.{id}"), support::free_port().to_string()))
+        .collect();
+    let extra: Vec<(&str, &str)> = ports.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let configs = plan.write_all(root.path(), &extra);
+    let mut servers: Vec<_> = plan
+        .members
+        .iter()
+        .zip(&configs)
+        .map(|(m, cfg)| start_member(cfg, m))
+        .collect();
+    let voters: Vec<_> = plan.members[..3].to_vec();
+    let leader = find_leader(&voters, START)
+        .unwrap_or_else(|| panic!("no leader\n{}", logs(&servers)));
+    assert_eq!(
+        wait_mode(plan.member(4).client, START).as_deref(),
+        Some("observer"),
+        "{}",
+        logs(&servers)
+    );
+    let rt = runtime();
+    create(&rt, plan.member(4).client, "/via-observer", b"om");
+    for m in &plan.members {
+        assert_eq!(read(&rt, m.client, "/via-observer"), b"om", "at {}", m.id);
+    }
+    let serving: Vec<u64> = servers
+        .iter()
+        .filter(|s| std::fs::read_to_string(s.log_path()).is_ok_and(|t| t.contains("connected to this observer master")))
+        .map(|s| s.member.id)
+        .collect();
+    assert_eq!(serving.len(), 1, "one follower serves the observer: {serving:?}\n{}", logs(&servers));
+    assert_ne!(serving[0], leader, "the leader does not serve observers on the master port");
+
+    // Kill the follower the observer syncs from: it finds another master or the leader.
+    servers
+        .iter_mut()
+        .find(|s| s.member.id == serving[0])
+        .expect("master process")
+        .kill_9();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        wait_mode(plan.member(4).client, ELECT).as_deref(),
+        Some("observer"),
+        "{}",
+        logs(&servers)
+    );
+    let live = voters.iter().find(|m| m.id != serving[0]).expect("a live voter").clone();
+    create(&rt, live.client, "/after-master-died", b"2");
+    assert_eq!(read(&rt, plan.member(4).client, "/after-master-died"), b"2");
+}
