@@ -90,23 +90,30 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         my_addr.host.clone()
     };
     let quorum_listen = resolve(&listen_host, my_addr.quorum_port)?;
-    // observerMasterPort: one port for every server, on each voter's quorum host (ZooKeeper's form).
+    // observerMasterPort: one port for every server, on each voter's quorum host (ZooKeeper's form),
+    // or outpost's observerMasterPort.N per server (so voters can share a host).
+    let om_port = |id: u64| {
+        cfg.observer_master_ports
+            .get(&id)
+            .copied()
+            .or(cfg.observer_master_port)
+    };
     let mut observer_master_addrs = BTreeMap::new();
-    let mut observer_master_listen = None;
-    if let Some(port) = cfg.observer_master_port {
-        for (id, spec) in &membership.servers {
-            if spec.role != outpost_conf::Role::Participant {
-                continue;
-            }
-            let Some(a) = spec.addrs.first() else {
-                continue;
-            };
-            observer_master_addrs.insert(ServerId(*id), resolve(&a.host, port)?);
+    for (id, spec) in &membership.servers {
+        if spec.role != outpost_conf::Role::Participant {
+            continue;
         }
-        if me.role == outpost_conf::Role::Participant {
-            observer_master_listen = Some(resolve(&listen_host, port)?);
-        }
+        let (Some(a), Some(port)) = (spec.addrs.first(), om_port(*id)) else {
+            continue;
+        };
+        observer_master_addrs.insert(ServerId(*id), resolve(&a.host, port)?);
     }
+    let observer_master_listen = match om_port(my_id) {
+        Some(port) if me.role == outpost_conf::Role::Participant => {
+            Some(resolve(&listen_host, port)?)
+        }
+        _ => None,
+    };
     let election_listen = resolve(&listen_host, my_addr.election_port)?;
     // Session ids embed the server id (the top byte), as every ensemble member's do.
     base.settings.server_id = ServerId(my_id);
@@ -132,7 +139,13 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         observer_reconnect_delay_ms: cfg.observer_reconnect_delay_ms,
         observer_election_delay_ms: cfg.observer_election_delay_ms,
         observer_sync_enabled: cfg.sync_enabled,
-        observer_master: cfg.observer_master_port.is_some() || !cfg.observer_master_ports.is_empty(),
+        observer_master: cfg.observer_master_port.is_some()
+            || !cfg.observer_master_ports.is_empty(),
+        observer_serves_detached: cfg
+            .resolved
+            .iter()
+            .find(|r| r.key == "outpost.observerServesWhileDetached")
+            .is_none_or(|r| r.value.trim().eq_ignore_ascii_case("true")),
         leader_serves: cfg.leader_serves,
         epoch_start_counter: 0,
         server: base.settings.clone(),

@@ -44,14 +44,22 @@ fn mixed_one_java_two_outpost() {
 /// observer finds another master (or the leader) and serves again.
 #[test]
 fn observer_syncs_from_a_follower_observer_master() {
-    use support::ensemble::{find_leader, start_member, wait_mode};
     use support::ensemble::scenario::{create, logs, read, runtime, test_root, ELECT, START};
+    use support::ensemble::{find_leader, start_member, wait_mode};
     let plan = EnsemblePlan::new(3, 1).with_outpost(&[1, 2, 3, 4]);
     let root = test_root();
     let ports: Vec<(String, String)> = (1..=3)
-        .map(|id| (format!("observerMasterPort.{id}"), support::free_port().to_string()))
+        .map(|id| {
+            (
+                format!("observerMasterPort.{id}"),
+                support::free_port().to_string(),
+            )
+        })
         .collect();
-    let extra: Vec<(&str, &str)> = ports.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let extra: Vec<(&str, &str)> = ports
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let configs = plan.write_all(root.path(), &extra);
     let mut servers: Vec<_> = plan
         .members
@@ -60,8 +68,21 @@ fn observer_syncs_from_a_follower_observer_master() {
         .map(|(m, cfg)| start_member(cfg, m))
         .collect();
     let voters: Vec<_> = plan.members[..3].to_vec();
-    let leader = find_leader(&voters, START)
-        .unwrap_or_else(|| panic!("no leader\n{}", logs(&servers)));
+    let leader =
+        find_leader(&voters, START).unwrap_or_else(|| panic!("no leader\n{}", logs(&servers)));
+    assert_eq!(
+        wait_mode(plan.member(4).client, START).as_deref(),
+        Some("observer"),
+        "{}",
+        logs(&servers)
+    );
+    // At a cold start the followers are still syncing when the observer looks for a master, so it may
+    // end up at the leader; restarted into a running ensemble it syncs from a follower.
+    let observer = servers
+        .iter_mut()
+        .find(|s| s.member.id == 4)
+        .expect("observer process");
+    observer.restart();
     assert_eq!(
         wait_mode(plan.member(4).client, START).as_deref(),
         Some("observer"),
@@ -75,11 +96,22 @@ fn observer_syncs_from_a_follower_observer_master() {
     }
     let serving: Vec<u64> = servers
         .iter()
-        .filter(|s| std::fs::read_to_string(s.log_path()).is_ok_and(|t| t.contains("connected to this observer master")))
+        .filter(|s| {
+            std::fs::read_to_string(s.log_path())
+                .is_ok_and(|t| t.contains("connected to this observer master"))
+        })
         .map(|s| s.member.id)
         .collect();
-    assert_eq!(serving.len(), 1, "one follower serves the observer: {serving:?}\n{}", logs(&servers));
-    assert_ne!(serving[0], leader, "the leader does not serve observers on the master port");
+    assert_eq!(
+        serving.len(),
+        1,
+        "one follower serves the observer: {serving:?}\n{}",
+        logs(&servers)
+    );
+    assert_ne!(
+        serving[0], leader,
+        "the leader does not serve observers on the master port"
+    );
 
     // Kill the follower the observer syncs from: it finds another master or the leader.
     servers
@@ -94,7 +126,11 @@ fn observer_syncs_from_a_follower_observer_master() {
         "{}",
         logs(&servers)
     );
-    let live = voters.iter().find(|m| m.id != serving[0]).expect("a live voter").clone();
+    let live = voters
+        .iter()
+        .find(|m| m.id != serving[0])
+        .expect("a live voter")
+        .clone();
     create(&rt, live.client, "/after-master-died", b"2");
     assert_eq!(read(&rt, plan.member(4).client, "/after-master-died"), b"2");
 }

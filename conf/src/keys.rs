@@ -743,6 +743,13 @@ pub const KEYS: &[KeyDef] = &[
         Honoured,
         "outpost: the relay's TOML file",
     ),
+    k(
+        "outpost.observerServesWhileDetached",
+        "true",
+        Bool(TrueIgnoreCase),
+        Honoured,
+        "outpost: an observer that lost its leader keeps serving reads until it syncs again",
+    ),
 ];
 
 /// Keys outpost accepts under another name, with the warning it prints: ZooKeeper itself would not

@@ -520,14 +520,17 @@ fn per_server_observer_master_ports() {
         .expect("ok");
     assert_eq!(cfg.observer_master_port, Some(2890));
     assert_eq!(
-        cfg.observer_master_ports.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+        cfg.observer_master_ports
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect::<Vec<_>>(),
         vec![(2, 12890), (3, 13890)]
     );
     assert!(cfg.unknown.is_empty(), "{:?}", cfg.unknown);
-    assert!(!cfg
-        .warnings
-        .iter()
-        .any(|w| w.key.as_deref().is_some_and(|k| k.starts_with("observerMasterPort"))));
+    assert!(!cfg.warnings.iter().any(|w| w
+        .key
+        .as_deref()
+        .is_some_and(|k| k.starts_with("observerMasterPort"))));
     ends(
         &f.error(&format!("{THREE}observerMasterPort.x=1\n")),
         "observerMasterPort.x: expected observerMasterPort.<server id>",

@@ -542,6 +542,17 @@ impl Standalone {
             .map(|(id, c)| (*id, c.session, c.received, c.sent, c.queue.len()))
     }
 
+    /// The connection a session is bound to, if any.
+    pub fn conn_of_session(&self, session: SessionId) -> Option<ConnId> {
+        self.session_conn.get(&session).copied()
+    }
+
+    /// Closes a connection from outside (the ZAB engine, when a request cannot go anywhere): its
+    /// watches go, its session stays (the client reconnects, here or elsewhere).
+    pub fn close_connection(&mut self, conn: ConnId) {
+        self.close(conn);
+    }
+
     /// What `cons` shows of a connection's last request: its operation (ZooKeeper's short name), its
     /// xid (-1 before the first) and the zxid of its last reply (-1 before the first).
     pub fn connection_activity(&self, conn: ConnId) -> Option<(&'static str, i32, i64)> {

@@ -350,6 +350,7 @@ impl ClusterSim {
             observer_election_delay_ms: 100,
             observer_sync_enabled: true,
             observer_master: self.cfg.observer_master,
+            observer_serves_detached: true,
             leader_serves: true,
             epoch_start_counter: self.cfg.epoch_start_counter,
             server: Settings {

@@ -125,8 +125,10 @@ impl Peer {
             om: ObserverMaster::default(),
         }));
         // The server runs as a learner from now on (sync txns apply through its commit path); it serves
-        // clients only after UPTODATE.
-        self.rebuild_server(Mode::Learner { observer });
+        // clients only after UPTODATE, except a detached observer's, which keeps serving reads.
+        if !self.detached {
+            self.rebuild_server(Mode::Learner { observer });
+        }
         self.set_role_name(if observer {
             PeerRole::Observing
         } else {
@@ -174,6 +176,22 @@ impl Peer {
             // Every master refused: the leader, after the reconnect delay.
             None => self.connect_leader_delayed(),
         }
+    }
+
+    /// The connection to the leader (or learner master) broke. A learner master that closes before
+    /// LEADERINFO is not ready to serve (still syncing itself): the observer tries the next one.
+    pub(crate) fn learner_on_disconnected(&mut self) {
+        let (phase, via_master) = {
+            let l = self.learner();
+            (l.phase, l.via_master)
+        };
+        if via_master && phase == LearnerPhase::AwaitLeaderInfo {
+            self.learner().phase = LearnerPhase::Connecting;
+            self.connect_next_master();
+            return;
+        }
+        tracing::warn!("lost the connection to the leader; looking again");
+        self.go_looking();
     }
 
     /// The driver could not connect: try the next learner master, or give up and look again.
@@ -259,6 +277,8 @@ impl Peer {
             (LearnerPhase::AwaitSyncMode, PacketType::Trunc) => {
                 let zxid = Zxid(packet.zxid);
                 tracing::info!("leader asks to truncate the log after {zxid}");
+                // The reload replaces the database: a detached observer's clients go.
+                self.stop_serving();
                 self.actions.push(PeerAction::Truncate { zxid });
                 self.last_logged = zxid;
                 self.learner().phase = LearnerPhase::Syncing;
@@ -356,6 +376,8 @@ impl Peer {
             "received the leader's snapshot at {zxid} ({} bytes)",
             body.len()
         );
+        // The snapshot replaces the database: a detached observer's clients go.
+        self.stop_serving();
         if !self.install_snapshot_db(zxid, &body) {
             return self.learner_fail("the leader's snapshot does not decode");
         }
@@ -448,6 +470,7 @@ impl Peer {
         let observer = self.learner().observer;
         let epoch = self.learner().new_epoch;
         self.learner().phase = LearnerPhase::Broadcast;
+        self.detached = false;
         tracing::info!(
             "synced with leader {} in epoch {}; serving clients",
             self.learner().leader,
@@ -583,7 +606,11 @@ impl Peer {
     }
 
     pub(crate) fn learner_forward(&mut self, request: ForwardedRequest, auth_ids: Vec<Id>) {
-        if !matches!(self.role, RoleState::Learning(_)) {
+        let synced =
+            matches!(&self.role, RoleState::Learning(l) if l.phase == LearnerPhase::Broadcast);
+        if !synced {
+            // A detached observer (or one still syncing) has no leader to send it to.
+            self.refuse_session_request(SessionId(request.session_id));
             return;
         }
         self.om_note_local_sync(&request);
@@ -596,7 +623,10 @@ impl Peer {
     }
 
     pub(crate) fn learner_revalidate(&mut self, session: SessionId, timeout: i32) {
-        if !matches!(self.role, RoleState::Learning(_)) {
+        let synced =
+            matches!(&self.role, RoleState::Learning(l) if l.phase == LearnerPhase::Broadcast);
+        if !synced {
+            self.refuse_session_request(session);
             return;
         }
         let mut w = JuteWriter::new();

@@ -69,6 +69,11 @@ pub struct PeerConfig {
     pub observer_election_delay_ms: u64,
     /// `syncEnabled`: whether an observer logs and snapshots (default true).
     pub observer_sync_enabled: bool,
+    /// An observer that loses its leader keeps serving reads to its connected clients (stale, from its
+    /// last applied zxid) while it looks for a leader again, instead of closing every connection; writes,
+    /// syncs and new sessions are refused by closing the connection (the client retries). outpost's
+    /// extension for observers across a WAN (`outpost.observerServesWhileDetached`, default true).
+    pub observer_serves_detached: bool,
     /// `observerMasterPort` is set: followers serve observers on it and observers sync from a
     /// follower (the voters in a shuffled order, then the leader) instead of the leader.
     pub observer_master: bool,
@@ -313,6 +318,8 @@ pub struct Peer {
     pub(crate) waiting_links: BTreeMap<LinkId, (u64, Vec<QuorumItem>)>,
     /// The leader's zxid counter ran out: step down once the current input is handled.
     pub(crate) abdicate: bool,
+    /// An observer serving reads while it has no leader (see `PeerConfig::observer_serves_detached`).
+    pub(crate) detached: bool,
 }
 
 /// Counters for `mntr`, metrics and tests.
@@ -379,6 +386,7 @@ impl Peer {
             stats: PeerStats::default(),
             waiting_links: BTreeMap::new(),
             abdicate: false,
+            detached: false,
             cfg,
         }
     }
@@ -557,8 +565,7 @@ impl Peer {
             }
             PeerInput::LeaderDisconnected => {
                 if let RoleState::Learning(_) = self.role {
-                    tracing::warn!("lost the connection to the leader; looking again");
-                    self.go_looking();
+                    self.learner_on_disconnected();
                 }
             }
             PeerInput::SnapshotStep => {
@@ -657,6 +664,8 @@ impl Peer {
     /// Ends the current role and starts an election (`QuorumPeer.run`'s loop going back to LOOKING).
     pub(crate) fn go_looking(&mut self) {
         let observer_delay = matches!(&self.role, RoleState::Learning(l) if l.observer);
+        // An observer that was serving keeps serving reads while it looks for a leader again.
+        let detach = observer_delay && self.serving && self.cfg.observer_serves_detached;
         match std::mem::replace(&mut self.role, RoleState::Looking) {
             RoleState::Leading(leader) => {
                 for link in leader.links() {
@@ -671,8 +680,20 @@ impl Peer {
             }
             RoleState::Looking => {}
         }
-        self.stop_serving();
-        self.fast_forward();
+        if detach {
+            if !self.detached {
+                tracing::warn!(
+                    "observer lost its leader; serving reads at zxid {} until it syncs again",
+                    Zxid(self.server.tree().last_processed_zxid())
+                );
+            }
+            self.detached = true;
+            self.close_busy_connections();
+        } else {
+            self.detached = false;
+            self.stop_serving();
+            self.fast_forward();
+        }
         self.set_role_name(PeerRole::Looking);
         if observer_delay && self.cfg.observer_election_delay_ms > 0 {
             // Observer.shutdown: sleep a random time in [0, observer.election.DelayMs) so a fleet of
@@ -753,8 +774,37 @@ impl Peer {
         }
     }
 
+    /// Closes the connections with requests in flight (a detached observer cannot complete them); the
+    /// others keep reading.
+    fn close_busy_connections(&mut self) {
+        let busy: Vec<_> = self
+            .server
+            .connections()
+            .filter(|c| c.4 > 0)
+            .map(|c| c.0)
+            .collect();
+        for conn in busy {
+            self.server.close_connection(conn);
+        }
+        self.route_server_actions();
+    }
+
+    /// A request that needs the leader while there is none: its client's connection closes (the
+    /// client retries, here once synced again, or at another server).
+    pub(crate) fn refuse_session_request(&mut self, session: SessionId) {
+        if let Some(conn) = self.server.conn_of_session(session) {
+            self.server.close_connection(conn);
+            // Sent by the next route (this runs inside one).
+            let actions = self.server.take_actions();
+            for a in actions {
+                self.actions.push(PeerAction::Client(a));
+            }
+        }
+    }
+
     /// Closes every client connection and stops serving (`ZooKeeperServer.shutdown` on role change).
     pub(crate) fn stop_serving(&mut self) {
+        self.detached = false;
         if !self.serving {
             return;
         }
@@ -969,11 +1019,16 @@ fn seed_committed_log(count: usize, recent: Vec<(Zxid, Vec<u8>)>, last: Zxid) ->
 fn build_server(
     cfg: &PeerConfig,
     mode: Mode,
-    tree: DataTree,
+    mut tree: DataTree,
     sessions: &[(SessionId, i32)],
     last: Zxid,
     now_ms: u64,
 ) -> ZkServer {
+    // ZKDatabase.initConfigInZKDatabase: /zookeeper/config holds the committed configuration text on
+    // every member (a local, txn-less update; the digest leaves /zookeeper out).
+    if !cfg.config_text.is_empty() {
+        let _ = tree.set_config(&cfg.config_text, cfg.verifier.version(), now_ms as i64);
+    }
     let mut settings = cfg.server.clone();
     settings.server_id = cfg.my_id;
     settings.mode = mode;
