@@ -9,7 +9,7 @@
 //! (`QuorumCnxManager.handleConnection`), which would bypass the proxies. The election proxies therefore
 //! rewrite the address in the handshake to the acceptor's proxy towards the initiator, as a NAT would.
 //!
-//! Also here: the leader log marks that show how a learner was synced (DIFF, SNAP or TRUNC).
+//! [`direct_peer_connections`] checks that no member bypasses the proxies. Also here: the leader log marks that show how a learner was synced (DIFF, SNAP or TRUNC).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -125,6 +125,27 @@ fn rewrite_handshake(buf: &[u8], back: &BTreeMap<u64, SocketAddr>) -> Rewrite {
     }
 }
 
+/// Starts a proxy on a port no server of this process was promised: a proxy listening on a member's
+/// planned port would keep that member from binding it.
+fn start_proxy(
+    runtime: &tokio::runtime::Runtime,
+    upstream: SocketAddr,
+    rewrite: Option<HeaderRewrite>,
+) -> FaultProxy {
+    // Rejected proxies stay bound until one fits, so the kernel does not hand their ports out again.
+    let mut rejected = Vec::new();
+    loop {
+        let proxy = runtime
+            .block_on(FaultProxy::start_rewriting(upstream, rewrite.clone()))
+            .expect("start proxy");
+        if !super::super::port_handed_out(proxy.addr().port()) {
+            drop(rejected);
+            return proxy;
+        }
+        rejected.push(proxy);
+    }
+}
+
 impl EnsemblePlan {
     /// Writes every member's directory under `root` (with `extra` in each zoo.cfg) so that members
     /// reach each other only through proxies, starts the proxies, and returns the zoo.cfg paths in
@@ -171,9 +192,7 @@ impl EnsemblePlan {
                         }
                     };
                     let upstream = SocketAddr::from(([127, 0, 0, 1], upstream));
-                    let proxy = runtime
-                        .block_on(FaultProxy::start_rewriting(upstream, rewrite))
-                        .expect("start proxy");
+                    let proxy = start_proxy(&runtime, upstream, rewrite);
                     links.push(Link {
                         from: from.id,
                         to: to.id,
@@ -284,4 +303,63 @@ pub fn sync_mode(line: &str) -> Option<&'static str> {
     ["Diff", "Snap", "Trunc"]
         .into_iter()
         .find(|mode| plan.starts_with(mode))
+}
+
+/// The inodes of the sockets process `pid` holds open.
+fn socket_inodes(pid: u32) -> std::collections::BTreeSet<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Default::default();
+    };
+    fds.filter_map(|fd| {
+        let target = std::fs::read_link(fd.ok()?.path()).ok()?;
+        let text = target.to_str()?;
+        text.strip_prefix("socket:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
+    })
+    .collect()
+}
+
+/// Established IPv4 TCP connections from `/proc/net/tcp`: (remote port, socket inode).
+fn established_remote_ports() -> Vec<(u16, u64)> {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+            if fields.get(3) != Some(&"01") {
+                return None;
+            }
+            let remote_port = u16::from_str_radix(fields.get(2)?.rsplit(':').next()?, 16).ok()?;
+            let inode = fields.get(9)?.parse().ok()?;
+            Some((remote_port, inode))
+        })
+        .collect()
+}
+
+/// The connections a member process holds straight to another member's real quorum or election
+/// port, as `(from, to)` pairs: with every peer address in zoo.cfg a proxy, any such connection went
+/// around the proxies (an election connect-back to a handshake address the proxy failed to rewrite).
+pub fn direct_peer_connections(plan: &EnsemblePlan, servers: &[JavaServer]) -> Vec<(u64, u64)> {
+    let established = established_remote_ports();
+    let mut found = Vec::new();
+    for s in servers {
+        let Some(pid) = s.pid() else { continue };
+        let mine = socket_inodes(pid);
+        for (remote, inode) in &established {
+            if !mine.contains(inode) {
+                continue;
+            }
+            if let Some(to) = plan
+                .members
+                .iter()
+                .find(|m| m.id != s.member.id && (m.quorum == *remote || m.election == *remote))
+            {
+                found.push((s.member.id, to.id));
+            }
+        }
+    }
+    found
 }
