@@ -1,6 +1,6 @@
 //! The fault-injecting TCP proxy of `tests/support/proxy.rs` against a real echo server on loopback:
 //! plain forwarding, latency (the 40 ms round trip of the remote-datacenter scenario) with jitter that
-//! never reorders bytes, the bandwidth cap, partitions (`cut`/`heal`) and black holes (`hold`/`heal`),
+//! never reorders bytes, the bandwidth cap, partitions (`cut`/`heal`) and black holes (`hold`/`heal`), header rewrites,
 //! and the blocking wrapper for synchronous tests. Every wait is bounded.
 
 mod support;
@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::proxy::FaultProxy;
+use support::proxy::{FaultProxy, HeaderRewrite, Rewrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -384,4 +384,33 @@ fn blocking_wrapper_shapes_std_sockets() {
     };
     assert!(closed, "the connection survived the cut");
     drop(proxy);
+}
+
+/// A header rewrite sees the client's first bytes even when they arrive in pieces, replaces exactly
+/// the header it recognizes, and leaves every later byte, and the upstream-to-client direction, alone.
+#[tokio::test]
+async fn header_rewrite_replaces_only_the_first_header() {
+    let (echo, _) = echo_server().await;
+    // The "header" is everything up to the first newline; it becomes "NEW:<len>\n".
+    let rewrite: HeaderRewrite =
+        Arc::new(|buf: &[u8]| match buf.iter().position(|b| *b == b'\n') {
+            None => Rewrite::NeedMore,
+            Some(end) => Rewrite::Replace {
+                consumed: end + 1,
+                with: format!("NEW:{end}\n").into_bytes(),
+            },
+        });
+    let proxy = FaultProxy::start_rewriting(echo, Some(rewrite))
+        .await
+        .expect("start proxy");
+    let mut s = connect(&proxy).await;
+    s.write_all(b"OLD-HEA").await.expect("write");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.write_all(b"DER\nbody\nmore").await.expect("write");
+    let want = b"NEW:10\nbody\nmore";
+    let mut back = vec![0u8; want.len()];
+    t("echo", s.read_exact(&mut back)).await.expect("read echo");
+    assert_eq!(back, want);
+    // A second header on the same connection is just data.
+    assert_eq!(round_trip(&mut s, b"OLD\n").await, b"OLD\n");
 }

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use super::{four_letter, free_port, zookeeper_installed, ChildGuard};
 
+pub mod faults;
+pub mod load;
 pub mod scenario;
 
 /// ZooKeeper's tick in this harness. Small so that elections, syncs and failure detection (a follower
@@ -140,6 +142,19 @@ impl EnsemblePlan {
     /// absolute, since ZooKeeper resolves relative ones against the working directory. Returns the path
     /// of zoo.cfg.
     pub fn write_member_dir(&self, id: u64, root: &Path, extra: &[(&str, &str)]) -> PathBuf {
+        self.write_member_dir_with(id, root, extra, &self.dynamic_config())
+    }
+
+    /// [`EnsemblePlan::write_member_dir`] with `dynamic` as the text of this member's
+    /// `zoo.cfg.dynamic` (each member reads only its own files, so members may see different
+    /// addresses for one another, e.g. proxies in `faults`).
+    pub fn write_member_dir_with(
+        &self,
+        id: u64,
+        root: &Path,
+        extra: &[(&str, &str)],
+        dynamic: &str,
+    ) -> PathBuf {
         let member = self.member(id);
         let dir = root.join(format!("member{id}"));
         let data = dir.join("data");
@@ -147,8 +162,8 @@ impl EnsemblePlan {
         let dir = dir.canonicalize().expect("canonical member dir");
         let data = dir.join("data");
         std::fs::write(data.join("myid"), format!("{id}\n")).expect("write myid");
-        let dynamic = dir.join("zoo.cfg.dynamic");
-        std::fs::write(&dynamic, self.dynamic_config()).expect("write zoo.cfg.dynamic");
+        let dynamic_path = dir.join("zoo.cfg.dynamic");
+        std::fs::write(&dynamic_path, dynamic).expect("write zoo.cfg.dynamic");
 
         let mut keys: Vec<(String, String)> = vec![
             ("tickTime".into(), TICK_MS.to_string()),
@@ -163,7 +178,10 @@ impl EnsemblePlan {
             ("admin.enableServer".into(), "false".into()),
             // outpost serves Prometheus metrics on 7000 by default: several members share one host.
             ("metricsProvider.httpPort".into(), "0".into()),
-            ("dynamicConfigFile".into(), dynamic.display().to_string()),
+            (
+                "dynamicConfigFile".into(),
+                dynamic_path.display().to_string(),
+            ),
         ];
         if member.observer {
             // The servers list decides the role anyway; saying it too keeps both parsers quiet.
@@ -222,6 +240,11 @@ impl JavaServer {
         if let Some(mut p) = self.process.take() {
             p.kill();
         }
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.child.id())
     }
 
     /// True while the process has not exited.

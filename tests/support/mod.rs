@@ -18,10 +18,30 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A loopback port that was free a moment ago (bind to port 0, read it back, release it).
+/// Ports [`free_port`] handed out in this test process: never handed out twice, and listeners on
+/// port 0 (the fault proxies) can steer clear of them while their servers have not bound them yet.
+static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A loopback port that was free a moment ago (bind to port 0, read it back, release it), and that
+/// no earlier call in this process returned.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local addr").port();
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
+}
+
+/// True when [`free_port`] handed `port` out in this process (a server may be about to bind it).
+pub fn port_handed_out(port: u16) -> bool {
+    HANDED_OUT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&port)
 }
 
 /// Sends a four-letter word and returns the whole reply (the server closes after answering).

@@ -9,6 +9,10 @@
 //! WAN's jitter reorders packets, not the stream the receiver sees). The bandwidth cap is shared by all
 //! connections of a direction, like one WAN link.
 //!
+//! A proxy may also rewrite the header a client sends first ([`HeaderRewrite`]), as a NAT rewrites
+//! addresses: the ensemble fault tests use it so that a ZooKeeper election handshake advertises the
+//! proxy to connect back through instead of the server's real port.
+//!
 //! [`FaultProxy`] runs on the caller's tokio runtime; [`BlockingFaultProxy`] owns a runtime of its own so
 //! synchronous `#[test]`s that spawn processes can use it too.
 
@@ -29,6 +33,28 @@ use tokio::time::Instant;
 const READ_CHUNK: usize = 16 * 1024;
 /// Chunks buffered per direction before the reader stops reading (TCP back-pressure then applies).
 const QUEUE_CHUNKS: usize = 64;
+
+/// What a [`HeaderRewrite`] decides about the bytes a connection's client sent so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewrite {
+    /// The header is not complete yet: read more before deciding.
+    NeedMore,
+    /// Forward the bytes unchanged.
+    Keep,
+    /// Replace the first `consumed` bytes with `with`; the rest follows unchanged.
+    Replace {
+        /// How many bytes of the buffered input the header took.
+        consumed: usize,
+        /// What goes upstream instead of them.
+        with: Vec<u8>,
+    },
+}
+
+/// Looks at the first bytes of every connection, client to upstream, before any of them is forwarded.
+pub type HeaderRewrite = Arc<dyn Fn(&[u8]) -> Rewrite + Send + Sync>;
+
+/// Bytes buffered while a [`HeaderRewrite`] asks for more; beyond this the bytes go on unchanged.
+const MAX_HEADER: usize = 64 * 1024;
 
 /// What the link does with bytes right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +89,8 @@ struct Shared {
     link_free_at: [Mutex<Instant>; 2],
     connections: AtomicUsize,
     bytes_forwarded: AtomicU64,
+    /// Applied to the first bytes of each connection, client to upstream.
+    rewrite: Option<HeaderRewrite>,
 }
 
 impl Shared {
@@ -130,6 +158,14 @@ impl FaultProxy {
     /// Listens on `127.0.0.1:<free port>` and forwards every accepted connection to `upstream`, with no
     /// faults until told otherwise. Must be called inside a tokio runtime, which then runs the proxy.
     pub async fn start(upstream: SocketAddr) -> std::io::Result<FaultProxy> {
+        FaultProxy::start_rewriting(upstream, None).await
+    }
+
+    /// [`FaultProxy::start`] with a [`HeaderRewrite`] applied to the first bytes every client sends.
+    pub async fn start_rewriting(
+        upstream: SocketAddr,
+        rewrite: Option<HeaderRewrite>,
+    ) -> std::io::Result<FaultProxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (mode, _) = watch::channel(Mode::Normal);
@@ -147,6 +183,7 @@ impl FaultProxy {
             link_free_at: [Mutex::new(now), Mutex::new(now)],
             connections: AtomicUsize::new(0),
             bytes_forwarded: AtomicU64::new(0),
+            rewrite,
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(FaultProxy {
@@ -371,19 +408,43 @@ async fn direction(
     let reader = async move {
         let mut buf = vec![0u8; READ_CHUNK];
         let mut last_due = Instant::now();
+        // The client's header, gathered until the rewrite decides (client to upstream only).
+        let mut header: Option<Vec<u8>> = shared
+            .rewrite
+            .as_ref()
+            .filter(|_| dir == 0)
+            .map(|_| Vec::new());
         loop {
             let n = from.read(&mut buf).await?;
             if n == 0 {
                 return Ok::<(), std::io::Error>(());
             }
+            let bytes = match header.take() {
+                None => buf[..n].to_vec(),
+                Some(mut pending) => {
+                    pending.extend_from_slice(&buf[..n]);
+                    let decision = match &shared.rewrite {
+                        Some(rewrite) => rewrite(&pending),
+                        None => Rewrite::Keep,
+                    };
+                    match decision {
+                        Rewrite::NeedMore if pending.len() < MAX_HEADER => {
+                            header = Some(pending);
+                            continue;
+                        }
+                        Rewrite::NeedMore | Rewrite::Keep => pending,
+                        Rewrite::Replace { consumed, mut with } => {
+                            with.extend_from_slice(&pending[consumed.min(pending.len())..]);
+                            with
+                        }
+                    }
+                }
+            };
             // Never before the previous chunk: jitter must not reorder the stream. (The writer takes
             // chunks in FIFO order anyway; this keeps each chunk's stamp its true release time.)
             let due = (Instant::now() + shared.delay()).max(last_due);
             last_due = due;
-            let chunk = Chunk {
-                due,
-                bytes: buf[..n].to_vec(),
-            };
+            let chunk = Chunk { due, bytes };
             if tx.send(chunk).await.is_err() {
                 return Ok(());
             }
