@@ -119,6 +119,7 @@ fn spawn_logged(mut cmd: Command, log: &Path) -> ChildGuard {
 /// binary while other builds share the target directory).
 pub fn outpost_bin() -> PathBuf {
     std::env::var_os("OUTPOST_BIN")
+        .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_outpost")))
 }
