@@ -7,123 +7,14 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use outpost_core::client::{Client, CreateMode};
 use outpost_core::proto::Acl;
-use outpost_relay::{StreamEvent, StreamReader};
+use outpost_relay::StreamEvent;
+use support::nats::{read_until_match, Nats};
 use support::{four_letter, free_port, OutpostStandalone};
-
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
-
-/// A nats-server with JetStream storage in `dir`, stopped (SIGKILL) on drop.
-struct Nats {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Nats {
-    fn start(dir: &Path) -> Nats {
-        assert!(
-            Path::new(NATS_SERVER).exists(),
-            "nats-server is not installed: apt-get install nats-server (see .ci/run)"
-        );
-        let mut n = Nats {
-            child: None,
-            port: free_port(),
-            dir: dir.to_path_buf(),
-        };
-        n.spawn();
-        n
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.join("nats.log")
-    }
-
-    fn spawn(&mut self) {
-        let store = self.dir.join("js");
-        std::fs::create_dir_all(&store).expect("jetstream dir");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log())
-            .expect("nats log");
-        let before = std::fs::read_to_string(self.log())
-            .unwrap_or_default()
-            .matches("Server is ready")
-            .count();
-        let child = Command::new(NATS_SERVER)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&store)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().expect("clone")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn nats-server");
-        self.child = Some(child);
-        let start = Instant::now();
-        while std::fs::read_to_string(self.log())
-            .unwrap_or_default()
-            .matches("Server is ready")
-            .count()
-            == before
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "nats-server did not start:\n{}",
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// Stops the server gracefully (SIGTERM) and waits for it.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let start = Instant::now();
-            while child.try_wait().ok().flatten().is_none() {
-                if start.elapsed() > Duration::from_secs(10) {
-                    let _ = child.kill();
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// Writes a relay.toml for `nats` into `dir` (JSON events unless `extra`, lines of the `[events]` table,
 /// sets an encoding) and returns the zoo.cfg line that names it.
@@ -268,53 +159,6 @@ async fn load(client: &Client, dir: &str, from: usize, count: usize) -> usize {
 /// Reads the stream from the start until a log event at `zxid` or later arrived (or `limit` passed).
 async fn read_until(nats: &Nats, zxid: i64, limit: Duration) -> Vec<StreamEvent> {
     read_until_match(nats, |m| m.kind == "log" && m.event.zxid >= zxid, limit).await
-}
-
-/// Reads the stream from the start until a message matching `done` arrived (or `limit` passed).
-async fn read_until_match(
-    nats: &Nats,
-    done: impl Fn(&StreamEvent) -> bool,
-    limit: Duration,
-) -> Vec<StreamEvent> {
-    let start = Instant::now();
-    let mut reader = loop {
-        match StreamReader::open(&nats.url(), "OUTPOST").await {
-            Ok(r) => break r,
-            Err(e) => {
-                assert!(start.elapsed() < limit, "stream never appeared: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    let mut out = Vec::new();
-    loop {
-        let left = limit.saturating_sub(start.elapsed());
-        match reader
-            .next(left.min(Duration::from_secs(1)))
-            .await
-            .expect("read stream")
-        {
-            Some(m) => {
-                let finished = done(&m);
-                out.push(m);
-                if finished {
-                    return out;
-                }
-            }
-            None => {
-                let last = out
-                    .iter()
-                    .rev()
-                    .find(|m| m.kind == "log")
-                    .map(|m| m.event.zxid);
-                assert!(
-                    start.elapsed() < limit,
-                    "stream stopped at log zxid {last:?} ({} messages)",
-                    out.len()
-                );
-            }
-        }
-    }
 }
 
 /// Asserts the log events are every zxid from `first` to `last` exactly once, in order.

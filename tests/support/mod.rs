@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 pub mod history;
+pub mod nats;
 
 pub mod ensemble;
 pub mod proxy;
