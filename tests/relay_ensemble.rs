@@ -337,6 +337,18 @@ fn leader_failover_keeps_the_stream_complete() {
         "the new leader's log",
     );
     assert_stream_complete(&messages, &observer, &result.acked);
+    // The observer's mntr shows its relay caught up with the last committed txn.
+    let start = Instant::now();
+    while support::mntr_value(plan.member(4).client_addr(), "zk_relay_last_zxid")
+        .is_none_or(|z| z < last)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the observer's mntr never showed the relay at {}",
+            Zxid(last)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let epochs: BTreeSet<u32> = observer.iter().map(|z| Zxid(*z).epoch().0).collect();
     assert!(epochs.len() >= 2, "no new epoch in {epochs:?}");
     eprintln!(

@@ -14,7 +14,7 @@ use outpost_core::client::{Client, CreateMode};
 use outpost_core::proto::Acl;
 use outpost_relay::StreamEvent;
 use support::nats::{read_until_match, Nats};
-use support::{four_letter, free_port, OutpostStandalone};
+use support::{four_letter, free_port, mntr_value, OutpostStandalone};
 
 /// Writes a relay.toml for `nats` into `dir` (JSON events unless `extra`, lines of the `[events]` table,
 /// sets an encoding) and returns the zoo.cfg line that names it.
@@ -729,14 +729,30 @@ fn large_txns_are_relayed() {
     });
 }
 
+/// The body of `GET path` on 127.0.0.1:`port` (empty when nothing answers).
+fn http_body(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut body = String::new();
+    if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        let _ = s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes());
+        let _ = s.read_to_string(&mut body);
+    }
+    body
+}
+
 /// The relay's metrics (lag, events, bytes, compression ratio) appear on the server's Prometheus
-/// exporter (`metricsProvider.httpPort`).
+/// exporter (`metricsProvider.httpPort`), and its progress (last published zxid, lag in zxids and ms) in
+/// `mntr`, the AdminServer's `monitor` and the exporter.
 #[test]
 fn relay_metrics_are_exported() {
     let port = free_port();
+    let admin = free_port();
     let (_dir, nats, server, rt) = start_with_cfg(
         "",
-        &format!("metricsProvider.httpPort={port}\nmetricsProvider.httpHost=127.0.0.1"),
+        &format!(
+            "metricsProvider.httpPort={port}\nmetricsProvider.httpHost=127.0.0.1\n\
+             admin.enableServer=true\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={admin}"
+        ),
     );
     rt.block_on(async {
         let client = connect(&server).await;
@@ -744,14 +760,33 @@ fn relay_metrics_are_exported() {
         assert_eq!(load(&client, "x", 0, 50).await, 50);
         close_and_read(&client, &server, &nats, Duration::from_secs(30)).await;
     });
+    // Once the relay has published the last txn (the close_session), mntr says it is caught up.
+    let last = server_zxid(&server);
+    let start = Instant::now();
+    while mntr_value(server.addr, "zk_relay_last_zxid") != Some(last) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "mntr never showed zk_relay_last_zxid {last}:\n{}",
+            four_letter(server.addr, "mntr").unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(mntr_value(server.addr, "zk_relay_lag_zxids"), Some(0));
+    assert_eq!(mntr_value(server.addr, "zk_relay_lag_ms"), Some(0));
+    let monitor = http_body(admin, "/commands/monitor");
+    for key in [
+        "\"relay_last_zxid\"",
+        "\"relay_lag_zxids\"",
+        "\"relay_lag_ms\"",
+    ] {
+        assert!(
+            monitor.contains(key),
+            "{key} missing from monitor:\n{monitor}"
+        );
+    }
     let start = Instant::now();
     let page = loop {
-        use std::io::{Read, Write};
-        let mut body = String::new();
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-            let _ = s.read_to_string(&mut body);
-        }
+        let body = http_body(port, "/metrics");
         if body.contains("outpost_relay_events_total") || start.elapsed() > Duration::from_secs(10)
         {
             break body;
@@ -765,6 +800,7 @@ fn relay_metrics_are_exported() {
         "outpost_relay_compression_ratio",
         "outpost_relay_lag_zxids",
         "outpost_relay_lag_ms",
+        "relay_last_zxid",
     ] {
         assert!(page.contains(metric), "{metric} missing from:\n{page}");
     }

@@ -472,6 +472,8 @@ impl Relay {
             None => (self.source.committed(), 0),
         };
         tracing::info!("relay: resuming after zxid {after}");
+        // The commit time of the sink's last txn is not at hand: count lag from now on.
+        self.source.feed.relayed(after, now_ms());
         let mut warned_ahead = false;
         loop {
             let committed = self.source.committed();
@@ -493,6 +495,7 @@ impl Relay {
                         "relay: {why}; publishing a resync (marker and a dump of the tree)"
                     );
                     after = self.resync(sink, &why).await?;
+                    self.source.feed.relayed(after, now_ms());
                     skip = 0;
                 }
                 Next::Txn(first) => {
@@ -508,6 +511,7 @@ impl Relay {
                     let last = &batch[batch.len() - 1];
                     after = last.zxid;
                     skip = 0;
+                    self.source.feed.relayed(after, last.header.time);
                     lag(self.source.committed(), after, last.header.time);
                     metrics::gauge!("outpost_relay_queue_dropped")
                         .set(self.source.feed.dropped() as f64);

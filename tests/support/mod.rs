@@ -35,6 +35,15 @@ pub fn four_letter(addr: SocketAddr, word: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// The integer value of `mntr` line `key` (with its `zk_` prefix) on `addr`, if it answers with one.
+pub fn mntr_value(addr: SocketAddr, key: &str) -> Option<i64> {
+    let reply = four_letter(addr, "mntr").ok()?;
+    reply
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Waits until `srvr` answers on `addr`, or panics with `what` after `limit`.
 pub fn wait_for_srvr(addr: SocketAddr, limit: Duration, what: &str) {
     let start = Instant::now();
