@@ -43,12 +43,14 @@ fn write_relay_toml(dir: &Path, nats: &Nats) -> PathBuf {
     path
 }
 
-/// Writes every member's directory (the `relays` members get `relay.configFile`) and starts them all.
+/// Writes every member's directory (the `relays` members get `relay.configFile`; every leader keeps
+/// `commit_log_count` txns in memory to sync learners with a DIFF) and starts them all.
 fn start_ensemble(
     plan: &EnsemblePlan,
     root: &Path,
     relays: &[u64],
     nats: &Nats,
+    commit_log_count: &str,
 ) -> Vec<JavaServer> {
     let toml = write_relay_toml(root, nats);
     let line = toml.display().to_string();
@@ -56,10 +58,7 @@ fn start_ensemble(
         .members
         .iter()
         .map(|m| {
-            // The leader keeps every txn of the test in its committed log, so a learner that fell behind
-            // during the failover is synced with a DIFF: with a SNAP the observer would not hold the txns
-            // it skipped, and its relay would (rightly) publish a resync instead of them.
-            let mut extra: Vec<(&str, &str)> = vec![("commitLogCount", "50000")];
+            let mut extra: Vec<(&str, &str)> = vec![("commitLogCount", commit_log_count)];
             if relays.contains(&m.id) {
                 extra.push(("relay.configFile", line.as_str()));
             }
@@ -319,7 +318,10 @@ fn leader_failover_keeps_the_stream_complete() {
     let root = test_root();
     let nats = Nats::start(root.path());
     let plan = EnsemblePlan::new(3, 1).with_outpost(&[1, 2, 3, 4]);
-    let mut servers = start_ensemble(&plan, root.path(), &[4], &nats);
+    // The leader keeps every txn of the test in its committed log, so a learner that fell behind during
+    // the failover is synced with a DIFF: with a SNAP the observer would not hold the txns it skipped,
+    // and its relay would (rightly) publish a resync instead (see snapshot_sync_publishes_a_resync).
+    let mut servers = start_ensemble(&plan, root.path(), &[4], &nats, "50000");
     let rt = runtime();
     let leader = find_leader(&plan.members, START).expect("a leader");
     let (result, last) = load_with_crash(&rt, &plan, || {
@@ -368,7 +370,7 @@ fn two_relays_publish_one_complete_stream() {
     let root = test_root();
     let nats = Nats::start(root.path());
     let plan = EnsemblePlan::new(3, 2).with_outpost(&[1, 2, 3, 4, 5]);
-    let mut servers = start_ensemble(&plan, root.path(), &[4, 5], &nats);
+    let mut servers = start_ensemble(&plan, root.path(), &[4, 5], &nats, "50000");
     let rt = runtime();
     find_leader(&plan.members, START).expect("a leader");
     let (result, last) = load_with_crash(&rt, &plan, || servers[3].kill_9());
@@ -376,5 +378,112 @@ fn two_relays_publish_one_complete_stream() {
     let messages = rt.block_on(read_log_until(&nats, last));
     let survivor = logged_zxids(root.path(), 5, last);
     assert_stream_complete(&messages, &survivor, &result.acked);
+    drop(servers);
+}
+
+/// Writes `count` znodes `/<dir>/n<i>` through a session on `connect`; returns the zxid of the last.
+async fn writes(connect: &str, dir: &str, count: usize) -> i64 {
+    let client = session(connect, ELECT).await;
+    let mut last = 0;
+    for i in 0..count {
+        let path = format!("/{dir}/n{i}");
+        client
+            .create(&path, b"v", &Acl::open_unsafe(), CreateMode::Persistent)
+            .await
+            .expect("create io")
+            .expect("create");
+        last = client.last_zxid();
+    }
+    let _ = client.close().await;
+    last
+}
+
+/// Polls the relay's `zk_relay_last_zxid` in `member`'s mntr until it reaches `zxid`.
+fn wait_relayed(plan: &EnsemblePlan, member: u64, zxid: i64) {
+    let start = Instant::now();
+    while support::mntr_value(plan.member(member).client_addr(), "zk_relay_last_zxid")
+        .is_none_or(|z| z < zxid)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "member {member}'s relay never reached {}",
+            Zxid(zxid)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// True when `next` can be the txn committed right after `prev` (the relay's own rule): the next counter
+/// of the same epoch, or counter 1 of a later epoch.
+fn follows(prev: Zxid, next: Zxid) -> bool {
+    if next.epoch() == prev.epoch() {
+        next.counter() == prev.counter() + 1
+    } else {
+        next.epoch() > prev.epoch() && next.counter() == 1
+    }
+}
+
+/// An observer that was down while the ensemble moved on further than the leader's committed log
+/// (`commitLogCount`) is synced with a snapshot, so it holds none of the txns it missed: its relay must
+/// say so with a resync (marker and a dump of the tree), never a silent gap, then carry on with the txns
+/// after it. (Should the leader ever sync it from its txn log instead, as ZooKeeper's
+/// `LearnerHandler.syncFollower` can, the stream must simply be complete.)
+#[test]
+fn snapshot_sync_never_leaves_a_silent_gap() {
+    let root = test_root();
+    let nats = Nats::start(root.path());
+    let plan = EnsemblePlan::new(3, 1).with_outpost(&[1, 2, 3, 4]);
+    let mut servers = start_ensemble(&plan, root.path(), &[4], &nats, "10");
+    let rt = runtime();
+    find_leader(&plan.members, START).expect("a leader");
+    let connect = voters(&plan);
+    scenario::create(&rt, plan.members[0].client, "/a", b"");
+    scenario::create(&rt, plan.members[0].client, "/load", b"");
+    let before = rt.block_on(writes(&connect, "a", 20));
+    wait_relayed(&plan, 4, before);
+    servers[3].kill_9();
+    scenario::create(&rt, plan.members[0].client, "/b", b"");
+    rt.block_on(writes(&connect, "b", 100));
+    servers[3].restart();
+    assert!(wait_mode(plan.member(4).client, START).is_some());
+    let last = rt.block_on(final_write(&connect));
+    let messages = rt.block_on(read_log_until(&nats, last));
+    // Walk the log: each txn follows the one before, except across a resync, which restarts the chain
+    // at its own zxid; the znodes written while the observer was down are in the stream either way.
+    let mut prev = Zxid::ZERO;
+    let mut in_resync = false;
+    let mut resyncs = 0;
+    let mut seen_b = BTreeSet::new();
+    for m in messages.iter().filter(|m| m.kind != "node") {
+        let z = Zxid(m.event.zxid);
+        match m.event.kind.as_str() {
+            "resync_begin" => {
+                in_resync = true;
+                resyncs += 1;
+            }
+            "resync_end" => {
+                in_resync = false;
+                prev = z;
+            }
+            _ if in_resync => {}
+            _ => {
+                assert!(
+                    prev == Zxid::ZERO || follows(prev, z),
+                    "silent gap: the stream goes from {prev} to {z}"
+                );
+                prev = z;
+            }
+        }
+        if let Some(p) = m.event.path.as_deref().filter(|p| p.starts_with("/b/")) {
+            seen_b.insert(p.to_string());
+        }
+    }
+    assert!(prev.0 >= last, "the stream stops at {prev}");
+    assert_eq!(
+        seen_b.len(),
+        100,
+        "znodes written while the observer was down"
+    );
+    eprintln!("{resyncs} resync(s) in the stream");
     drop(servers);
 }
