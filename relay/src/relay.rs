@@ -627,4 +627,50 @@ mod tests {
         assert!(!follows(z(1, 7), z(2, 0x2cc)));
         assert!(!follows(z(2, 1), z(1, 8)));
     }
+
+    fn committed(prev: Zxid, zxid: Zxid, time: i64) -> CommittedTxn {
+        CommittedTxn {
+            prev,
+            zxid,
+            header: outpost_core::proto::TxnHeader {
+                client_id: 1,
+                cxid: 1,
+                zxid: zxid.0,
+                time,
+                ty: -10,
+            },
+            txn: outpost_core::proto::Txn::CreateSession { timeout: 30_000 },
+        }
+    }
+
+    fn line(lines: &[(String, String)], key: &str) -> Option<i64> {
+        lines
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.parse().ok())
+    }
+
+    /// The relay's progress reaches `mntr` through the commit feed: no lines until the relay reports,
+    /// then the last relayed zxid and the lag in zxids (across an epoch change, the new epoch's counter)
+    /// and in ms (0 once caught up).
+    #[test]
+    fn relay_progress_in_mntr_lines() {
+        let (feed, rx) = outpost_core::shell::standalone::commit_feed(8);
+        feed.recovered(Zxid::ZERO);
+        assert!(feed.mntr_lines(1_000).is_empty());
+        feed.offer(committed(Zxid::ZERO, z(1, 1), 100));
+        feed.offer(committed(z(1, 1), z(1, 2), 200));
+        feed.offer(committed(z(1, 2), z(1, 3), 300));
+        rx.relayed(z(1, 1), 100);
+        let lines = feed.mntr_lines(1_000);
+        assert_eq!(line(&lines, "relay_last_zxid"), Some(z(1, 1).0));
+        assert_eq!(line(&lines, "relay_lag_zxids"), Some(2));
+        assert_eq!(line(&lines, "relay_lag_ms"), Some(900));
+        feed.offer(committed(z(1, 3), z(2, 1), 400));
+        assert_eq!(line(&feed.mntr_lines(1_000), "relay_lag_zxids"), Some(1));
+        rx.relayed(z(2, 1), 400);
+        let lines = feed.mntr_lines(1_000);
+        assert_eq!(line(&lines, "relay_lag_zxids"), Some(0));
+        assert_eq!(line(&lines, "relay_lag_ms"), Some(0));
+    }
 }
