@@ -40,10 +40,7 @@ fn start(dir: &Path, args: &[&str]) -> (ChildGuard, u16) {
 
 /// Creates /hello = "world" and sets it to "again" through a session on `port`.
 fn write_hello(port: u16) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = support::ensemble::scenario::runtime();
     rt.block_on(async {
         let (c, _events) = Client::connect(&format!("127.0.0.1:{port}"), Duration::from_secs(10))
             .await
@@ -146,10 +143,7 @@ fn quickstart_publishes_to_nats() {
         ],
     );
     write_hello(port);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = support::ensemble::scenario::runtime();
     let messages = rt.block_on(read_until_match(
         &nats,
         |m| m.kind == "log" && m.event.kind == "set_data",

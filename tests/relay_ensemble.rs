@@ -77,15 +77,6 @@ fn start_ensemble(
     servers
 }
 
-/// A runtime whose workers run the load while the test thread watches it.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 /// The voters' client addresses as a connect string.
 fn voters(plan: &EnsemblePlan) -> String {
     plan.members
@@ -322,7 +313,7 @@ fn leader_failover_keeps_the_stream_complete() {
     // the failover is synced with a DIFF: with a SNAP the observer would not hold the txns it skipped,
     // and its relay would (rightly) publish a resync instead (see snapshot_sync_publishes_a_resync).
     let mut servers = start_ensemble(&plan, root.path(), &[4], &nats, "50000");
-    let rt = runtime();
+    let rt = support::multi_thread_runtime();
     let leader = find_leader(&plan.members, START).expect("a leader");
     let (result, last) = load_with_crash(&rt, &plan, || {
         servers[leader as usize - 1].kill_9();
@@ -371,7 +362,7 @@ fn two_relays_publish_one_complete_stream() {
     let nats = Nats::start(root.path());
     let plan = EnsemblePlan::new(3, 2).with_outpost(&[1, 2, 3, 4, 5]);
     let mut servers = start_ensemble(&plan, root.path(), &[4, 5], &nats, "50000");
-    let rt = runtime();
+    let rt = support::multi_thread_runtime();
     find_leader(&plan.members, START).expect("a leader");
     let (result, last) = load_with_crash(&rt, &plan, || servers[3].kill_9());
     assert_eq!(result.acked.len(), WRITES);
@@ -434,7 +425,7 @@ fn snapshot_sync_never_leaves_a_silent_gap() {
     let nats = Nats::start(root.path());
     let plan = EnsemblePlan::new(3, 1).with_outpost(&[1, 2, 3, 4]);
     let mut servers = start_ensemble(&plan, root.path(), &[4], &nats, "10");
-    let rt = runtime();
+    let rt = support::multi_thread_runtime();
     find_leader(&plan.members, START).expect("a leader");
     let connect = voters(&plan);
     scenario::create(&rt, plan.members[0].client, "/a", b"");

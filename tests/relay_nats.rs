@@ -38,14 +38,6 @@ fn relay_toml(dir: &Path, nats: &Nats, extra: &str) -> String {
     format!("relay.configFile={}", path.display())
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 /// The server's last zxid, from `srvr`.
 fn server_zxid(server: &OutpostStandalone) -> i64 {
     let reply = four_letter(server.addr, "srvr").expect("srvr");
@@ -95,7 +87,7 @@ fn start_with_cfg(extra: &str, cfg: &str) -> Setup {
         format!("{line}\n{cfg}")
     };
     let server = OutpostStandalone::start(dir.path(), &cfg);
-    let rt = runtime();
+    let rt = support::multi_thread_runtime();
     (dir, nats, server, rt)
 }
 
@@ -479,7 +471,7 @@ fn purged_log_publishes_a_resync() {
     let dir = tempfile::tempdir().expect("tempdir");
     // First life: no relay, small snapCount so the log rolls into several segments.
     let server = OutpostStandalone::start(dir.path(), "snapCount=50");
-    let rt = runtime();
+    let rt = support::multi_thread_runtime();
     rt.block_on(async {
         let client = connect(&server).await;
         create_root(&client, "/p").await;

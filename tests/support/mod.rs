@@ -35,6 +35,15 @@ pub fn four_letter(addr: SocketAddr, word: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// A two-worker tokio runtime, for tests whose async work must go on while the test thread waits.
+pub fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// The integer value of `mntr` line `key` (with its `zk_` prefix) on `addr`, if it answers with one.
 pub fn mntr_value(addr: SocketAddr, key: &str) -> Option<i64> {
     let reply = four_letter(addr, "mntr").ok()?;
