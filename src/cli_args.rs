@@ -30,6 +30,23 @@ pub enum Command {
     Relay(RelayCommand),
     /// Load generator speaking the ZooKeeper protocol; compares two servers side by side.
     Bench(BenchArgs),
+    /// Try it: a local server whose committed changes stream out (JSON lines on stdout, or NATS).
+    Quickstart(QuickstartArgs),
+}
+
+/// Arguments of `outpost quickstart`.
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// Relay to this NATS server (JetStream stream OUTPOST, subjects outpost.log and outpost.node.>)
+    /// instead of printing JSON lines on stdout.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// Client port on 127.0.0.1.
+    #[arg(long, default_value_t = 2181)]
+    pub port: u16,
+    /// Keep the data here (kept afterwards) instead of a temporary directory (removed at exit).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// `--config zoo.cfg`.

@@ -6,8 +6,13 @@ use std::process::ExitCode;
 
 /// Logs go to stderr, filtered by RUST_LOG (default info).
 fn init_tracing() {
+    init_tracing_with("info");
+}
+
+/// Logs go to stderr, filtered by RUST_LOG (default `default`).
+fn init_tracing_with(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -40,6 +45,11 @@ fn main() -> ExitCode {
         Command::Status(args) => {
             return report(outpost::server_cmd::run_status(&args.config), "status")
         }
+        Command::Quickstart(args) => {
+            // Only warnings by default: stderr carries the banner, stdout the events.
+            init_tracing_with("warn");
+            return report(outpost::quickstart_cmd::run(&args), "quickstart");
+        }
         Command::Relay(outpost::cli_args::RelayCommand::Tail(args)) => {
             return report(outpost::relay_cmd::run_tail(&args), "relay tail")
         }
@@ -52,6 +62,7 @@ fn main() -> ExitCode {
         Command::Conf(_) => "conf",
         Command::Relay(_) => "relay",
         Command::Bench(_) => "bench",
+        Command::Quickstart(_) => "quickstart",
     };
     eprintln!("outpost {name}: not built yet (see the project's issues)");
     ExitCode::from(2)

@@ -7,123 +7,14 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use outpost_core::client::{Client, CreateMode};
 use outpost_core::proto::Acl;
-use outpost_relay::{StreamEvent, StreamReader};
-use support::{four_letter, free_port, OutpostStandalone};
-
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
-
-/// A nats-server with JetStream storage in `dir`, stopped (SIGKILL) on drop.
-struct Nats {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Nats {
-    fn start(dir: &Path) -> Nats {
-        assert!(
-            Path::new(NATS_SERVER).exists(),
-            "nats-server is not installed: apt-get install nats-server (see .ci/run)"
-        );
-        let mut n = Nats {
-            child: None,
-            port: free_port(),
-            dir: dir.to_path_buf(),
-        };
-        n.spawn();
-        n
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.join("nats.log")
-    }
-
-    fn spawn(&mut self) {
-        let store = self.dir.join("js");
-        std::fs::create_dir_all(&store).expect("jetstream dir");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log())
-            .expect("nats log");
-        let before = std::fs::read_to_string(self.log())
-            .unwrap_or_default()
-            .matches("Server is ready")
-            .count();
-        let child = Command::new(NATS_SERVER)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&store)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().expect("clone")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn nats-server");
-        self.child = Some(child);
-        let start = Instant::now();
-        while std::fs::read_to_string(self.log())
-            .unwrap_or_default()
-            .matches("Server is ready")
-            .count()
-            == before
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "nats-server did not start:\n{}",
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// Stops the server gracefully (SIGTERM) and waits for it.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let start = Instant::now();
-            while child.try_wait().ok().flatten().is_none() {
-                if start.elapsed() > Duration::from_secs(10) {
-                    let _ = child.kill();
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+use outpost_relay::StreamEvent;
+use support::nats::{read_until_match, Nats};
+use support::{four_letter, free_port, mntr_value, OutpostStandalone};
 
 /// Writes a relay.toml for `nats` into `dir` (JSON events unless `extra`, lines of the `[events]` table,
 /// sets an encoding) and returns the zoo.cfg line that names it.
@@ -145,14 +36,6 @@ fn relay_toml(dir: &Path, nats: &Nats, extra: &str) -> String {
     )
     .expect("write relay.toml");
     format!("relay.configFile={}", path.display())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// The server's last zxid, from `srvr`.
@@ -204,7 +87,7 @@ fn start_with_cfg(extra: &str, cfg: &str) -> Setup {
         format!("{line}\n{cfg}")
     };
     let server = OutpostStandalone::start(dir.path(), &cfg);
-    let rt = runtime();
+    let rt = support::multi_thread_runtime();
     (dir, nats, server, rt)
 }
 
@@ -268,53 +151,6 @@ async fn load(client: &Client, dir: &str, from: usize, count: usize) -> usize {
 /// Reads the stream from the start until a log event at `zxid` or later arrived (or `limit` passed).
 async fn read_until(nats: &Nats, zxid: i64, limit: Duration) -> Vec<StreamEvent> {
     read_until_match(nats, |m| m.kind == "log" && m.event.zxid >= zxid, limit).await
-}
-
-/// Reads the stream from the start until a message matching `done` arrived (or `limit` passed).
-async fn read_until_match(
-    nats: &Nats,
-    done: impl Fn(&StreamEvent) -> bool,
-    limit: Duration,
-) -> Vec<StreamEvent> {
-    let start = Instant::now();
-    let mut reader = loop {
-        match StreamReader::open(&nats.url(), "OUTPOST").await {
-            Ok(r) => break r,
-            Err(e) => {
-                assert!(start.elapsed() < limit, "stream never appeared: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    let mut out = Vec::new();
-    loop {
-        let left = limit.saturating_sub(start.elapsed());
-        match reader
-            .next(left.min(Duration::from_secs(1)))
-            .await
-            .expect("read stream")
-        {
-            Some(m) => {
-                let finished = done(&m);
-                out.push(m);
-                if finished {
-                    return out;
-                }
-            }
-            None => {
-                let last = out
-                    .iter()
-                    .rev()
-                    .find(|m| m.kind == "log")
-                    .map(|m| m.event.zxid);
-                assert!(
-                    start.elapsed() < limit,
-                    "stream stopped at log zxid {last:?} ({} messages)",
-                    out.len()
-                );
-            }
-        }
-    }
 }
 
 /// Asserts the log events are every zxid from `first` to `last` exactly once, in order.
@@ -635,7 +471,7 @@ fn purged_log_publishes_a_resync() {
     let dir = tempfile::tempdir().expect("tempdir");
     // First life: no relay, small snapCount so the log rolls into several segments.
     let server = OutpostStandalone::start(dir.path(), "snapCount=50");
-    let rt = runtime();
+    let rt = support::multi_thread_runtime();
     rt.block_on(async {
         let client = connect(&server).await;
         create_root(&client, "/p").await;
@@ -885,14 +721,30 @@ fn large_txns_are_relayed() {
     });
 }
 
+/// The body of `GET path` on 127.0.0.1:`port` (empty when nothing answers).
+fn http_body(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut body = String::new();
+    if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        let _ = s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes());
+        let _ = s.read_to_string(&mut body);
+    }
+    body
+}
+
 /// The relay's metrics (lag, events, bytes, compression ratio) appear on the server's Prometheus
-/// exporter (`metricsProvider.httpPort`).
+/// exporter (`metricsProvider.httpPort`), and its progress (last published zxid, lag in zxids and ms) in
+/// `mntr`, the AdminServer's `monitor` and the exporter.
 #[test]
 fn relay_metrics_are_exported() {
     let port = free_port();
+    let admin = free_port();
     let (_dir, nats, server, rt) = start_with_cfg(
         "",
-        &format!("metricsProvider.httpPort={port}\nmetricsProvider.httpHost=127.0.0.1"),
+        &format!(
+            "metricsProvider.httpPort={port}\nmetricsProvider.httpHost=127.0.0.1\n\
+             admin.enableServer=true\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={admin}"
+        ),
     );
     rt.block_on(async {
         let client = connect(&server).await;
@@ -900,14 +752,33 @@ fn relay_metrics_are_exported() {
         assert_eq!(load(&client, "x", 0, 50).await, 50);
         close_and_read(&client, &server, &nats, Duration::from_secs(30)).await;
     });
+    // Once the relay has published the last txn (the close_session), mntr says it is caught up.
+    let last = server_zxid(&server);
+    let start = Instant::now();
+    while mntr_value(server.addr, "zk_relay_last_zxid") != Some(last) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "mntr never showed zk_relay_last_zxid {last}:\n{}",
+            four_letter(server.addr, "mntr").unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(mntr_value(server.addr, "zk_relay_lag_zxids"), Some(0));
+    assert_eq!(mntr_value(server.addr, "zk_relay_lag_ms"), Some(0));
+    let monitor = http_body(admin, "/commands/monitor");
+    for key in [
+        "\"relay_last_zxid\"",
+        "\"relay_lag_zxids\"",
+        "\"relay_lag_ms\"",
+    ] {
+        assert!(
+            monitor.contains(key),
+            "{key} missing from monitor:\n{monitor}"
+        );
+    }
     let start = Instant::now();
     let page = loop {
-        use std::io::{Read, Write};
-        let mut body = String::new();
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-            let _ = s.read_to_string(&mut body);
-        }
+        let body = http_body(port, "/metrics");
         if body.contains("outpost_relay_events_total") || start.elapsed() > Duration::from_secs(10)
         {
             break body;
@@ -921,6 +792,7 @@ fn relay_metrics_are_exported() {
         "outpost_relay_compression_ratio",
         "outpost_relay_lag_zxids",
         "outpost_relay_lag_ms",
+        "relay_last_zxid",
     ] {
         assert!(page.contains(metric), "{metric} missing from:\n{page}");
     }

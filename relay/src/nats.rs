@@ -377,20 +377,24 @@ impl NatsSink {
         first_err: &mut Option<NatsError>,
     ) {
         match ack.await {
-            Ok(a)
-                if first_err.is_none() && !a.duplicate && a.sequence == self.expected_last + 1 =>
-            {
+            // Stored where expected; or a duplicate id already stored exactly there (another relay of
+            // the same ensemble published this very message first, or our earlier ack was lost): the
+            // stream holds the message at the right position either way, so carry on.
+            Ok(a) if first_err.is_none() && a.sequence == self.expected_last + 1 => {
+                if a.duplicate {
+                    metrics::counter!("outpost_relay_already_stored_total").increment(1);
+                }
                 self.expected_last = a.sequence;
                 *stored += 1;
             }
-            Ok(a) => {
+            Ok(a) if first_err.is_none() => {
                 first_err.get_or_insert(NatsError::Refused(format!(
-                    "ack seq {} duplicate {} (expected {})",
+                    "the message is already in the stream at seq {} (expected {}): another publisher is ahead",
                     a.sequence,
-                    a.duplicate,
                     self.expected_last + 1
                 )));
             }
+            Ok(_) => {}
             Err(e) => {
                 let mapped = match e.kind() {
                     PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId => {

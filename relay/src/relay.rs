@@ -85,6 +85,23 @@ struct Source {
     /// True while txns come from the log (the queue skipped some, or the relay is starting).
     behind: bool,
     reader: Option<OpenReader>,
+    /// Set when the queue claims a txn follows the last one although its zxid cannot (see [`follows`]):
+    /// this server skipped those txns (it was synced with a snapshot), so they are in no log here.
+    hole: Option<String>,
+}
+
+/// True when `next` can be the txn committed right after `prev`: the next counter of the same epoch, or
+/// the first txn of a later epoch (a new leader's zxids restart at counter 1, `Leader.lead` /
+/// `ZxidUtils.makeZxid(epoch, 0)` plus one per proposal). Anything else means txns are missing.
+fn follows(prev: Zxid, next: Zxid) -> bool {
+    if prev == Zxid::ZERO {
+        return true;
+    }
+    if next.epoch() == prev.epoch() {
+        next.counter() == prev.counter().wrapping_add(1)
+    } else {
+        next.epoch() > prev.epoch() && next.counter() == 1
+    }
 }
 
 impl Source {
@@ -99,6 +116,14 @@ impl Source {
                 if front.zxid <= after {
                     self.ready.pop_front();
                     continue;
+                }
+                if front.prev == after && !follows(after, front.zxid) {
+                    self.hole = Some(format!(
+                        "the txn log goes from zxid {after} to {} without the txns between (synced from a snapshot)",
+                        front.zxid
+                    ));
+                    self.ready.clear();
+                    return None;
                 }
                 if front.prev == after {
                     return self.ready.pop_front();
@@ -120,6 +145,16 @@ impl Source {
             if item.zxid <= after {
                 continue;
             }
+            if item.prev == after && !follows(after, item.zxid) {
+                // The server's feed says nothing is missing, but the zxids say otherwise (the server
+                // installed a snapshot from its leader): neither the queue nor the log has the txns.
+                self.hole = Some(format!(
+                    "the server went from zxid {after} to {} without the txns between (synced from a snapshot)",
+                    item.zxid
+                ));
+                self.pending = Some(item);
+                return None;
+            }
             if item.prev == after {
                 if self.behind && self.ready.is_empty() {
                     self.behind = false;
@@ -137,6 +172,9 @@ impl Source {
         loop {
             if let Some(t) = self.try_next(after) {
                 return Ok(Next::Txn(t));
+            }
+            if let Some(why) = self.hole.take() {
+                return Ok(Next::Purged(why));
             }
             if let Some(p) = &self.pending {
                 // The queue skipped txns (it was full): read them from the log.
@@ -344,6 +382,7 @@ impl Relay {
                 empty_reads: 0,
                 behind: false,
                 reader: None,
+                hole: None,
             },
             stats: Stats {
                 window_start: Instant::now(),
@@ -433,6 +472,8 @@ impl Relay {
             None => (self.source.committed(), 0),
         };
         tracing::info!("relay: resuming after zxid {after}");
+        // The commit time of the sink's last txn is not at hand: count lag from now on.
+        self.source.feed.relayed(after, now_ms());
         let mut warned_ahead = false;
         loop {
             let committed = self.source.committed();
@@ -454,6 +495,7 @@ impl Relay {
                         "relay: {why}; publishing a resync (marker and a dump of the tree)"
                     );
                     after = self.resync(sink, &why).await?;
+                    self.source.feed.relayed(after, now_ms());
                     skip = 0;
                 }
                 Next::Txn(first) => {
@@ -469,6 +511,7 @@ impl Relay {
                     let last = &batch[batch.len() - 1];
                     after = last.zxid;
                     skip = 0;
+                    self.source.feed.relayed(after, last.header.time);
                     lag(self.source.committed(), after, last.header.time);
                     metrics::gauge!("outpost_relay_queue_dropped")
                         .set(self.source.feed.dropped() as f64);
@@ -561,4 +604,73 @@ pub fn spawn(
             tracing::error!("relay stopped: {e}");
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn z(epoch: i64, counter: i64) -> Zxid {
+        Zxid((epoch << 32) | counter)
+    }
+
+    /// A txn follows the one before it only as the next counter of its epoch or as the first txn of a
+    /// later epoch; a jump (a snapshot sync skipped txns) does not.
+    #[test]
+    fn follows_accepts_only_the_next_zxid() {
+        assert!(follows(Zxid::ZERO, z(1, 1)));
+        assert!(follows(z(1, 7), z(1, 8)));
+        assert!(follows(z(1, 7), z(2, 1)));
+        assert!(follows(z(1, 7), z(4, 1)));
+        assert!(!follows(z(1, 7), z(1, 9)));
+        assert!(!follows(z(1, 7), z(1, 7)));
+        assert!(!follows(z(1, 7), z(2, 0x2cc)));
+        assert!(!follows(z(2, 1), z(1, 8)));
+    }
+
+    fn committed(prev: Zxid, zxid: Zxid, time: i64) -> CommittedTxn {
+        CommittedTxn {
+            prev,
+            zxid,
+            header: outpost_core::proto::TxnHeader {
+                client_id: 1,
+                cxid: 1,
+                zxid: zxid.0,
+                time,
+                ty: -10,
+            },
+            txn: outpost_core::proto::Txn::CreateSession { timeout: 30_000 },
+        }
+    }
+
+    fn line(lines: &[(String, String)], key: &str) -> Option<i64> {
+        lines
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.parse().ok())
+    }
+
+    /// The relay's progress reaches `mntr` through the commit feed: no lines until the relay reports,
+    /// then the last relayed zxid and the lag in zxids (across an epoch change, the new epoch's counter)
+    /// and in ms (0 once caught up).
+    #[test]
+    fn relay_progress_in_mntr_lines() {
+        let (feed, rx) = outpost_core::shell::standalone::commit_feed(8);
+        feed.recovered(Zxid::ZERO);
+        assert!(feed.mntr_lines(1_000).is_empty());
+        feed.offer(committed(Zxid::ZERO, z(1, 1), 100));
+        feed.offer(committed(z(1, 1), z(1, 2), 200));
+        feed.offer(committed(z(1, 2), z(1, 3), 300));
+        rx.relayed(z(1, 1), 100);
+        let lines = feed.mntr_lines(1_000);
+        assert_eq!(line(&lines, "relay_last_zxid"), Some(z(1, 1).0));
+        assert_eq!(line(&lines, "relay_lag_zxids"), Some(2));
+        assert_eq!(line(&lines, "relay_lag_ms"), Some(900));
+        feed.offer(committed(z(1, 3), z(2, 1), 400));
+        assert_eq!(line(&feed.mntr_lines(1_000), "relay_lag_zxids"), Some(1));
+        rx.relayed(z(2, 1), 400);
+        let lines = feed.mntr_lines(1_000);
+        assert_eq!(line(&lines, "relay_lag_zxids"), Some(0));
+        assert_eq!(line(&lines, "relay_lag_ms"), Some(0));
+    }
 }

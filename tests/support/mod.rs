@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 pub mod history;
+pub mod nats;
 
 pub mod ensemble;
 pub mod proxy;
@@ -52,6 +53,24 @@ pub fn four_letter(addr: SocketAddr, word: &str) -> std::io::Result<String> {
     let mut out = String::new();
     stream.read_to_string(&mut out)?;
     Ok(out)
+}
+
+/// A two-worker tokio runtime, for tests whose async work must go on while the test thread waits.
+pub fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The integer value of `mntr` line `key` (with its `zk_` prefix) on `addr`, if it answers with one.
+pub fn mntr_value(addr: SocketAddr, key: &str) -> Option<i64> {
+    let reply = four_letter(addr, "mntr").ok()?;
+    reply
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Waits until `srvr` answers on `addr`, or panics with `what` after `limit`.

@@ -80,6 +80,12 @@ struct FeedState {
     committed: AtomicI64,
     /// Txns not queued because the queue was full (or the consumer gone).
     dropped: AtomicU64,
+    /// The commit time (txn header, ms) of the highest committed zxid.
+    committed_time_ms: AtomicI64,
+    /// The consumer's progress, for `mntr`: the last zxid it published (-1 until it knows) and that
+    /// txn's commit time.
+    relayed: AtomicI64,
+    relayed_time_ms: AtomicI64,
 }
 
 /// The shell's end of the commit hook: a bounded queue the server task never waits on. When the queue is
@@ -105,6 +111,9 @@ pub fn commit_feed(capacity: usize) -> (CommitFeed, CommitFeedReceiver) {
     let state = Arc::new(FeedState {
         committed: AtomicI64::new(-1),
         dropped: AtomicU64::new(0),
+        committed_time_ms: AtomicI64::new(0),
+        relayed: AtomicI64::new(-1),
+        relayed_time_ms: AtomicI64::new(0),
     });
     (
         CommitFeed {
@@ -123,14 +132,55 @@ impl CommitFeed {
 
     /// Hands a committed txn over without waiting; a full queue counts as dropped.
     pub fn offer(&self, txn: CommittedTxn) {
+        self.state
+            .committed_time_ms
+            .store(txn.header.time, Ordering::Relaxed);
         self.state.committed.store(txn.zxid.0, Ordering::Release);
         if self.tx.try_send(txn).is_err() {
             self.state.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// The consumer's progress as `mntr` lines (names without `zk_`), once it reported any:
+    /// `relay_last_zxid` (the last zxid it published), `relay_lag_zxids` (committed txns not yet
+    /// published; across an epoch change, the new epoch's counter) and `relay_lag_ms` (how long ago the
+    /// first txn it has not published may have committed: 0 when caught up, else `now_ms` minus the
+    /// commit time of the last txn it published, an upper bound).
+    pub fn mntr_lines(&self, now_ms: i64) -> Vec<(String, String)> {
+        let relayed = self.state.relayed.load(Ordering::Acquire);
+        if relayed < 0 {
+            return Vec::new();
+        }
+        let relayed = Zxid(relayed);
+        let committed = Zxid(self.state.committed.load(Ordering::Acquire).max(0));
+        let lag_zxids = if committed <= relayed {
+            0
+        } else if committed.epoch() == relayed.epoch() {
+            i64::from(committed.counter()) - i64::from(relayed.counter())
+        } else {
+            i64::from(committed.counter())
+        };
+        let lag_ms = if lag_zxids == 0 {
+            0
+        } else {
+            (now_ms - self.state.relayed_time_ms.load(Ordering::Relaxed)).max(0)
+        };
+        vec![
+            ("relay_last_zxid".into(), relayed.0.to_string()),
+            ("relay_lag_zxids".into(), lag_zxids.to_string()),
+            ("relay_lag_ms".into(), lag_ms.to_string()),
+        ]
+    }
 }
 
 impl CommitFeedReceiver {
+    /// Reports the consumer's progress (read by `mntr`): it has published everything up to `zxid`,
+    /// which committed at `time_ms` (its txn header's time).
+    pub fn relayed(&self, zxid: Zxid, time_ms: i64) {
+        self.state.relayed_time_ms.store(time_ms, Ordering::Relaxed);
+        self.state.relayed.store(zxid.0, Ordering::Release);
+    }
+
     /// The next queued txn; `None` once the server has stopped and the queue is empty.
     pub async fn recv(&mut self) -> Option<CommittedTxn> {
         self.rx.recv().await
@@ -543,6 +593,9 @@ pub(crate) fn snapshot_of(
         server.counters().txns_applied.to_string(),
     )];
     extra_metrics.extend(shell_metrics::FSYNC.mntr_lines(shell_metrics::FSYNC_TIME));
+    if let Some(feed) = &config.commit_feed {
+        extra_metrics.extend(feed.mntr_lines(now_ms()));
+    }
     ServerSnapshot {
         mode: "standalone".into(),
         packets_received: server.counters().packets_received,
