@@ -140,6 +140,20 @@ impl EnsemblePlan {
     /// absolute, since ZooKeeper resolves relative ones against the working directory. Returns the path
     /// of zoo.cfg.
     pub fn write_member_dir(&self, id: u64, root: &Path, extra: &[(&str, &str)]) -> PathBuf {
+        self.write_member_dir_with_servers(id, root, extra, &self.dynamic_config())
+    }
+
+    /// Like [`EnsemblePlan::write_member_dir`], but the member's `zoo.cfg.dynamic` is `servers` instead
+    /// of [`EnsemblePlan::dynamic_config`]: a member binds its own ports from its own `server.N` line and
+    /// reaches the others at the addresses its file gives them, so a test can route some links through
+    /// proxies (`tests/support/wan.rs`).
+    pub fn write_member_dir_with_servers(
+        &self,
+        id: u64,
+        root: &Path,
+        extra: &[(&str, &str)],
+        servers: &str,
+    ) -> PathBuf {
         let member = self.member(id);
         let dir = root.join(format!("member{id}"));
         let data = dir.join("data");
@@ -148,7 +162,7 @@ impl EnsemblePlan {
         let data = dir.join("data");
         std::fs::write(data.join("myid"), format!("{id}\n")).expect("write myid");
         let dynamic = dir.join("zoo.cfg.dynamic");
-        std::fs::write(&dynamic, self.dynamic_config()).expect("write zoo.cfg.dynamic");
+        std::fs::write(&dynamic, servers).expect("write zoo.cfg.dynamic");
 
         let mut keys: Vec<(String, String)> = vec![
             ("tickTime".into(), TICK_MS.to_string()),
@@ -222,6 +236,11 @@ impl JavaServer {
         if let Some(mut p) = self.process.take() {
             p.kill();
         }
+    }
+
+    /// The process id while it runs (for `/proc` inspection).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.child.id())
     }
 
     /// True while the process has not exited.

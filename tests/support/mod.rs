@@ -11,6 +11,7 @@ pub mod history;
 
 pub mod ensemble;
 pub mod proxy;
+pub mod wan;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
