@@ -1,7 +1,7 @@
 //! Observer interop with Apache ZooKeeper 3.8 (Debian package), both ways (issue #5): an outpost
 //! observer joins an ensemble of three Java voters, and a Java observer joins an ensemble of three
-//! outpost voters. In each, the observer syncs by DIFF (started with the ensemble, and restarted after
-//! a few writes) and by SNAP (started again on an empty data directory after more writes than the
+//! outpost voters. In each, the observer syncs when started with the ensemble, by DIFF when restarted
+//! after a few writes, and by SNAP (started again on an empty data directory after more writes than the
 //! leader keeps for DIFF), serves reads, and forwards writes that the voters then serve.
 //!
 //! The tests run one at a time (a file-wide lock): Java servers are CPU-heavy on two shared cores.
@@ -12,9 +12,10 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use outpost_core::client::CreateMode;
-use outpost_core::proto::Acl;
 
-use support::ensemble::scenario::{connect, create, logs, read, runtime, test_root, OP, START};
+use support::ensemble::scenario::{
+    connect, create, create_on, logs, read, runtime, set_on, test_root, OP, START,
+};
 use support::ensemble::{find_leader, start_member, wait_mode, EnsemblePlan, JavaServer};
 
 /// One test at a time in this file.
@@ -41,11 +42,7 @@ fn write_many(
         let mut last = Vec::new();
         for i in 0..n {
             last = format!("{prefix}-{i}").into_bytes();
-            tokio::time::timeout(OP, c.set_data(path, &last, -1))
-                .await
-                .unwrap_or_else(|_| panic!("set {path} at {port}: timed out"))
-                .unwrap_or_else(|e| panic!("set {path} at {port}: {e}"))
-                .unwrap_or_else(|e| panic!("set {path} at {port}: {e:?}"));
+            set_on(&c, path, &last).await;
         }
         let _ = c.close().await;
         last
@@ -156,13 +153,17 @@ fn observer_interop(plan: &EnsemblePlan) {
         .position(|s| s.member.id == leader)
         .expect("leader server");
 
-    // 1. Started with the ensemble: DIFF (nothing to send yet), reads served, writes forwarded.
-    assert_eq!(
-        sync_mode(&servers[obs_idx], 0),
-        Some("DIFF"),
-        "observer's first sync\n{}",
+    // 1. Started with the ensemble. The first sync is an empty DIFF when the observer reaches the
+    // leader before the leader has established its epoch; a Java leader that already has (JVMs start
+    // at different speeds) sends SNAP for a learner at zxid 0 (LearnerHandler.syncFollower's
+    // "Unhandled scenario"). Either way it syncs; the DIFF that carries txns is step 2.
+    let first = sync_mode(&servers[obs_idx], 0);
+    assert!(
+        matches!(first, Some("DIFF" | "SNAP")),
+        "observer's first sync: {first:?}\n{}",
         logs(&servers)
     );
+    eprintln!("observer's first sync: {first:?}");
     create(&rt, follower.client, "/interop", b"from-a-voter");
     assert_eq!(read(&rt, observer.client, "/interop"), b"from-a-voter");
     create(&rt, observer.client, "/via-observer", b"forwarded");
@@ -221,19 +222,7 @@ fn observer_interop(plan: &EnsemblePlan) {
     // After SNAP it still forwards writes, and its session's ephemeral is seen by every voter.
     rt.block_on(async {
         let c = connect(observer.client).await;
-        tokio::time::timeout(
-            OP,
-            c.create(
-                "/eph-via-observer",
-                b"e",
-                &Acl::open_unsafe(),
-                CreateMode::Ephemeral,
-            ),
-        )
-        .await
-        .expect("create through the observer: timed out")
-        .expect("create through the observer")
-        .expect("create through the observer: result");
+        create_on(&c, "/eph-via-observer", b"e", CreateMode::Ephemeral).await;
         for m in &voters {
             let v = connect(m.client).await;
             tokio::time::timeout(OP, v.sync("/eph-via-observer"))

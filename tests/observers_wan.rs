@@ -12,9 +12,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use outpost_core::client::{Client, CreateMode, EventReceiver, KeeperState, State};
-use outpost_core::proto::Acl;
 
-use support::ensemble::scenario::{ELECT, OP};
+use support::ensemble::scenario::{create_on as create, get_on as get, set_on as set, ELECT, OP};
 use support::wan::{background_runtime, log_times, session, WanBed, WAN_ONE_WAY};
 
 /// One test at a time in this file.
@@ -27,32 +26,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// `127.0.0.1:<client port>` of member `id`.
 fn client_addr(bed: &WanBed, id: u64) -> String {
     bed.member(id).client_addr().to_string()
-}
-
-async fn create(c: &Client, path: &str, data: &[u8], mode: CreateMode) {
-    tokio::time::timeout(OP, c.create(path, data, &Acl::open_unsafe(), mode))
-        .await
-        .unwrap_or_else(|_| panic!("create {path}: timed out"))
-        .unwrap_or_else(|e| panic!("create {path}: {e}"))
-        .unwrap_or_else(|e| panic!("create {path}: {e:?}"));
-}
-
-async fn set(c: &Client, path: &str, data: &[u8]) {
-    tokio::time::timeout(OP, c.set_data(path, data, -1))
-        .await
-        .unwrap_or_else(|_| panic!("set {path}: timed out"))
-        .unwrap_or_else(|e| panic!("set {path}: {e}"))
-        .unwrap_or_else(|e| panic!("set {path}: {e:?}"));
-}
-
-/// A plain read (no sync): answered from the server's own tree.
-async fn get(c: &Client, path: &str) -> Vec<u8> {
-    tokio::time::timeout(OP, c.get_data(path, false))
-        .await
-        .unwrap_or_else(|_| panic!("get {path}: timed out"))
-        .unwrap_or_else(|e| panic!("get {path}: {e}"))
-        .unwrap_or_else(|e| panic!("get {path}: {e:?}"))
-        .0
 }
 
 /// A fresh session's plain read of `path` at `addr`, or why it failed; bounded by `limit`.
