@@ -451,3 +451,39 @@ fn dc1_leader_failover_observers_reconnect_spread_out() {
         "observers reached the new leader within {spread_ms} ms of each other: {offsets:?}"
     );
 }
+
+/// After kill -9 of DC1's leader, no DC2 observer's election names the dead leader: a dead server
+/// cannot have told the observer it is LEADING (FastLeaderElection.checkLeader), so an observer goes
+/// straight to the new leader instead of first waiting out a reconnect delay and a failed connect.
+#[test]
+fn dc1_failover_observers_never_elect_the_dead_leader() {
+    let _serial = serial();
+    let mut bed = WanBed::start(3, 2, &[]);
+    let old = bed.leader(OP);
+    let killed_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    bed.server_mut(old).kill_9();
+    for id in bed.dc2.clone() {
+        bed.wait_observing(id, ELECT);
+    }
+    let needle = format!("election over: leader {old} ");
+    let mut stale = Vec::new();
+    for id in &bed.dc2 {
+        for (t, line) in log_times(&bed.server(*id).log_path(), "election over: leader") {
+            if t >= killed_at && line.contains(&needle) {
+                stale.push(format!(
+                    "observer {id}, {} ms after the kill: {line}",
+                    ((t - killed_at) * 1000.0) as u64
+                ));
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "observers elected the killed leader {old}:\n{}\n{}",
+        stale.join("\n"),
+        bed.logs()
+    );
+}
