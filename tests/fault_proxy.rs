@@ -414,3 +414,32 @@ async fn header_rewrite_replaces_only_the_first_header() {
     // A second header on the same connection is just data.
     assert_eq!(round_trip(&mut s, b"OLD\n").await, b"OLD\n");
 }
+
+/// When the upstream closes its end (as a killed server's kernel does), the client behind the proxy
+/// sees its connection end within the one-way latency, without sending anything: a learner behind a
+/// WAN notices a dead leader at once, not at its next write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_close_reaches_the_client() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let upstream = listener.local_addr().expect("addr");
+    let proxy = FaultProxy::start(upstream).await.expect("start proxy");
+    proxy.set_latency(ONE_WAY, Duration::ZERO);
+    let mut s = connect(&proxy).await;
+    let (mut accepted, _) = t("accept", listener.accept()).await.expect("accept");
+    // Unread bytes at the upstream make its close an RST; a FIN is tested by the drop below as well.
+    s.write_all(b"unread").await.expect("write");
+    tokio::time::sleep(ONE_WAY * 3).await;
+    let mut first = [0u8; 6];
+    accepted
+        .read_exact(&mut first)
+        .await
+        .expect("upstream reads");
+    let at = Instant::now();
+    drop(accepted);
+    assert!(closed_soon(&mut s).await, "the client never saw the close");
+    assert!(
+        at.elapsed() < Duration::from_secs(1),
+        "the close took {:?} to reach the client",
+        at.elapsed()
+    );
+}

@@ -12,6 +12,7 @@ pub mod nats;
 
 pub mod ensemble;
 pub mod proxy;
+pub mod wan;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -72,16 +72,37 @@ pub async fn connect(port: u16) -> Client {
 pub fn create(rt: &tokio::runtime::Runtime, port: u16, path: &str, data: &[u8]) {
     rt.block_on(async {
         let c = connect(port).await;
-        tokio::time::timeout(
-            OP,
-            c.create(path, data, &Acl::open_unsafe(), CreateMode::Persistent),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("create {path} at {port}: timed out"))
-        .unwrap_or_else(|e| panic!("create {path} at {port}: {e}"))
-        .unwrap_or_else(|e| panic!("create {path} at {port}: {e:?}"));
+        create_on(&c, path, data, CreateMode::Persistent).await;
         let _ = c.close().await;
     });
+}
+
+/// Creates `path` (open ACL, `mode`) through session `c`; panics on any failure, within [`OP`].
+pub async fn create_on(c: &Client, path: &str, data: &[u8], mode: CreateMode) {
+    tokio::time::timeout(OP, c.create(path, data, &Acl::open_unsafe(), mode))
+        .await
+        .unwrap_or_else(|_| panic!("create {path}: timed out"))
+        .unwrap_or_else(|e| panic!("create {path}: {e}"))
+        .unwrap_or_else(|e| panic!("create {path}: {e:?}"));
+}
+
+/// Sets `path` to `data` (any version) through session `c`; panics on any failure, within [`OP`].
+pub async fn set_on(c: &Client, path: &str, data: &[u8]) {
+    tokio::time::timeout(OP, c.set_data(path, data, -1))
+        .await
+        .unwrap_or_else(|_| panic!("set {path}: timed out"))
+        .unwrap_or_else(|e| panic!("set {path}: {e}"))
+        .unwrap_or_else(|e| panic!("set {path}: {e:?}"));
+}
+
+/// A plain read of `path` (no sync: the server answers from its own tree) through session `c`.
+pub async fn get_on(c: &Client, path: &str) -> Vec<u8> {
+    tokio::time::timeout(OP, c.get_data(path, false))
+        .await
+        .unwrap_or_else(|_| panic!("get {path}: timed out"))
+        .unwrap_or_else(|e| panic!("get {path}: {e}"))
+        .unwrap_or_else(|e| panic!("get {path}: {e:?}"))
+        .0
 }
 
 /// Reads `path` at `port` after a `sync`, so a learner answers with everything the leader committed.
