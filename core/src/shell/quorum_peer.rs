@@ -568,6 +568,13 @@ pub async fn run(
                             }
                         }
                         PeerAction::InstallSnapshot { zxid, body } => {
+                            // The txns before the snapshot never pass through this server's commit
+                            // path: the relay's chain restarts at the snapshot (it publishes a
+                            // resync rather than a silent gap).
+                            committed_prev = zxid;
+                            if let Some(feed) = &base.commit_feed {
+                                feed.recovered(zxid);
+                            }
                             if let Err(err) =
                                 storage::write_snapshot(disk.as_ref(), &base.data_dir, zxid, &body)
                             {
@@ -927,13 +934,13 @@ fn decorate(snap: &mut crate::server::fourlw::ServerSnapshot, peer: &Peer) {
         let synced = learners.iter().filter(|l| !l.1 && l.2).count();
         let observers = learners.iter().filter(|l| l.1).count();
         snap.extra_metrics
-            .push(("zk_learners".into(), learners.len().to_string()));
+            .push(("learners".into(), learners.len().to_string()));
         snap.extra_metrics
-            .push(("zk_synced_followers".into(), synced.to_string()));
+            .push(("synced_followers".into(), synced.to_string()));
         snap.extra_metrics
-            .push(("zk_followers".into(), followers.to_string()));
+            .push(("followers".into(), followers.to_string()));
         snap.extra_metrics
-            .push(("zk_synced_observers".into(), observers.to_string()));
+            .push(("synced_observers".into(), observers.to_string()));
     }
 }
 
