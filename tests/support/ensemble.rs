@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::{four_letter, free_port, zookeeper_installed, ChildGuard};
 
+pub mod interop;
 pub mod scenario;
 
 /// ZooKeeper's tick in this harness. Small so that elections, syncs and failure detection (a follower

@@ -1,0 +1,355 @@
+//! Interop proof for outpost ensembles (issue #4): Apache ZooKeeper 3.8 servers (Debian package) and
+//! outpost servers in one voting ensemble, with either implementation leading, agree byte for byte on
+//! every znode's data, full Stat, ACL and children after writes through every server; real third-party
+//! clients (kazoo, zkCli.sh) work against an outpost ensemble, kazoo keeping its session when its
+//! server is killed; and a session created at a Java follower is kept alive and then expired by an
+//! outpost leader, its ephemeral vanishing on every server including an observer.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::ensemble::interop::{
+    assert_round_in_tree, assert_same_tree_everywhere, background_runtime, close_all,
+    implementation, kazoo_script, must, outpost_status, planned_implementation, session_in,
+    write_through_every_server, zkcli,
+};
+use support::ensemble::scenario::{
+    connect, logs, start_all, start_all_with, test_root, ELECT, START,
+};
+use support::ensemble::{find_leader, wait_mode, EnsemblePlan, JavaServer, Member};
+
+/// Asserts that every member of `members` reports the mode it should with `leader` leading
+/// (`leader`, `follower` or `observer`) and runs the implementation its plan says, both read from
+/// `srvr`; returns the leader's implementation.
+fn assert_roles(members: &[Member], leader: u64, servers: &[JavaServer]) -> &'static str {
+    for m in members {
+        let want = if m.id == leader {
+            "leader"
+        } else if m.observer {
+            "observer"
+        } else {
+            "follower"
+        };
+        assert_eq!(
+            wait_mode(m.client, START).as_deref(),
+            Some(want),
+            "server {}\n{}",
+            m.id,
+            logs(servers)
+        );
+        assert_eq!(
+            implementation(m.client),
+            Some(planned_implementation(m)),
+            "srvr of server {} names the wrong implementation",
+            m.id
+        );
+    }
+    members
+        .iter()
+        .find(|m| m.id == leader)
+        .map(planned_implementation)
+        .expect("the leader is a member")
+}
+
+/// The mixed-ensemble proof for one plan. The plan's ids are chosen so that killing the first leader
+/// hands leadership to the other implementation: with every survivor at the same (epoch, zxid), the
+/// highest surviving id wins (`FastLeaderElection.totalOrderPredicate`). Round `a` is written through
+/// every server under the first leader and round `b`, with the old leader restarted as a follower,
+/// under the second; after each, every server holds the identical tree.
+fn writes_agree_whichever_side_leads(plan: &EnsemblePlan) {
+    let root = test_root();
+    let mut servers = start_all(plan, root.path());
+    let rt = background_runtime();
+    let members = plan.members.clone();
+
+    let first = find_leader(&members, START)
+        .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
+    let first_side = assert_roles(&members, first, &servers);
+
+    let sessions = rt.block_on(write_through_every_server(&members, "a"));
+    let tree = rt.block_on(assert_same_tree_everywhere(
+        &members,
+        &format!("round a, {first_side} server {first} leading"),
+    ));
+    assert_round_in_tree(&tree, &members, "a", true);
+    rt.block_on(close_all(sessions));
+
+    servers
+        .iter_mut()
+        .find(|s| s.member.id == first)
+        .expect("leader process")
+        .kill_9();
+    let survivors: Vec<Member> = members.iter().filter(|m| m.id != first).cloned().collect();
+    let second = find_leader(&survivors, ELECT).unwrap_or_else(|| {
+        panic!(
+            "no new leader within {ELECT:?} after killing {first}\n{}",
+            logs(&servers)
+        )
+    });
+    let second_side = assert_roles(&survivors, second, &servers);
+    assert_ne!(
+        second_side, first_side,
+        "leadership did not move to the other implementation ({first} -> {second})"
+    );
+
+    let old = servers
+        .iter_mut()
+        .find(|s| s.member.id == first)
+        .expect("old leader process");
+    old.restart();
+    assert_roles(&members, second, &servers);
+
+    let sessions = rt.block_on(write_through_every_server(&members, "b"));
+    let tree = rt.block_on(assert_same_tree_everywhere(
+        &members,
+        &format!("round b, {second_side} server {second} leading"),
+    ));
+    assert_round_in_tree(&tree, &members, "a", false);
+    assert_round_in_tree(&tree, &members, "b", true);
+    rt.block_on(close_all(sessions));
+}
+
+/// Two Java voters and one outpost voter (id 3): whichever side leads first, the other leads after
+/// kill -9 of the leader, and under both every server returns identical data, Stat, ACLs and children
+/// for writes sent through every server (creates, sequential and ephemeral nodes, setData, setACL,
+/// delete, a committed and a failed multi, closeSession).
+#[test]
+fn two_java_one_outpost_agree_under_either_leader() {
+    writes_agree_whichever_side_leads(&EnsemblePlan::new(3, 0).with_outpost(&[3]));
+}
+
+/// One Java voter (id 3) and two outpost voters: the same proof with outpost in the majority.
+#[test]
+fn one_java_two_outpost_agree_under_either_leader() {
+    writes_agree_whichever_side_leads(&EnsemblePlan::new(3, 0).with_outpost(&[1, 2]));
+}
+
+/// Three outpost voters (no Java server) started for a client test; returns the servers, the leader
+/// and the followers.
+fn outpost_ensemble(
+    root: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (EnsemblePlan, Vec<JavaServer>, Member, Vec<Member>) {
+    let plan = EnsemblePlan::new(3, 0).with_outpost(&[1, 2, 3]);
+    let servers = start_all_with(&plan, root, extra);
+    let leader = find_leader(&plan.members, START)
+        .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
+    assert_roles(&plan.members, leader, &servers);
+    let followers = plan
+        .members
+        .iter()
+        .filter(|m| m.id != leader)
+        .cloned()
+        .collect();
+    let leader = plan.member(leader).clone();
+    (plan, servers, leader, followers)
+}
+
+/// kazoo with a multi-host connect string against three outpost servers: create/get/set, an
+/// ephemeral and a watch fired by another server's client; after kill -9 of the server it is connected
+/// to (a follower), kazoo moves to the next server with the same session (no LOST state, its ephemeral
+/// still owned by it) and its watches keep firing.
+#[test]
+fn kazoo_keeps_its_session_when_its_server_is_killed() {
+    let root = test_root();
+    // The session must outlive kazoo's reconnect on a loaded machine: allow 10 s (20 ticks by default).
+    let (_plan, mut servers, leader, followers) =
+        outpost_ensemble(root.path(), &[("maxSessionTimeout", "20000")]);
+    let victim = followers[0].clone();
+    let hosts = [&followers[0], &followers[1], &leader]
+        .iter()
+        .map(|m| m.client_addr().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let other = leader.client_addr().to_string();
+    let mut kazoo = kazoo_script(&["failover", &hosts, &other], root.path());
+
+    let line = kazoo.expect_line("kazoo connected", Duration::from_secs(60));
+    assert!(line.contains(&victim.client_addr().to_string()), "{line}");
+    let sid = session_in(&line);
+    servers
+        .iter_mut()
+        .find(|s| s.member.id == victim.id)
+        .expect("victim process")
+        .kill_9();
+    kazoo.send_line("killed");
+
+    let line = kazoo.expect_line("kazoo reconnected", Duration::from_secs(90));
+    assert_eq!(session_in(&line), sid, "{line}");
+    assert!(!line.contains(&victim.client_addr().to_string()), "{line}");
+    kazoo.expect_line(
+        "compat: kazoo ensemble failover ok",
+        Duration::from_secs(60),
+    );
+}
+
+/// Apache ZooKeeper's zkCli.sh connected to an outpost follower creates, reads, lists, stats and
+/// updates znodes; the Stat it prints matches what the leader serves, and its ephemeral is gone at
+/// the leader once zkCli quits.
+#[test]
+fn zkcli_through_an_outpost_follower() {
+    let root = test_root();
+    let (_plan, _servers, leader, followers) = outpost_ensemble(root.path(), &[]);
+    let follower = &followers[0];
+    let out = zkcli(
+        follower.client_addr(),
+        &[
+            "create /zkcli-ensemble hello",
+            "get /zkcli-ensemble",
+            "ls /",
+            "stat /zkcli-ensemble",
+            "set /zkcli-ensemble world!",
+            "create -e /zkcli-ensemble/eph e",
+            "ls /zkcli-ensemble",
+            "get -s /zkcli-ensemble",
+        ],
+    );
+    for line in [
+        "Created /zkcli-ensemble",
+        "hello",
+        "[zkcli-ensemble, zookeeper]",
+        "dataLength = 5",
+        "Created /zkcli-ensemble/eph",
+        "[eph]",
+        "world!",
+        "dataVersion = 1",
+        "dataLength = 6",
+        "numChildren = 1",
+    ] {
+        assert!(
+            out.lines().any(|l| l.trim() == line),
+            "zkCli output lacks the line {line:?}:\n{out}"
+        );
+    }
+    assert!(out.contains("state:SyncConnected"), "{out}");
+    // The last stat block (after `get -s`) against the leader's view of the node.
+    let field = |name: &str| {
+        out.lines()
+            .filter_map(|l| l.trim().strip_prefix(&format!("{name} = ")))
+            .last()
+            .unwrap_or_else(|| panic!("no {name} in zkCli output:\n{out}"))
+            .to_string()
+    };
+    let rt = background_runtime();
+    rt.block_on(async {
+        let c = connect(leader.client).await;
+        must("sync at the leader", c.sync("/zkcli-ensemble")).await;
+        let (data, stat) = must("get at the leader", c.get_data("/zkcli-ensemble", false)).await;
+        assert_eq!(data, b"world!");
+        assert_eq!(field("cZxid"), format!("0x{:x}", stat.czxid));
+        assert_eq!(field("mZxid"), format!("0x{:x}", stat.mzxid));
+        assert_eq!(field("dataVersion"), stat.version.to_string());
+        // zkCli quit (closing its session) before this read: pzxid and cversion count the
+        // ephemeral's create and its removal by closeSession.
+        assert_eq!(stat.num_children, 0, "{stat:?}");
+        assert_eq!(stat.cversion, 2, "{stat:?}");
+        let _ = c.close().await;
+    });
+}
+
+/// The session timeout kazoo asks for in `hold` mode; 4 s is also this harness's maxSessionTimeout
+/// (20 ticks of 200 ms), so it is what the server grants.
+const HELD_SESSION_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// `exists` of `path` at `port` after `sync`.
+async fn exists_at(port: u16, path: &str) -> Option<outpost_core::proto::Stat> {
+    let c = connect(port).await;
+    must(&format!("sync at {port}"), c.sync(path)).await;
+    let stat = must(&format!("exists {path} at {port}"), c.exists(path, false)).await;
+    let _ = c.close().await;
+    stat
+}
+
+/// With an outpost leader, a Java follower, another outpost follower and an outpost observer: `outpost
+/// status` reports each member's mode; a session kazoo creates at the Java follower owns an ephemeral
+/// visible everywhere and stays alive past its timeout while kazoo pings (the follower's session
+/// touches reach the outpost leader); after kill -9 of the kazoo process the leader expires the session
+/// and the ephemeral disappears from every server, whose trees then agree.
+#[test]
+fn session_at_a_java_follower_expires_everywhere() {
+    let plan = EnsemblePlan::new(3, 1).with_outpost(&[2, 3, 4]);
+    let root = test_root();
+    let servers = start_all(&plan, root.path());
+    let rt = background_runtime();
+    let voters: Vec<Member> = plan.members[..3].to_vec();
+    let leader = find_leader(&voters, START)
+        .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
+    let leader_side = assert_roles(&plan.members, leader, &servers);
+    // outpost starts in milliseconds, a JVM in seconds: outposts 2 and 3 elect 3 before 1 joins.
+    assert_eq!(
+        leader_side, "outpost",
+        "expected an outpost leader, got server {leader}"
+    );
+    for s in &servers {
+        let (out, ok) = outpost_status(&s.config);
+        let want = if s.member.id == leader {
+            "Mode: leader"
+        } else if s.member.observer {
+            "Mode: observer"
+        } else {
+            "Mode: follower"
+        };
+        assert!(
+            ok && out.lines().any(|l| l == want),
+            "outpost status --config {} (server {}): want {want:?}, got:\n{out}",
+            s.config.display(),
+            s.member.id
+        );
+    }
+
+    let java_follower = plan.member(1).clone();
+    assert!(java_follower.java && java_follower.id != leader);
+    let path = "/held-by-a-killed-client";
+    let mut holder = kazoo_script(
+        &["hold", &java_follower.client_addr().to_string(), path],
+        root.path(),
+    );
+    let sid = session_in(&holder.expect_line("kazoo holds", Duration::from_secs(60)));
+    let owners = |what: &str| {
+        for m in &plan.members {
+            let stat = rt.block_on(exists_at(m.client, path));
+            assert_eq!(
+                stat.map(|s| s.ephemeral_owner),
+                Some(sid),
+                "{what}: {path} at server {} ({})",
+                m.id,
+                planned_implementation(m)
+            );
+        }
+    };
+    owners("after create");
+    rt.block_on(assert_same_tree_everywhere(
+        &plan.members,
+        "with the ephemeral",
+    ));
+    // Twice the timeout with the client alive: only the Java follower's PINGs to the outpost leader
+    // carry this session's touches, so a lost touch would expire it here.
+    std::thread::sleep(HELD_SESSION_TIMEOUT * 2);
+    owners("two session timeouts later, client alive");
+
+    holder.kill_9();
+    let killed = Instant::now();
+    let still_there = rt.block_on(exists_at(plan.member(leader).client, path));
+    if killed.elapsed() < HELD_SESSION_TIMEOUT / 2 {
+        // No closeSession was sent: until the timeout only expiry can remove it.
+        assert!(still_there.is_some(), "the ephemeral vanished at once");
+    }
+    let deadline = killed + HELD_SESSION_TIMEOUT + Duration::from_secs(30);
+    for m in &plan.members {
+        while rt.block_on(exists_at(m.client, path)).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "{path} still at server {} {:?} after the kill\n{}",
+                m.id,
+                killed.elapsed(),
+                logs(&servers)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    rt.block_on(assert_same_tree_everywhere(
+        &plan.members,
+        "after the session expired",
+    ));
+}
