@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use support::ensemble::interop::{
     assert_round_in_tree, assert_same_tree_everywhere, background_runtime, close_all,
-    implementation, kazoo_script, must, outpost_status, planned_implementation, session_in,
-    write_through_every_server, zkcli,
+    config_node_view, implementation, kazoo_script, must, outpost_status, planned_implementation,
+    session_in, write_through_every_server, zkcli,
 };
 use support::ensemble::scenario::{
     connect, logs, start_all, start_all_with, test_root, ELECT, START,
@@ -123,6 +123,43 @@ fn two_java_one_outpost_agree_under_either_leader() {
 #[test]
 fn one_java_two_outpost_agree_under_either_leader() {
     writes_agree_whichever_side_leads(&EnsemblePlan::new(3, 0).with_outpost(&[1, 2]));
+}
+
+/// Every server of a 1 Java + 2 outpost ensemble serves `/zookeeper/config` as the Java server does:
+/// the same bytes (the dynamic config's server lines and `version=0`), Stat (mtime aside, a local
+/// clock reading) and ACL, through getData and through getConfig.
+#[test]
+fn zookeeper_config_node_agrees_across_implementations() {
+    let plan = EnsemblePlan::new(3, 0).with_outpost(&[1, 2]);
+    let root = test_root();
+    let servers = start_all(&plan, root.path());
+    let leader = find_leader(&plan.members, START)
+        .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
+    assert_roles(&plan.members, leader, &servers);
+    let rt = background_runtime();
+    let view = |m: &Member| {
+        rt.block_on(async {
+            let c = connect(m.client).await;
+            let v = config_node_view(&c, &format!("server {}", m.id)).await;
+            let _ = c.close().await;
+            v
+        })
+    };
+    let java = view(plan.member(3));
+    let text = String::from_utf8_lossy(&java.0.data).into_owned();
+    for m in &plan.members {
+        assert!(text.contains(&m.server_line()), "Java's config: {text:?}");
+    }
+    for m in plan.members.iter().filter(|m| !m.java) {
+        let outpost = view(m);
+        assert_eq!(
+            outpost,
+            java,
+            "server {} (outpost) serves /zookeeper/config as {:?}, the Java server 3 as {text:?}",
+            m.id,
+            String::from_utf8_lossy(&outpost.0.data)
+        );
+    }
 }
 
 /// Three outpost voters (no Java server) started for a client test; returns the servers, the leader

@@ -88,10 +88,11 @@ pub struct NodeView {
 /// Every znode of a server's tree by path.
 pub type TreeView = BTreeMap<String, NodeView>;
 
-/// The subtree left out of snapshots: ZooKeeper writes `/zookeeper/config` locally on each server
-/// (`ZKDatabase.initConfigInZKDatabase`, with the local wall clock as mtime), so its Stat differs even
-/// between two Java servers; `/zookeeper` itself is still compared as a child of `/`.
-pub const LOCAL_SUBTREE: &str = "/zookeeper";
+/// The node whose Stat no two servers share: ZooKeeper writes `/zookeeper/config` locally on each
+/// server (`ZKDatabase.initConfigInZKDatabase`, stamped with the local wall clock), so its mtime differs
+/// even between two Java servers. Tree snapshots leave it out (its name is still among `/zookeeper`'s
+/// children); [`config_node_view`] reads it with the mtime zeroed.
+pub const CONFIG_NODE: &str = "/zookeeper/config";
 
 fn child_path(parent: &str, name: &str) -> String {
     if parent == "/" {
@@ -101,13 +102,16 @@ fn child_path(parent: &str, name: &str) -> String {
     }
 }
 
-/// `sync`, then reads every znode reachable from `/` (except below [`LOCAL_SUBTREE`]) through `c`.
+/// `sync`, then reads every znode reachable from `/` except [`CONFIG_NODE`] through `c`.
 /// The caller must keep writers quiet while it runs.
 pub async fn tree_view(c: &Client, server: &str) -> TreeView {
     must(&format!("sync at {server}"), c.sync("/")).await;
     let mut tree = TreeView::new();
     let mut queue = VecDeque::from(["/".to_string()]);
     while let Some(path) = queue.pop_front() {
+        if path == CONFIG_NODE {
+            continue;
+        }
         let (data, stat) = must(
             &format!("getData {path} at {server}"),
             c.get_data(&path, false),
@@ -120,10 +124,8 @@ pub async fn tree_view(c: &Client, server: &str) -> TreeView {
         )
         .await;
         children.sort();
-        if path != LOCAL_SUBTREE {
-            for name in &children {
-                queue.push_back(child_path(&path, name));
-            }
+        for name in &children {
+            queue.push_back(child_path(&path, name));
         }
         tree.insert(
             path,
@@ -138,6 +140,47 @@ pub async fn tree_view(c: &Client, server: &str) -> TreeView {
     tree
 }
 
+/// A node for an assertion message: data as text, then Stat, ACL and children.
+fn show(node: Option<&NodeView>) -> String {
+    match node {
+        None => "missing".to_string(),
+        Some(n) => format!(
+            "data {:?} {:?} acl {:?} children {:?}",
+            String::from_utf8_lossy(&n.data),
+            n.stat,
+            n.acl,
+            n.children
+        ),
+    }
+}
+
+/// [`CONFIG_NODE`] as `getData` and as `getConfig` (opcode 22, what zkCli's `config` sends) return it,
+/// each Stat's server-local mtime zeroed.
+pub async fn config_node_view(c: &Client, server: &str) -> (NodeView, (Vec<u8>, Stat)) {
+    must(&format!("sync at {server}"), c.sync("/")).await;
+    let (data, mut stat) = must(
+        &format!("getData {CONFIG_NODE} at {server}"),
+        c.get_data(CONFIG_NODE, false),
+    )
+    .await;
+    stat.mtime = 0;
+    let (acl, _) = must(
+        &format!("getACL {CONFIG_NODE} at {server}"),
+        c.get_acl(CONFIG_NODE),
+    )
+    .await;
+    let (config, mut config_stat) =
+        must(&format!("getConfig at {server}"), c.get_config(false)).await;
+    config_stat.mtime = 0;
+    let node = NodeView {
+        data,
+        stat,
+        acl,
+        children: Vec::new(),
+    };
+    (node, (config, config_stat))
+}
+
 /// The differences between two snapshots, one line per path (at most `limit` lines).
 pub fn tree_diff(a: &TreeView, b: &TreeView, limit: usize) -> Vec<String> {
     let mut out = Vec::new();
@@ -145,7 +188,7 @@ pub fn tree_diff(a: &TreeView, b: &TreeView, limit: usize) -> Vec<String> {
     for p in paths {
         match (a.get(p), b.get(p)) {
             (Some(x), Some(y)) if x == y => {}
-            (x, y) => out.push(format!("{p}:\n    {x:?}\n vs {y:?}")),
+            (x, y) => out.push(format!("{p}:\n    {}\n vs {}", show(x), show(y))),
         }
         if out.len() >= limit {
             break;
