@@ -166,10 +166,9 @@ fn zookeeper_config_node_agrees_across_implementations() {
 /// and the followers.
 fn outpost_ensemble(
     root: &std::path::Path,
-    extra: &[(&str, &str)],
 ) -> (EnsemblePlan, Vec<JavaServer>, Member, Vec<Member>) {
     let plan = EnsemblePlan::new(3, 0).with_outpost(&[1, 2, 3]);
-    let servers = start_all_with(&plan, root, extra);
+    let servers = start_all(&plan, root);
     let leader = find_leader(&plan.members, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
     assert_roles(&plan.members, leader, &servers);
@@ -183,16 +182,27 @@ fn outpost_ensemble(
     (plan, servers, leader, followers)
 }
 
-/// kazoo with a multi-host connect string against three outpost servers: create/get/set, an
-/// ephemeral and a watch fired by another server's client; after kill -9 of the server it is connected
-/// to (a follower), kazoo moves to the next server with the same session (no LOST state, its ephemeral
-/// still owned by it) and its watches keep firing.
-#[test]
-fn kazoo_keeps_its_session_when_its_server_is_killed() {
+/// kazoo's failover script against `plan`: a multi-host connect string whose first host is a
+/// follower (a Java one when there is one), then the other follower, then the leader; create/get/set,
+/// an ephemeral and a watch fired by a second client on the leader; kill -9 of the first follower;
+/// kazoo must move to the other follower with the same session (no LOST state, its ephemeral still
+/// owned by it: the new server revalidated the session with the leader) and its watches keep firing.
+/// Returns the killed follower and the one kazoo moved to.
+fn kazoo_survives_the_death_of_its_server(plan: &EnsemblePlan) -> (Member, Member) {
     let root = test_root();
     // The session must outlive kazoo's reconnect on a loaded machine: allow 10 s (20 ticks by default).
-    let (_plan, mut servers, leader, followers) =
-        outpost_ensemble(root.path(), &[("maxSessionTimeout", "20000")]);
+    let mut servers = start_all_with(plan, root.path(), &[("maxSessionTimeout", "20000")]);
+    let leader = find_leader(&plan.members, START)
+        .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
+    assert_roles(&plan.members, leader, &servers);
+    let mut followers: Vec<Member> = plan
+        .members
+        .iter()
+        .filter(|m| m.id != leader)
+        .cloned()
+        .collect();
+    followers.sort_by_key(|m| !m.java);
+    let leader = plan.member(leader).clone();
     let victim = followers[0].clone();
     let hosts = [&followers[0], &followers[1], &leader]
         .iter()
@@ -214,11 +224,34 @@ fn kazoo_keeps_its_session_when_its_server_is_killed() {
 
     let line = kazoo.expect_line("kazoo reconnected", Duration::from_secs(90));
     assert_eq!(session_in(&line), sid, "{line}");
-    assert!(!line.contains(&victim.client_addr().to_string()), "{line}");
+    assert!(
+        line.contains(&followers[1].client_addr().to_string()),
+        "kazoo should have moved to the next host, server {}: {line}",
+        followers[1].id
+    );
     kazoo.expect_line(
         "compat: kazoo ensemble failover ok",
         Duration::from_secs(60),
     );
+    (victim, followers[1].clone())
+}
+
+/// kazoo against three outpost servers keeps its session, ephemeral and watches when the outpost
+/// follower it is connected to is killed and it moves to the other outpost follower.
+#[test]
+fn kazoo_keeps_its_session_when_its_server_is_killed() {
+    kazoo_survives_the_death_of_its_server(&EnsemblePlan::new(3, 0).with_outpost(&[1, 2, 3]));
+}
+
+/// The same across implementations: kazoo's session, created through a Java follower of a Java
+/// leader, moves to the outpost follower when the Java follower is killed, so the outpost follower
+/// revalidates a session it never saw with a Java leader.
+#[test]
+fn kazoo_moves_from_a_java_follower_to_an_outpost_follower() {
+    // Outpost 1 has the lowest id, so a Java server leads and the other Java server follows.
+    let (from, to) =
+        kazoo_survives_the_death_of_its_server(&EnsemblePlan::new(3, 0).with_outpost(&[1]));
+    assert!(from.java && !to.java, "moved from {from:?} to {to:?}");
 }
 
 /// Apache ZooKeeper's zkCli.sh connected to an outpost follower creates, reads, lists, stats and
@@ -227,7 +260,7 @@ fn kazoo_keeps_its_session_when_its_server_is_killed() {
 #[test]
 fn zkcli_through_an_outpost_follower() {
     let root = test_root();
-    let (_plan, _servers, leader, followers) = outpost_ensemble(root.path(), &[]);
+    let (_plan, _servers, leader, followers) = outpost_ensemble(root.path());
     let follower = &followers[0];
     let out = zkcli(
         follower.client_addr(),
@@ -263,8 +296,8 @@ fn zkcli_through_an_outpost_follower() {
     // The last stat block (after `get -s`) against the leader's view of the node.
     let field = |name: &str| {
         out.lines()
-            .filter_map(|l| l.trim().strip_prefix(&format!("{name} = ")))
-            .last()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix(&format!("{name} = ")))
             .unwrap_or_else(|| panic!("no {name} in zkCli output:\n{out}"))
             .to_string()
     };
