@@ -182,34 +182,33 @@ fn outpost_ensemble(
     (plan, servers, leader, followers)
 }
 
-/// kazoo's failover script against `plan`: a multi-host connect string whose first host is a
-/// follower (a Java one when there is one), then the other follower, then the leader; create/get/set,
-/// an ephemeral and a watch fired by a second client on the leader; kill -9 of the first follower;
-/// kazoo must move to the other follower with the same session (no LOST state, its ephemeral still
-/// owned by it: the new server revalidated the session with the leader) and its watches keep firing.
-/// Returns the killed follower and the one kazoo moved to.
-fn kazoo_survives_the_death_of_its_server(plan: &EnsemblePlan) -> (Member, Member) {
+/// kazoo's failover script against `plan`: a multi-host connect string whose first host is the
+/// server to kill (the leader when `kill_leader`, else a follower, a Java one when there is one), then
+/// the other servers; create/get/set, an ephemeral and a watch fired by a second client on a server
+/// that stays up; kill -9 of the first host; kazoo must move to another server with the same session
+/// (no LOST state, its ephemeral still owned by it: the new server revalidated the session with the
+/// leader) and its watches keep firing. Returns the killed member, the one kazoo moved to and the
+/// leader (the new one when the leader was killed).
+fn kazoo_survives_the_death_of_its_server(
+    plan: &EnsemblePlan,
+    kill_leader: bool,
+) -> (Member, Member, Member) {
     let root = test_root();
     // The session must outlive kazoo's reconnect on a loaded machine: allow 10 s (20 ticks by default).
     let mut servers = start_all_with(plan, root.path(), &[("maxSessionTimeout", "20000")]);
     let leader = find_leader(&plan.members, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
     assert_roles(&plan.members, leader, &servers);
-    let mut followers: Vec<Member> = plan
-        .members
-        .iter()
-        .filter(|m| m.id != leader)
-        .cloned()
-        .collect();
-    followers.sort_by_key(|m| !m.java);
-    let leader = plan.member(leader).clone();
-    let victim = followers[0].clone();
-    let hosts = [&followers[0], &followers[1], &leader]
+    let mut order: Vec<Member> = plan.members.clone();
+    // First the victim: the leader, or a follower, Java ones first; the leader last otherwise.
+    order.sort_by_key(|m| ((m.id == leader) != kill_leader, !m.java));
+    let victim = order[0].clone();
+    let hosts = order
         .iter()
         .map(|m| m.client_addr().to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let other = leader.client_addr().to_string();
+    let other = order[order.len() - 1].client_addr().to_string();
     let mut kazoo = kazoo_script(&["failover", &hosts, &other], root.path());
 
     let line = kazoo.expect_line("kazoo connected", Duration::from_secs(60));
@@ -224,34 +223,57 @@ fn kazoo_survives_the_death_of_its_server(plan: &EnsemblePlan) -> (Member, Membe
 
     let line = kazoo.expect_line("kazoo reconnected", Duration::from_secs(90));
     assert_eq!(session_in(&line), sid, "{line}");
-    assert!(
-        line.contains(&followers[1].client_addr().to_string()),
-        "kazoo should have moved to the next host, server {}: {line}",
-        followers[1].id
-    );
+    let moved_to = order[1..]
+        .iter()
+        .find(|m| line.contains(&format!(" {} ", m.client_addr())))
+        .unwrap_or_else(|| panic!("kazoo reconnected to an unknown server: {line}"))
+        .clone();
     kazoo.expect_line(
         "compat: kazoo ensemble failover ok",
-        Duration::from_secs(60),
+        Duration::from_secs(90),
     );
-    (victim, followers[1].clone())
+    let survivors: Vec<Member> = order[1..].to_vec();
+    let leader = find_leader(&survivors, ELECT)
+        .unwrap_or_else(|| panic!("no leader after the failover\n{}", logs(&servers)));
+    (victim, moved_to, plan.member(leader).clone())
 }
 
 /// kazoo against three outpost servers keeps its session, ephemeral and watches when the outpost
-/// follower it is connected to is killed and it moves to the other outpost follower.
+/// follower it is connected to is killed and it moves to the next outpost follower.
 #[test]
 fn kazoo_keeps_its_session_when_its_server_is_killed() {
-    kazoo_survives_the_death_of_its_server(&EnsemblePlan::new(3, 0).with_outpost(&[1, 2, 3]));
+    let (from, to, _) = kazoo_survives_the_death_of_its_server(
+        &EnsemblePlan::new(3, 0).with_outpost(&[1, 2, 3]),
+        false,
+    );
+    assert!(!from.java && !to.java);
 }
 
 /// The same across implementations: kazoo's session, created through a Java follower of a Java
-/// leader, moves to the outpost follower when the Java follower is killed, so the outpost follower
-/// revalidates a session it never saw with a Java leader.
+/// leader (outpost 1 has the lowest id, so a Java server leads), moves to the outpost follower when
+/// the Java follower is killed, so the outpost follower revalidates a session it never saw with a Java
+/// leader.
 #[test]
 fn kazoo_moves_from_a_java_follower_to_an_outpost_follower() {
-    // Outpost 1 has the lowest id, so a Java server leads and the other Java server follows.
-    let (from, to) =
-        kazoo_survives_the_death_of_its_server(&EnsemblePlan::new(3, 0).with_outpost(&[1]));
-    assert!(from.java && !to.java, "moved from {from:?} to {to:?}");
+    let (from, to, leader) =
+        kazoo_survives_the_death_of_its_server(&EnsemblePlan::new(3, 0).with_outpost(&[1]), false);
+    assert!(
+        from.java && !to.java && leader.java,
+        "{from:?} -> {to:?}, leader {leader:?}"
+    );
+}
+
+/// kazoo connected to an outpost leader (id 3, up long before the JVMs) that is killed: a Java server
+/// becomes leader and kazoo's session, created by the outpost leader and known to the Java servers
+/// only through the replicated createSession txn, survives with its ephemeral and watches.
+#[test]
+fn kazoo_keeps_its_session_when_the_outpost_leader_dies() {
+    let (from, _to, leader) =
+        kazoo_survives_the_death_of_its_server(&EnsemblePlan::new(3, 0).with_outpost(&[3]), true);
+    assert!(
+        !from.java && leader.java,
+        "{from:?} died, leader {leader:?}"
+    );
 }
 
 /// Apache ZooKeeper's zkCli.sh connected to an outpost follower creates, reads, lists, stats and
@@ -331,25 +353,22 @@ async fn exists_at(port: u16, path: &str) -> Option<outpost_core::proto::Stat> {
     stat
 }
 
-/// With an outpost leader, a Java follower, another outpost follower and an outpost observer: `outpost
-/// status` reports each member's mode; a session kazoo creates at the Java follower owns an ephemeral
-/// visible everywhere and stays alive past its timeout while kazoo pings (the follower's session
-/// touches reach the outpost leader); after kill -9 of the kazoo process the leader expires the session
-/// and the ephemeral disappears from every server, whose trees then agree.
-#[test]
-fn session_at_a_java_follower_expires_everywhere() {
-    let plan = EnsemblePlan::new(3, 1).with_outpost(&[2, 3, 4]);
+/// The session proof on `plan`, whose leader must run `leader_side`: `outpost status` reports every
+/// member's mode; kazoo opens a session at a follower of the other implementation and creates an
+/// ephemeral, visible with that owner at every server; the session outlives two timeouts while kazoo
+/// pings; after kill -9 of the kazoo process (no closeSession) the leader expires the session and the
+/// ephemeral disappears from every server including the observer, whose trees then agree.
+fn session_expires_everywhere(plan: &EnsemblePlan, leader_side: &str) {
     let root = test_root();
-    let servers = start_all(&plan, root.path());
+    let servers = start_all(plan, root.path());
     let rt = background_runtime();
     let voters: Vec<Member> = plan.members[..3].to_vec();
     let leader = find_leader(&voters, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
-    let leader_side = assert_roles(&plan.members, leader, &servers);
-    // outpost starts in milliseconds, a JVM in seconds: outposts 2 and 3 elect 3 before 1 joins.
     assert_eq!(
-        leader_side, "outpost",
-        "expected an outpost leader, got server {leader}"
+        assert_roles(&plan.members, leader, &servers),
+        leader_side,
+        "server {leader} leads"
     );
     for s in &servers {
         let (out, ok) = outpost_status(&s.config);
@@ -368,11 +387,14 @@ fn session_at_a_java_follower_expires_everywhere() {
         );
     }
 
-    let java_follower = plan.member(1).clone();
-    assert!(java_follower.java && java_follower.id != leader);
+    let holder_server = voters
+        .iter()
+        .find(|m| planned_implementation(m) != leader_side)
+        .expect("a follower of the other implementation")
+        .clone();
     let path = "/held-by-a-killed-client";
     let mut holder = kazoo_script(
-        &["hold", &java_follower.client_addr().to_string(), path],
+        &["hold", &holder_server.client_addr().to_string(), path],
         root.path(),
     );
     let sid = session_in(&holder.expect_line("kazoo holds", Duration::from_secs(60)));
@@ -393,8 +415,8 @@ fn session_at_a_java_follower_expires_everywhere() {
         &plan.members,
         "with the ephemeral",
     ));
-    // Twice the timeout with the client alive: only the Java follower's PINGs to the outpost leader
-    // carry this session's touches, so a lost touch would expire it here.
+    // Twice the timeout with the client alive: only the follower's PINGs to the leader of the other
+    // implementation carry this session's touches, so a lost touch would expire it here.
     std::thread::sleep(HELD_SESSION_TIMEOUT * 2);
     owners("two session timeouts later, client alive");
 
@@ -422,4 +444,22 @@ fn session_at_a_java_follower_expires_everywhere() {
         &plan.members,
         "after the session expired",
     ));
+}
+
+/// With an outpost leader (outposts 2 and 3 start in milliseconds, a JVM in seconds, so they elect 3),
+/// a Java follower, another outpost follower and an outpost observer: `outpost status` reports each
+/// member's mode; a session kazoo creates at the Java follower owns an ephemeral visible everywhere
+/// and stays alive past its timeout while kazoo pings; after kill -9 of the kazoo process the outpost
+/// leader expires it and the ephemeral disappears from every server, whose trees then agree.
+#[test]
+fn session_at_a_java_follower_expires_everywhere() {
+    session_expires_everywhere(&EnsemblePlan::new(3, 1).with_outpost(&[2, 3, 4]), "outpost");
+}
+
+/// The reverse: Java voters 2 and 3 (one leads), an outpost follower holding the session and an
+/// outpost observer: the Java leader keeps the session alive on the outpost follower's touches, then
+/// expires it, and the outpost follower and observer drop the ephemeral.
+#[test]
+fn session_at_an_outpost_follower_expires_everywhere() {
+    session_expires_everywhere(&EnsemblePlan::new(3, 1).with_outpost(&[1, 4]), "java");
 }

@@ -4,7 +4,8 @@ tests/ensemble_interop.rs over stdin/stdout.
 Usage:
   /usr/bin/python3 kazoo_ensemble.py failover HOSTS OTHER
       HOSTS: the multi-host connect string, the server to kill first (kazoo connects to it: hosts are
-      not shuffled); OTHER: one server that stays up, for a second client. Does create/get/set, an
+      not shuffled); OTHER: one server that stays up (it may re-sync if the leader is killed), for a
+      second client. Does create/get/set, an
       ephemeral, a one-shot watch fired by OTHER's client, DataWatch/ChildrenWatch recipes; prints
       "kazoo connected HOST:PORT session 0x..", waits for "killed" on stdin, then checks that the
       session survived the move to another server (same session id, ephemeral still owned by it, no
@@ -24,6 +25,9 @@ import uuid
 from kazoo.client import KazooClient, KazooState
 
 LIMIT = 30.0
+# Reconnect forever, as an application would; retry a call cut by ConnectionLoss for a bounded time.
+RECONNECT = {"max_tries": -1, "delay": 0.2, "max_delay": 1.0}
+RETRY = {"max_tries": -1, "delay": 0.2, "max_delay": 1.0, "deadline": LIMIT}
 
 
 def fail(msg):
@@ -60,7 +64,7 @@ def failover(hosts, other):
     states = []
     # The session timeout outlives a leader election; the retry never gives up, as an application's.
     a = KazooClient(hosts=hosts, timeout=10.0, randomize_hosts=False,
-                    connection_retry={"max_tries": -1, "delay": 0.2, "max_delay": 1.0})
+                    connection_retry=RECONNECT, command_retry=RETRY)
     a.add_listener(states.append)
     a.start(timeout=LIMIT)
     first = peer(a)
@@ -75,7 +79,7 @@ def failover(hosts, other):
     a.create(root + "/eph", b"mine", ephemeral=True)
     check(a.exists(root + "/eph").ephemeralOwner == sid, "ephemeral owned by the session")
 
-    b = KazooClient(hosts=other, timeout=10.0)
+    b = KazooClient(hosts=other, timeout=10.0, connection_retry=RECONNECT, command_retry=RETRY)
     b.start(timeout=LIMIT)
     check(b.get(root)[0] == b"v1", "the other server reads the write")
 
@@ -99,32 +103,33 @@ def failover(hosts, other):
 
     wait_for(lambda: KazooState.SUSPENDED in states, "kazoo notices the dead server")
     wait_for(lambda: a.connected and peer(a) not in (None, first),
-             "kazoo reconnects to another server")
+             "kazoo reconnects to another server", limit=2 * LIMIT)
     check(KazooState.LOST not in states, "the session was lost: %r" % states)
     check(a.client_id[0] == sid, "session changed: 0x%x -> 0x%x" % (sid, a.client_id[0]))
+    # When the leader died, b's server is re-syncing too: retry b's calls on ConnectionLoss.
     for who, c in (("a", a), ("b", b)):
-        st = c.exists(root + "/eph")
+        st = c.retry(c.exists, root + "/eph")
         check(st is not None and st.ephemeralOwner == sid,
               "ephemeral after the failover, seen by %s: %r" % (who, st))
 
-    b.set(root, b"after")
+    b.retry(b.set, root, b"after")
     wait_for(lambda: seen[-1] == b"after", "DataWatch fires after the failover: %r" % seen)
-    b.create(root + "/kid", b"")
+    b.retry(b.ensure_path, root + "/kid")
     wait_for(lambda: kids and "kid" in kids[-1], "ChildrenWatch fires after the failover: %r" % kids)
     fired2 = []
-    a.get(root, watch=fired2.append)
-    b.set(root, b"again")
+    a.retry(a.get, root, watch=fired2.append)
+    b.retry(b.set, root, b"again")
     wait_for(lambda: fired2, "a new one-shot watch fires after the failover")
-    a.set(root, b"from-a-again")
-    b.sync(root)
-    check(b.get(root)[0] == b"from-a-again", "b reads a's write after the failover")
+    a.retry(a.set, root, b"from-a-again")
+    b.retry(b.sync, root)
+    check(b.retry(b.get, root)[0] == b"from-a-again", "b reads a's write after the failover")
 
     print("kazoo reconnected %s session 0x%x" % (peer(a), sid), flush=True)
     a.stop()
     a.close()
-    b.sync(root)
-    check(b.exists(root + "/eph") is None, "closing the session removes its ephemeral")
-    b.delete(root, recursive=True)
+    b.retry(b.sync, root)
+    check(b.retry(b.exists, root + "/eph") is None, "closing the session removes its ephemeral")
+    b.retry(b.delete, root, recursive=True)
     b.stop()
     b.close()
     print("compat: kazoo ensemble failover ok", flush=True)
