@@ -10,14 +10,15 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::ensemble::interop::{
-    assert_round_in_tree, assert_same_tree_everywhere, background_runtime, close_all,
-    config_node_view, implementation, kazoo_script, must, outpost_status, planned_implementation,
-    session_in, write_through_every_server, zkcli,
+    arm_watches, assert_round_in_tree, assert_same_tree_everywhere, background_runtime, close_all,
+    config_node_view, expect_created, find_settled_leader, implementation, kazoo_script, must,
+    outpost_status, planned_implementation, round_created_paths, session_in,
+    write_through_every_server, zkcli,
 };
 use support::ensemble::scenario::{
     connect, logs, start_all, start_all_with, test_root, ELECT, START,
 };
-use support::ensemble::{find_leader, wait_mode, EnsemblePlan, JavaServer, Member};
+use support::ensemble::{wait_mode, EnsemblePlan, JavaServer, Member};
 
 /// Asserts that every member of `members` reports the mode it should with `leader` leading
 /// (`leader`, `follower` or `observer`) and runs the implementation its plan says, both read from
@@ -56,18 +57,27 @@ fn assert_roles(members: &[Member], leader: u64, servers: &[JavaServer]) -> &'st
 /// hands leadership to the other implementation: with every survivor at the same (epoch, zxid), the
 /// highest surviving id wins (`FastLeaderElection.totalOrderPredicate`). Round `a` is written through
 /// every server under the first leader and round `b`, with the old leader restarted as a follower,
-/// under the second; after each, every server holds the identical tree.
+/// under the second; during each, every server fires the NodeCreated watches it holds, and after
+/// each, every server holds the identical tree.
 fn writes_agree_whichever_side_leads(plan: &EnsemblePlan) {
     let root = test_root();
     let mut servers = start_all(plan, root.path());
     let rt = background_runtime();
     let members = plan.members.clone();
 
-    let first = find_leader(&members, START)
+    let first = find_settled_leader(&members, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
     let first_side = assert_roles(&members, first, &servers);
 
+    let watched = round_created_paths(&members, "a");
+    let watchers: Vec<_> = members
+        .iter()
+        .map(|m| rt.block_on(arm_watches(m, &watched)))
+        .collect();
     let sessions = rt.block_on(write_through_every_server(&members, "a"));
+    for w in watchers {
+        rt.block_on(expect_created(w));
+    }
     let tree = rt.block_on(assert_same_tree_everywhere(
         &members,
         &format!("round a, {first_side} server {first} leading"),
@@ -81,7 +91,7 @@ fn writes_agree_whichever_side_leads(plan: &EnsemblePlan) {
         .expect("leader process")
         .kill_9();
     let survivors: Vec<Member> = members.iter().filter(|m| m.id != first).cloned().collect();
-    let second = find_leader(&survivors, ELECT).unwrap_or_else(|| {
+    let second = find_settled_leader(&survivors, ELECT).unwrap_or_else(|| {
         panic!(
             "no new leader within {ELECT:?} after killing {first}\n{}",
             logs(&servers)
@@ -100,7 +110,15 @@ fn writes_agree_whichever_side_leads(plan: &EnsemblePlan) {
     old.restart();
     assert_roles(&members, second, &servers);
 
+    let watched = round_created_paths(&members, "b");
+    let watchers: Vec<_> = members
+        .iter()
+        .map(|m| rt.block_on(arm_watches(m, &watched)))
+        .collect();
     let sessions = rt.block_on(write_through_every_server(&members, "b"));
+    for w in watchers {
+        rt.block_on(expect_created(w));
+    }
     let tree = rt.block_on(assert_same_tree_everywhere(
         &members,
         &format!("round b, {second_side} server {second} leading"),
@@ -133,7 +151,7 @@ fn zookeeper_config_node_agrees_across_implementations() {
     let plan = EnsemblePlan::new(3, 0).with_outpost(&[1, 2]);
     let root = test_root();
     let servers = start_all(&plan, root.path());
-    let leader = find_leader(&plan.members, START)
+    let leader = find_settled_leader(&plan.members, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
     assert_roles(&plan.members, leader, &servers);
     let rt = background_runtime();
@@ -169,7 +187,7 @@ fn outpost_ensemble(
 ) -> (EnsemblePlan, Vec<JavaServer>, Member, Vec<Member>) {
     let plan = EnsemblePlan::new(3, 0).with_outpost(&[1, 2, 3]);
     let servers = start_all(&plan, root);
-    let leader = find_leader(&plan.members, START)
+    let leader = find_settled_leader(&plan.members, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
     assert_roles(&plan.members, leader, &servers);
     let followers = plan
@@ -196,7 +214,7 @@ fn kazoo_survives_the_death_of_its_server(
     let root = test_root();
     // The session must outlive kazoo's reconnect on a loaded machine: allow 10 s (20 ticks by default).
     let mut servers = start_all_with(plan, root.path(), &[("maxSessionTimeout", "20000")]);
-    let leader = find_leader(&plan.members, START)
+    let leader = find_settled_leader(&plan.members, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
     assert_roles(&plan.members, leader, &servers);
     let mut order: Vec<Member> = plan.members.clone();
@@ -233,7 +251,7 @@ fn kazoo_survives_the_death_of_its_server(
         Duration::from_secs(90),
     );
     let survivors: Vec<Member> = order[1..].to_vec();
-    let leader = find_leader(&survivors, ELECT)
+    let leader = find_settled_leader(&survivors, ELECT)
         .unwrap_or_else(|| panic!("no leader after the failover\n{}", logs(&servers)));
     (victim, moved_to, plan.member(leader).clone())
 }
@@ -363,7 +381,7 @@ fn session_expires_everywhere(plan: &EnsemblePlan, leader_side: &str) {
     let servers = start_all(plan, root.path());
     let rt = background_runtime();
     let voters: Vec<Member> = plan.members[..3].to_vec();
-    let leader = find_leader(&voters, START)
+    let leader = find_settled_leader(&voters, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
     assert_eq!(
         assert_roles(&plan.members, leader, &servers),

@@ -13,12 +13,14 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use outpost_core::client::{create_op, Client, CreateMode, MultiOp, MultiResult, ZkResult};
+use outpost_core::client::{
+    create_op, Client, CreateMode, EventReceiver, EventType, MultiOp, MultiResult, ZkResult,
+};
 use outpost_core::proto::client::{CheckVersionRequest, SetDataRequest};
 use outpost_core::proto::{Acl, Stat};
 
 use super::scenario::{connect, OP};
-use super::Member;
+use super::{srvr_mode, Member};
 use crate::support::{four_letter, outpost_bin};
 
 /// The `/usr/bin/python3` that has Debian's python3-kazoo (the pyenv `python3` on PATH does not).
@@ -50,6 +52,42 @@ pub fn implementation(client_port: u16) -> Option<&'static str> {
     } else {
         "java"
     })
+}
+
+/// Polls `srvr` at every member of `members` until all of them answer, exactly one says `leader` and
+/// the rest `follower` or `observer`, with the same answer on two polls 300 ms apart (a member still
+/// joining, or a leader that has not gathered its quorum yet, must not be taken for the settled
+/// ensemble); returns the leader's id, or None after `timeout`. Unlike [`super::find_leader`], a
+/// member that does not answer keeps it waiting.
+pub fn find_settled_leader(members: &[Member], timeout: Duration) -> Option<u64> {
+    let start = Instant::now();
+    let poll = || -> Option<u64> {
+        let modes: Vec<(u64, String)> = members
+            .iter()
+            .map(|m| srvr_mode(m.client).map(|mode| (m.id, mode)))
+            .collect::<Option<_>>()?;
+        let leaders: Vec<u64> = modes
+            .iter()
+            .filter(|(_, mode)| mode == "leader")
+            .map(|(id, _)| *id)
+            .collect();
+        let others_ok = modes
+            .iter()
+            .all(|(_, mode)| matches!(mode.as_str(), "leader" | "follower" | "observer"));
+        (leaders.len() == 1 && others_ok).then(|| leaders[0])
+    };
+    let mut last = None;
+    loop {
+        let now = poll();
+        if now.is_some() && now == last {
+            return now;
+        }
+        last = now;
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 /// What the plan says member `m` runs, in [`implementation`]'s words.
@@ -338,6 +376,84 @@ pub async fn write_through_every_server(members: &[Member], round: &str) -> Vec<
         previous = Some(m.id);
     }
     sessions
+}
+
+/// A session on one server with exists-watches armed on paths that do not exist yet.
+pub struct Watcher {
+    /// The server's member id.
+    pub server: u64,
+    client: Client,
+    events: EventReceiver,
+    paths: Vec<String>,
+}
+
+/// The paths a round creates that [`arm_watches`] watches: the round's parent and every member's
+/// `m<id>`.
+pub fn round_created_paths(members: &[Member], round: &str) -> Vec<String> {
+    let base = format!("/interop-{round}");
+    std::iter::once(base.clone())
+        .chain(members.iter().map(|m| format!("{base}/m{}", m.id)))
+        .collect()
+}
+
+/// Opens a session at `m` and leaves an exists-watch on each of `paths` (all absent).
+pub async fn arm_watches(m: &Member, paths: &[String]) -> Watcher {
+    let (client, events) = tokio::time::timeout(
+        OP,
+        Client::connect(&m.client_addr().to_string(), Duration::from_secs(4)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("connect to server {}: timed out", m.id))
+    .unwrap_or_else(|e| panic!("connect to server {}: {e}", m.id));
+    for p in paths {
+        let stat = must(
+            &format!("exists {p} with a watch at server {}", m.id),
+            client.exists(p, true),
+        )
+        .await;
+        assert!(stat.is_none(), "{p} exists before the round: {stat:?}");
+    }
+    Watcher {
+        server: m.id,
+        client,
+        events,
+        paths: paths.to_vec(),
+    }
+}
+
+/// Waits until the watcher's server has delivered one NodeCreated event for each watched path (it
+/// applies every commit and fires the watches it holds, whichever implementation proposed the txn),
+/// then closes the session.
+pub async fn expect_created(mut w: Watcher) {
+    let mut missing: std::collections::BTreeSet<String> = w.paths.iter().cloned().collect();
+    let deadline = tokio::time::Instant::now() + OP;
+    while !missing.is_empty() {
+        let event = tokio::time::timeout_at(deadline, w.events.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "server {}: no NodeCreated for {missing:?} within {OP:?}",
+                    w.server
+                )
+            })
+            .unwrap_or_else(|| panic!("server {}: the event stream ended", w.server));
+        if event.event_type == EventType::None {
+            continue;
+        }
+        assert_eq!(
+            event.event_type,
+            EventType::NodeCreated,
+            "server {}: {event}",
+            w.server
+        );
+        let path = event.path.clone().unwrap_or_default();
+        assert!(
+            missing.remove(&path),
+            "server {}: unexpected or repeated {event}",
+            w.server
+        );
+    }
+    let _ = tokio::time::timeout(OP, w.client.close()).await;
 }
 
 /// Closes every session (their ephemerals go with a committed closeSession).
