@@ -128,19 +128,21 @@ fn writes_agree_whichever_side_leads(plan: &EnsemblePlan) {
     rt.block_on(close_all(sessions));
 }
 
-/// Two Java voters and one outpost voter (id 3): whichever side leads first, the other leads after
-/// kill -9 of the leader, and under both every server returns identical data, Stat, ACLs and children
-/// for writes sent through every server (creates, sequential and ephemeral nodes, setData, setACL,
-/// delete, a committed and a failed multi, closeSession).
+/// Two Java voters and one outpost voter (id 3), plus an outpost observer: whichever side leads first,
+/// the other leads after kill -9 of the leader, and under both every server, observer included,
+/// returns identical data, Stat, ACLs and children for writes sent through every server (creates,
+/// sequential and ephemeral nodes, setData, setACL, delete, a committed and a failed multi,
+/// closeSession).
 #[test]
 fn two_java_one_outpost_agree_under_either_leader() {
-    writes_agree_whichever_side_leads(&EnsemblePlan::new(3, 0).with_outpost(&[3]));
+    writes_agree_whichever_side_leads(&EnsemblePlan::new(3, 1).with_outpost(&[3, 4]));
 }
 
-/// One Java voter (id 3) and two outpost voters: the same proof with outpost in the majority.
+/// One Java voter (id 3) and two outpost voters, plus a Java observer: the same proof with outpost
+/// in the majority.
 #[test]
 fn one_java_two_outpost_agree_under_either_leader() {
-    writes_agree_whichever_side_leads(&EnsemblePlan::new(3, 0).with_outpost(&[1, 2]));
+    writes_agree_whichever_side_leads(&EnsemblePlan::new(3, 1).with_outpost(&[1, 2]));
 }
 
 /// Every server of a 1 Java + 2 outpost ensemble serves `/zookeeper/config` as the Java server does:
