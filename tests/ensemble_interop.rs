@@ -202,23 +202,63 @@ fn outpost_ensemble(
     (plan, servers, leader, followers)
 }
 
+/// Moves leadership to a server running `side` by killing the leader and restarting it as a follower,
+/// at most twice (ids decide where it goes: see [`writes_agree_whichever_side_leads`]); returns the
+/// settled leader.
+fn move_leadership_to(
+    members: &[Member],
+    servers: &mut [JavaServer],
+    mut leader: u64,
+    side: &str,
+) -> u64 {
+    for _ in 0..2 {
+        let current = members
+            .iter()
+            .find(|m| m.id == leader)
+            .map(planned_implementation);
+        if current == Some(side) {
+            return leader;
+        }
+        let old = servers
+            .iter_mut()
+            .find(|s| s.member.id == leader)
+            .expect("leader process");
+        old.kill_9();
+        old.restart();
+        let killed = leader;
+        leader = find_settled_leader(members, START).unwrap_or_else(|| {
+            panic!(
+                "no leader after restarting server {killed}\n{}",
+                logs(servers)
+            )
+        });
+        assert_roles(members, leader, servers);
+    }
+    panic!("leadership did not move to {side}: server {leader} leads")
+}
+
 /// kazoo's failover script against `plan`: a multi-host connect string whose first host is the
 /// server to kill (the leader when `kill_leader`, else a follower, a Java one when there is one), then
 /// the other servers; create/get/set, an ephemeral and a watch fired by a second client on a server
 /// that stays up; kill -9 of the first host; kazoo must move to another server with the same session
 /// (no LOST state, its ephemeral still owned by it: the new server revalidated the session with the
 /// leader) and its watches keep firing. Returns the killed member, the one kazoo moved to and the
-/// leader (the new one when the leader was killed).
+/// leader (the new one when the leader was killed). With `leader_side`, leadership is first moved to a
+/// server of that implementation.
 fn kazoo_survives_the_death_of_its_server(
     plan: &EnsemblePlan,
     kill_leader: bool,
+    leader_side: Option<&str>,
 ) -> (Member, Member, Member) {
     let root = test_root();
     // The session must outlive kazoo's reconnect on a loaded machine: allow 10 s (20 ticks by default).
     let mut servers = start_all_with(plan, root.path(), &[("maxSessionTimeout", "20000")]);
-    let leader = find_settled_leader(&plan.members, START)
+    let mut leader = find_settled_leader(&plan.members, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
     assert_roles(&plan.members, leader, &servers);
+    if let Some(side) = leader_side {
+        leader = move_leadership_to(&plan.members, &mut servers, leader, side);
+    }
     let mut order: Vec<Member> = plan.members.clone();
     // First the victim: the leader, or a follower, Java ones first; the leader last otherwise.
     order.sort_by_key(|m| ((m.id == leader) != kill_leader, !m.java));
@@ -265,6 +305,7 @@ fn kazoo_keeps_its_session_when_its_server_is_killed() {
     let (from, to, _) = kazoo_survives_the_death_of_its_server(
         &EnsemblePlan::new(3, 0).with_outpost(&[1, 2, 3]),
         false,
+        None,
     );
     assert!(!from.java && !to.java);
 }
@@ -275,8 +316,11 @@ fn kazoo_keeps_its_session_when_its_server_is_killed() {
 /// leader.
 #[test]
 fn kazoo_moves_from_a_java_follower_to_an_outpost_follower() {
-    let (from, to, leader) =
-        kazoo_survives_the_death_of_its_server(&EnsemblePlan::new(3, 0).with_outpost(&[1]), false);
+    let (from, to, leader) = kazoo_survives_the_death_of_its_server(
+        &EnsemblePlan::new(3, 0).with_outpost(&[1]),
+        false,
+        None,
+    );
     assert!(
         from.java && !to.java && leader.java,
         "{from:?} -> {to:?}, leader {leader:?}"
@@ -288,10 +332,29 @@ fn kazoo_moves_from_a_java_follower_to_an_outpost_follower() {
 /// only through the replicated createSession txn, survives with its ephemeral and watches.
 #[test]
 fn kazoo_keeps_its_session_when_the_outpost_leader_dies() {
-    let (from, _to, leader) =
-        kazoo_survives_the_death_of_its_server(&EnsemblePlan::new(3, 0).with_outpost(&[3]), true);
+    let (from, _to, leader) = kazoo_survives_the_death_of_its_server(
+        &EnsemblePlan::new(3, 0).with_outpost(&[3]),
+        true,
+        Some("outpost"),
+    );
     assert!(
         !from.java && leader.java,
+        "{from:?} died, leader {leader:?}"
+    );
+}
+
+/// The mirror image: kazoo connected to a Java leader (id 3 of 1 Java + 2 outpost; leadership is
+/// moved there first if outpost 2 won the first election) that is killed: outpost 2 becomes leader
+/// and kazoo's session, created by the Java leader, survives with its ephemeral and watches.
+#[test]
+fn kazoo_keeps_its_session_when_the_java_leader_dies() {
+    let (from, _to, leader) = kazoo_survives_the_death_of_its_server(
+        &EnsemblePlan::new(3, 0).with_outpost(&[1, 2]),
+        true,
+        Some("java"),
+    );
+    assert!(
+        from.java && !leader.java,
         "{from:?} died, leader {leader:?}"
     );
 }
