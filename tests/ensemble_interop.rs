@@ -145,6 +145,74 @@ fn one_java_two_outpost_agree_under_either_leader() {
     writes_agree_whichever_side_leads(&EnsemblePlan::new(3, 1).with_outpost(&[1, 2]));
 }
 
+/// A voter of the other implementation than the leader (leadership is moved to `leader_side` first)
+/// misses a round of writes, restarts and catches up from the leader with a DIFF; then every server
+/// holds the identical tree. The round includes a failed multi, whose committed form ZooKeeper's
+/// leader sends from its in-memory committed log.
+fn lagging_voter_catches_up(plan: &EnsemblePlan, leader_side: &str) {
+    let root = test_root();
+    let mut servers = start_all(plan, root.path());
+    let rt = background_runtime();
+    let members = plan.members.clone();
+    let first = find_settled_leader(&members, START)
+        .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
+    assert_roles(&members, first, &servers);
+    let leader = move_leadership_to(&members, &mut servers, first, leader_side);
+
+    let sessions = rt.block_on(write_through_every_server(&members, "a"));
+    rt.block_on(close_all(sessions));
+    let lagging = members
+        .iter()
+        .find(|m| !m.observer && m.id != leader && planned_implementation(m) != leader_side)
+        .expect("a voter of the other implementation")
+        .clone();
+    servers
+        .iter_mut()
+        .find(|s| s.member.id == lagging.id)
+        .expect("lagging process")
+        .kill_9();
+    let up: Vec<Member> = members
+        .iter()
+        .filter(|m| m.id != lagging.id)
+        .cloned()
+        .collect();
+    let sessions = rt.block_on(write_through_every_server(&up, "b"));
+    rt.block_on(close_all(sessions));
+    servers
+        .iter_mut()
+        .find(|s| s.member.id == lagging.id)
+        .expect("lagging process")
+        .restart();
+    assert_eq!(
+        find_settled_leader(&members, START),
+        Some(leader),
+        "server {} did not rejoin\n{}",
+        lagging.id,
+        logs(&servers)
+    );
+    assert_roles(&members, leader, &servers);
+    let tree = rt.block_on(assert_same_tree_everywhere(
+        &members,
+        &format!("server {} back after missing round b", lagging.id),
+    ));
+    assert_round_in_tree(&tree, &members, "a", false);
+    assert_round_in_tree(&tree, &up, "b", false);
+}
+
+/// An outpost follower that missed writes (a failed multi among them) catches up from a Java leader
+/// by DIFF and then agrees with every server.
+#[test]
+fn outpost_follower_catches_up_from_a_java_leader() {
+    lagging_voter_catches_up(&EnsemblePlan::new(3, 0).with_outpost(&[1, 2]), "java");
+}
+
+/// A Java follower that missed writes (a failed multi among them) catches up from an outpost leader
+/// by DIFF and then agrees with every server.
+#[test]
+fn java_follower_catches_up_from_an_outpost_leader() {
+    lagging_voter_catches_up(&EnsemblePlan::new(3, 0).with_outpost(&[3]), "outpost");
+}
+
 /// Every server of a 1 Java + 2 outpost ensemble serves `/zookeeper/config` as the Java server does:
 /// the same bytes (the dynamic config's server lines and `version=0`), Stat (mtime aside, a local
 /// clock reading) and ACL, through getData and through getConfig.
