@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{four_letter, free_port, zookeeper_installed, ChildGuard};
+use super::{four_letter, free_port_outside_ephemeral_range, zookeeper_installed, ChildGuard};
 
 pub mod faults;
+pub mod interop;
 pub mod load;
 pub mod scenario;
 
@@ -79,14 +80,8 @@ pub struct EnsemblePlan {
 impl EnsemblePlan {
     /// A plan with `voters` participants and `observers` observers, all run by Java.
     pub fn new(voters: usize, observers: usize) -> EnsemblePlan {
-        let mut used = std::collections::BTreeSet::new();
-        // free_port may hand out a port twice (it is released before the next call): insist on distinct.
-        let mut port = || loop {
-            let p = free_port();
-            if used.insert(p) {
-                return p;
-            }
-        };
+        // Below the ephemeral range, distinct within this process: see free_port_outside_ephemeral_range.
+        let port = free_port_outside_ephemeral_range;
         let members = (0..voters + observers)
             .map(|i| Member {
                 id: i as u64 + 1,

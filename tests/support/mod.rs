@@ -46,6 +46,37 @@ pub fn port_handed_out(port: u16) -> bool {
         .contains(&port)
 }
 
+/// A free loopback port below the kernel's ephemeral range (`ip_local_port_range`), never handed out
+/// twice in this process. [`free_port`] returns a port from the ephemeral range, which any outgoing
+/// connection on the machine (a client, an election link, another test) may take before the server
+/// that was meant to bind it starts; ensembles start several processes per member and run for
+/// seconds, so they draw from below the range instead. Candidates are random (std's per-process
+/// `RandomState`) so that parallel test processes rarely pick the same one, and must bind.
+pub fn free_port_outside_ephemeral_range() -> u16 {
+    use std::collections::BTreeSet;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::Mutex;
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, to) = (10_000u16, low.max(12_000));
+    let state = std::collections::hash_map::RandomState::new();
+    for attempt in 0u64..10_000 {
+        let mut h = state.build_hasher();
+        h.write_u64(attempt);
+        let port = from + (h.finish() % u64::from(to - from)) as u16;
+        let mut handed = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        if handed.contains(&port) || TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        handed.insert(port);
+        return port;
+    }
+    panic!("no free loopback port in {from}..{to}")
+}
+
 /// Sends a four-letter word and returns the whole reply (the server closes after answering).
 pub fn four_letter(addr: SocketAddr, word: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;

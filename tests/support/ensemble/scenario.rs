@@ -39,7 +39,12 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// Writes every member's directory under `root` and starts them all before waiting on any.
 pub fn start_all(plan: &EnsemblePlan, root: &Path) -> Vec<JavaServer> {
-    let configs = plan.write_all(root, &[]);
+    start_all_with(plan, root, &[])
+}
+
+/// [`start_all`] with `extra` keys in every member's zoo.cfg.
+pub fn start_all_with(plan: &EnsemblePlan, root: &Path, extra: &[(&str, &str)]) -> Vec<JavaServer> {
+    let configs = plan.write_all(root, extra);
     plan.members
         .iter()
         .zip(&configs)
