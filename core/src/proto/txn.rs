@@ -541,7 +541,13 @@ impl Txn {
         }
         let mut r = JuteReader::new(&raw.data);
         let txn = Txn::decode(raw.ty, &mut r)?;
-        r.finish()?;
+        // A failed multi's sub-txns are ErrorTxns, but Java rewrites only the type in place
+        // (DataTree.processTxn) and serializes afterwards, so a leader's committed log (and so its
+        // DIFF) carries the original body behind the error code. Java's reader ignores the rest;
+        // so does this one, for error sub-txns only.
+        if raw.ty != OpCode::Error.code() {
+            r.finish()?;
+        }
         Ok(txn)
     }
 }
@@ -654,6 +660,26 @@ mod tests {
         00000002 2f61  00000001 78  00000001 0000001f 00000005 776f726c64
         00000006 616e796f6e65  00  00000001
         00000002 00000001c16a8c28";
+
+    /// A failed multi's sub-txn as a Java leader's committed log holds it (type -1, the error code, then
+    /// the original CreateTxn body Java never cleared) decodes to the error; any other sub-txn with
+    /// trailing bytes is still malformed.
+    #[test]
+    fn error_sub_txn_with_java_leftover_body() {
+        let mut data = (-101i32).to_be_bytes().to_vec();
+        data.extend_from_slice(&[0, 0, 0, 2, b'/', b'a', 0, 0, 0, 0]);
+        let raw = RawTxn { ty: -1, data };
+        assert!(matches!(Txn::decode_sub(&raw), Ok(Txn::Error { .. })));
+        let mut set = SetDataTxn {
+            path: "/a".into(),
+            data: Some(vec![1]),
+            version: 1,
+        }
+        .to_bytes();
+        set.push(0);
+        let raw = RawTxn { ty: 5, data: set };
+        assert!(Txn::decode_sub(&raw).is_err());
+    }
 
     /// Appendix A.3's 87 bytes decode to the documented create and re-encode byte for byte.
     #[test]

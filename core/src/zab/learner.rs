@@ -450,6 +450,10 @@ impl Peer {
             self.last_logged = p.zxid;
             if p.committed {
                 self.apply_entry(p.zxid, &p.entry);
+                if !matches!(self.role, RoleState::Learning(_)) {
+                    // The txn did not decode: the learner dropped the leader.
+                    return;
+                }
             } else {
                 self.unapplied.insert(p.zxid, p.entry.clone());
                 self.learner().pending.push_back((p.zxid, p.entry));
