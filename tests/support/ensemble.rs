@@ -224,6 +224,12 @@ impl JavaServer {
         }
     }
 
+    /// The process id while it runs (for tools that signal members themselves, like
+    /// `outpost bench --workload failover`).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.child.id())
+    }
+
     /// True while the process has not exited.
     pub fn is_running(&mut self) -> bool {
         self.process
