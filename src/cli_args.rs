@@ -116,7 +116,7 @@ pub struct BenchArgs {
     /// host:port[,host:port...] of the servers to load.
     #[arg(long)]
     pub servers: String,
-    /// create | set | get | mixed.
+    /// create | set | get | mixed | failover.
     #[arg(long, default_value = "mixed")]
     pub workload: String,
     /// Concurrent client sessions.
@@ -158,6 +158,21 @@ pub struct BenchArgs {
     /// Keep the bench tree instead of deleting it at the end (e.g. to measure memory with it loaded).
     #[arg(long)]
     pub keep: bool,
+    /// Offer this many operations per second in total (open loop, spread evenly over the
+    /// `--clients` x `--depth` workers) instead of as many as the servers answer; latency is then
+    /// measured from each operation's scheduled start, so queueing behind a slow server counts.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// For `--workload failover`: the pids of the `--servers` members, comma separated, in the same
+    /// order; the one whose server reports `Mode: leader` is killed with SIGKILL.
+    #[arg(long, value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// For `--workload failover`: the pids of the `--compare` members, likewise.
+    #[arg(long, value_delimiter = ',')]
+    pub compare_pids: Vec<u32>,
+    /// For `--workload failover`: seconds to wait for the first write after the kill before giving up.
+    #[arg(long, default_value_t = 60)]
+    pub failover_timeout: u64,
 }
 
 /// Rewrites zkCli-style single-dash long options (`-server`, `-timeout`) into clap's `--server` form, so

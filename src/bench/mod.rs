@@ -6,6 +6,13 @@
 //! creates `/outpost-bench-<random>` with one parent per client (create workload) or `--keys` nodes of
 //! `--value-size` bytes (get, set, mixed); teardown deletes the whole tree. With `--compare`, the same load
 //! then runs against the second list, and the report shows both and their ratio.
+//!
+//! With `--rate`, the load is open loop: each worker issues operations on a fixed schedule and latency
+//! counts from the scheduled start, so two servers can be compared at the same offered load without the
+//! slower one hiding its queueing (coordinated omission). `--workload failover` (module [`failover`])
+//! kills an ensemble's leader and times the first successful write after it.
+
+pub mod failover;
 
 use crate::cli::commands::delete_recursive;
 use crate::cli_args::BenchArgs;
@@ -29,6 +36,9 @@ pub enum Workload {
     Get,
     /// 80% getData, 20% setData on random pre-created nodes.
     Mixed,
+    /// kill -9 of the ensemble's leader, then the time to the first successful write
+    /// ([`failover::run_failover`]).
+    Failover,
 }
 
 impl Workload {
@@ -39,6 +49,7 @@ impl Workload {
             "set" => Some(Workload::Set),
             "get" => Some(Workload::Get),
             "mixed" => Some(Workload::Mixed),
+            "failover" => Some(Workload::Failover),
             _ => None,
         }
     }
@@ -49,6 +60,7 @@ impl Workload {
             Workload::Set => "set",
             Workload::Get => "get",
             Workload::Mixed => "mixed",
+            Workload::Failover => "failover",
         }
     }
 }
@@ -66,6 +78,8 @@ pub struct Report {
     pub errors: u64,
     /// Seconds the load ran.
     pub elapsed_s: f64,
+    /// The offered load in operations per second (`--rate`), or None for a closed loop.
+    pub offered_rate: Option<f64>,
     /// Successful operations per second.
     pub ops_per_sec: f64,
     /// Median latency, microseconds.
@@ -106,7 +120,7 @@ impl XorShift {
     }
 }
 
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -121,7 +135,7 @@ struct Totals {
     errors: AtomicU64,
 }
 
-async fn connect(hosts: &str) -> Result<Client, String> {
+pub(crate) async fn connect(hosts: &str) -> Result<Client, String> {
     let (client, _events) = Client::connect(hosts, Duration::from_secs(30))
         .await
         .map_err(|e| format!("cannot connect to {hosts}: {e}"))?;
@@ -211,6 +225,13 @@ pub async fn run_one(
     };
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + duration;
+    let workers_n = (args.clients * args.depth.max(1)).max(1);
+    // Open loop: worker w issues at start + w/rate + k * workers/rate, so the workers together offer
+    // `rate` operations per second, evenly spaced.
+    let schedule = args
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| (tokio::time::Instant::now(), r, workers_n as f64 / r));
     let mut workers = JoinSet::new();
     for (c, client) in sessions.iter().enumerate() {
         for d in 0..args.depth.max(1) {
@@ -220,6 +241,7 @@ pub async fn run_one(
             let value = value.clone();
             let keys = args.keys.max(1) as u64;
             let total = args.total;
+            let depth = args.depth.max(1);
             let open = Acl::open_unsafe();
             workers.spawn(async move {
                 let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
@@ -227,10 +249,26 @@ pub async fn run_one(
                 let mut rng =
                     XorShift(seed() ^ ((c as u64) << 20) ^ (d as u64) ^ 0x9e37_79b9_7f4a_7c15);
                 let mut seq = 0u64;
+                let worker = (c * depth + d) as f64;
+                let mut k = 0u64;
                 while tokio::time::Instant::now() < deadline
                     && total.is_none_or(|t| totals.issued.fetch_add(1, Ordering::Relaxed) < t)
                 {
-                    let t0 = Instant::now();
+                    let t0 = match schedule {
+                        Some((begin, rate, interval)) => {
+                            let due = begin
+                                + Duration::from_secs_f64(worker / rate + k as f64 * interval);
+                            k += 1;
+                            if due >= deadline {
+                                break;
+                            }
+                            // Behind schedule, the operation goes out at once and its latency
+                            // still counts from `due`.
+                            tokio::time::sleep_until(due).await;
+                            due.into_std()
+                        }
+                        None => Instant::now(),
+                    };
                     let ok = match workload {
                         Workload::Create => {
                             seq += 1;
@@ -256,6 +294,8 @@ pub async fn run_one(
                                 client.get_data(&p, false).await.map(|r| r.is_ok())
                             }
                         }
+                        // Dispatched to `failover::run` before any load starts.
+                        Workload::Failover => break,
                     };
                     match ok {
                         Ok(true) => {
@@ -304,6 +344,7 @@ pub async fn run_one(
         ops,
         errors: totals.errors.load(Ordering::Relaxed),
         elapsed_s: elapsed,
+        offered_rate: schedule.map(|(_, r, _)| r),
         ops_per_sec: if elapsed > 0.0 {
             ops as f64 / elapsed
         } else {
@@ -321,7 +362,7 @@ fn ms(us: u64) -> String {
     format!("{:.3}", us as f64 / 1000.0)
 }
 
-fn ratio(a: f64, b: f64) -> Option<f64> {
+pub(crate) fn ratio(a: f64, b: f64) -> Option<f64> {
     if b > 0.0 {
         Some(a / b)
     } else {
@@ -362,13 +403,17 @@ pub fn table(args: &BenchArgs, reports: &[Report]) -> String {
         }));
     }
     let mut out = format!(
-        "workload={} clients={} depth={} {} value-size={}B\n",
+        "workload={} clients={} depth={} {}{} value-size={}B\n",
         args.workload,
         args.clients,
         args.depth,
         match args.total {
             Some(n) => format!("total={n}"),
             None => format!("duration={}s", args.duration),
+        },
+        match args.rate {
+            Some(r) => format!(" rate={r:.0}/s"),
+            None => String::new(),
         },
         args.value_size
     );
@@ -423,6 +468,7 @@ pub fn json(args: &BenchArgs, reports: &[Report]) -> serde_json::Value {
                 "ops": r.ops,
                 "errors": r.errors,
                 "elapsed_s": r.elapsed_s,
+                "offered_rate": r.offered_rate,
                 "ops_per_sec": r.ops_per_sec,
                 "p50_us": r.p50_us,
                 "p99_us": r.p99_us,
@@ -438,6 +484,7 @@ pub fn json(args: &BenchArgs, reports: &[Report]) -> serde_json::Value {
         "depth": args.depth,
         "duration_s": args.duration,
         "value_size": args.value_size,
+        "rate": args.rate,
         "results": results,
     });
     if reports.len() == 2 {
@@ -460,7 +507,7 @@ pub fn json(args: &BenchArgs, reports: &[Report]) -> serde_json::Value {
 pub fn run(args: BenchArgs) -> ExitCode {
     let Some(workload) = Workload::parse(&args.workload) else {
         eprintln!(
-            "outpost bench: --workload must be create, set, get or mixed (got {:?})",
+            "outpost bench: --workload must be create, set, get, mixed or failover (got {:?})",
             args.workload
         );
         return ExitCode::from(2);
@@ -475,6 +522,11 @@ pub fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if workload == Workload::Failover {
+        let code = failover::run(&args, &runtime);
+        runtime.shutdown_timeout(Duration::from_millis(200));
+        return code;
+    }
     let mut targets = vec![(args.servers.clone(), args.label.clone(), args.pid)];
     if let Some(c) = &args.compare {
         targets.push((c.clone(), args.compare_label.clone(), args.compare_pid));
@@ -516,6 +568,7 @@ mod tests {
     #[test]
     fn workloads_parse() {
         assert_eq!(Workload::parse("mixed"), Some(Workload::Mixed));
+        assert_eq!(Workload::parse("failover"), Some(Workload::Failover));
         assert_eq!(Workload::parse("delete"), None);
     }
 }
