@@ -290,8 +290,9 @@ fn wan_cut_dc1_keeps_writing_dc2_catches_up_sessions_survive() {
     }
 }
 
-/// During a WAN cut the DC2 observers keep answering reads from their own (stale) tree, so clients in
-/// DC2 can still read while DC1 is unreachable.
+/// During a WAN cut the DC2 observers keep answering their connected clients' reads from their own
+/// (stale) tree, so clients in DC2 can still read while DC1 is unreachable (outpost's detached
+/// observers; new sessions need the leader and wait for the heal).
 #[test]
 fn dc2_observers_serve_stale_reads_during_a_wan_cut() {
     let _serial = serial();
@@ -317,6 +318,15 @@ fn dc2_observers_serve_stale_reads_during_a_wan_cut() {
         assert_eq!(seen.as_deref(), Ok(&b"before"[..]), "observer {id} synced");
     }
 
+    // One session per DC2 observer, established before the cut, with a timeout longer than the cut.
+    let readers: Vec<(u64, Client, EventReceiver)> = bed
+        .dc2
+        .iter()
+        .map(|id| {
+            let (c, ev) = rt.block_on(session(&client_addr(&bed, *id), Duration::from_secs(20)));
+            (*id, c, ev)
+        })
+        .collect();
     bed.wan.cut();
     let cut_at = Instant::now();
     rt.block_on(async {
@@ -329,12 +339,17 @@ fn dc2_observers_serve_stale_reads_during_a_wan_cut() {
     let mut samples = Vec::new();
     for wait_until in [Duration::from_millis(500), Duration::from_secs(4)] {
         std::thread::sleep(wait_until.saturating_sub(cut_at.elapsed()));
-        for id in &bed.dc2 {
-            let r = rt.block_on(try_read(
-                &client_addr(&bed, *id),
-                "/stale",
-                Duration::from_secs(1),
-            ));
+        for (id, c, _) in &readers {
+            let r = rt.block_on(async {
+                match tokio::time::timeout(Duration::from_secs(1), c.get_data("/stale", false))
+                    .await
+                {
+                    Err(_) => Err("no answer within 1s".to_string()),
+                    Ok(Err(e)) => Err(format!("get: {e}")),
+                    Ok(Ok(Err(e))) => Err(format!("get: {e:?}")),
+                    Ok(Ok(Ok((d, _)))) => Ok(d),
+                }
+            });
             let modes = support::ensemble::srvr_mode(bed.member(*id).client);
             samples.push((cut_at.elapsed(), *id, r, modes));
         }

@@ -385,7 +385,9 @@ pub fn srvr_mode(client_port: u16) -> Option<String> {
 pub fn wait_mode(client_port: u16, timeout: Duration) -> Option<String> {
     let start = Instant::now();
     loop {
-        if let Some(mode) = srvr_mode(client_port) {
+        // A detached outpost observer serves reads while it looks for a leader ("read-only"): not
+        // yet the mode a caller waits for.
+        if let Some(mode) = srvr_mode(client_port).filter(|m| m != "read-only") {
             return Some(mode);
         }
         if start.elapsed() >= timeout {
@@ -414,7 +416,7 @@ pub fn find_leader(members: &[Member], timeout: Duration) -> Option<u64> {
         let others_settled = modes.iter().all(|(_, mode)| {
             matches!(
                 mode.as_deref(),
-                None | Some("leader") | Some("follower") | Some("observer")
+                None | Some("leader") | Some("follower") | Some("observer") | Some("read-only")
             )
         });
         if leaders.len() == 1 && others_settled {

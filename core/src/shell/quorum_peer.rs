@@ -814,15 +814,32 @@ async fn quorum_accept_loop(
     }
 }
 
+/// Writes a link's packets in order. Everything already queued goes out in one write, as
+/// `LearnerHandler.sendPackets` flushes only when its queue is empty: under load one system call
+/// carries many PROPOSALs, COMMITs or ACKs instead of one each.
 async fn write_link(mut writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<LinkOut>) {
-    while let Some(out) = rx.recv().await {
-        match out {
-            LinkOut::Bytes(bytes) => {
-                if writer.write_all(&bytes).await.is_err() {
-                    break;
-                }
+    /// Bytes gathered before a write even if more is queued (bounds the copy, not the queue).
+    const BATCH_BYTES: usize = 1 << 20;
+    let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+    'outer: while let Some(first) = rx.recv().await {
+        let mut close = false;
+        match first {
+            LinkOut::Bytes(bytes) => batch.extend_from_slice(&bytes),
+            LinkOut::Close => close = true,
+        }
+        while !close && batch.len() < BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(LinkOut::Bytes(bytes)) => batch.extend_from_slice(&bytes),
+                Ok(LinkOut::Close) => close = true,
+                Err(_) => break,
             }
-            LinkOut::Close => break,
+        }
+        if !batch.is_empty() && writer.write_all(&batch).await.is_err() {
+            break 'outer;
+        }
+        batch.clear();
+        if close {
+            break;
         }
     }
     let _ = writer.shutdown().await;
@@ -927,7 +944,11 @@ async fn connect_leader(
 
 /// Adds the ensemble's view to a server snapshot (mode, learners).
 fn decorate(snap: &mut crate::server::fourlw::ServerSnapshot, peer: &Peer) {
-    snap.mode = peer.role().mode_name().to_string();
+    snap.mode = if peer.is_detached() {
+        "read-only".to_string()
+    } else {
+        peer.role().mode_name().to_string()
+    };
     let learners = peer.learners();
     if !learners.is_empty() || peer.role() == crate::zab::peer::PeerRole::Leading {
         let followers = learners.iter().filter(|l| !l.1).count();

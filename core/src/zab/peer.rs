@@ -407,6 +407,13 @@ impl Peer {
         self.role_name
     }
 
+    /// Whether this is an observer serving reads without a leader (see
+    /// `PeerConfig::observer_serves_detached`); `srvr` then says `Mode: read-only`, as ZooKeeper's
+    /// read-only servers do.
+    pub fn is_detached(&self) -> bool {
+        self.detached && self.serving
+    }
+
     /// Whether the server serves clients now (a leader once established, a learner after UPTODATE).
     pub fn is_serving(&self) -> bool {
         self.serving
