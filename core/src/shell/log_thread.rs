@@ -112,32 +112,11 @@ fn apply_batch(log: &mut TxnLog, batch: Vec<LogCommand>) -> Result<Option<Zxid>,
                 durable = Some(zxid);
             }
             LogCommand::TruncateAfterAck(zxid, reply) => {
-                let result = log.flush().and_then(|_| log.truncate_after(zxid));
-                let failed = result.is_err();
-                let _ = reply.send(result);
-                if failed {
-                    return Err(StorageError::Corrupt {
-                        file: log.dir().to_path_buf(),
-                        offset: 0,
-                        detail: format!("truncating the txn log after {zxid} failed"),
-                    });
-                }
+                truncate_and_answer(log, zxid, false, reply)?;
                 durable = Some(zxid);
             }
             LogCommand::ResetTo(zxid, reply) => {
-                let result = log.flush().and_then(|_| log.truncate_after(zxid));
-                let failed = result.is_err();
-                if !failed {
-                    log.raise_last_zxid(zxid);
-                }
-                let _ = reply.send(result);
-                if failed {
-                    return Err(StorageError::Corrupt {
-                        file: log.dir().to_path_buf(),
-                        offset: 0,
-                        detail: format!("resetting the txn log to {zxid} failed"),
-                    });
-                }
+                truncate_and_answer(log, zxid, true, reply)?;
                 durable = Some(zxid);
             }
         }
@@ -149,4 +128,29 @@ fn apply_batch(log: &mut TxnLog, batch: Vec<LogCommand>) -> Result<Option<Zxid>,
         durable = Some(z);
     }
     Ok(durable)
+}
+
+/// Flushes, drops the records after `zxid` and answers the peer task; with `raise`, appends continue
+/// above `zxid` even when the log ends below it (a snapshot was installed there). A failure is fatal
+/// for the log thread as for any write.
+fn truncate_and_answer(
+    log: &mut TxnLog,
+    zxid: Zxid,
+    raise: bool,
+    reply: tokio::sync::oneshot::Sender<Result<(), StorageError>>,
+) -> Result<(), StorageError> {
+    let result = log.flush().and_then(|_| log.truncate_after(zxid));
+    let failed = result.is_err();
+    if !failed && raise {
+        log.raise_last_zxid(zxid);
+    }
+    let _ = reply.send(result);
+    if failed {
+        return Err(StorageError::Corrupt {
+            file: log.dir().to_path_buf(),
+            offset: 0,
+            detail: format!("truncating the txn log after {zxid} failed"),
+        });
+    }
+    Ok(())
 }

@@ -147,6 +147,15 @@ impl LeaderState {
         )
     }
 
+    /// The links whose handler is in `state`, in link order.
+    fn links_in(&self, state: HandlerState) -> Vec<LinkId> {
+        self.handlers
+            .iter()
+            .filter(|(_, h)| h.state == state)
+            .map(|(l, _)| *l)
+            .collect()
+    }
+
     fn link_of(&self, sid: ServerId) -> Option<LinkId> {
         self.handlers
             .iter()
@@ -348,13 +357,7 @@ impl Peer {
         if self.cfg.verifier.is_voter(my_id) {
             self.leader().epoch_acks.insert(my_id);
         }
-        let waiting: Vec<LinkId> = self
-            .leader()
-            .handlers
-            .iter()
-            .filter(|(_, h)| h.state == HandlerState::AwaitEpoch)
-            .map(|(l, _)| *l)
-            .collect();
+        let waiting = self.leader().links_in(HandlerState::AwaitEpoch);
         for link in waiting {
             self.send_leader_info(link);
         }
@@ -443,13 +446,7 @@ impl Peer {
         if self.cfg.verifier.is_voter(my_id) {
             self.leader().newleader_acks.insert(my_id);
         }
-        let waiting: Vec<LinkId> = self
-            .leader()
-            .handlers
-            .iter()
-            .filter(|(_, h)| h.state == HandlerState::AwaitSync)
-            .map(|(l, _)| *l)
-            .collect();
+        let waiting = self.leader().links_in(HandlerState::AwaitSync);
         for link in waiting {
             self.sync_learner(link);
         }
@@ -522,13 +519,7 @@ impl Peer {
         self.rebuild_server(Mode::Leader);
         self.server.set_next_zxid_base(base);
         self.serving = true;
-        let waiting: Vec<LinkId> = self
-            .leader()
-            .handlers
-            .iter()
-            .filter(|(_, h)| h.state == HandlerState::AwaitUpToDate)
-            .map(|(l, _)| *l)
-            .collect();
+        let waiting = self.leader().links_in(HandlerState::AwaitUpToDate);
         for link in waiting {
             self.send_up_to_date(link);
         }
