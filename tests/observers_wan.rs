@@ -467,11 +467,12 @@ fn dc1_leader_failover_observers_reconnect_spread_out() {
     );
 }
 
-/// After kill -9 of DC1's leader, no DC2 observer's election names the dead leader: a dead server
-/// cannot have told the observer it is LEADING (FastLeaderElection.checkLeader), so an observer goes
-/// straight to the new leader instead of first waiting out a reconnect delay and a failed connect.
+/// After kill -9 of DC1's leader every DC2 observer ends up observing the new leader. An observer may
+/// first name the dead leader once: a LOOKING voter answers an observer with its previous vote
+/// (Java's `WorkerReceiver`, kept for mixed ensembles), so the observer can tally stale votes; it
+/// then fails to connect and looks again. More than one such detour per observer is a failure.
 #[test]
-fn dc1_failover_observers_never_elect_the_dead_leader() {
+fn dc1_failover_observers_reach_the_new_leader() {
     let _serial = serial();
     let mut bed = WanBed::start(3, 2, &[]);
     let old = bed.leader(OP);
@@ -495,10 +496,17 @@ fn dc1_failover_observers_never_elect_the_dead_leader() {
             }
         }
     }
-    assert!(
-        stale.is_empty(),
-        "observers elected the killed leader {old}:\n{}\n{}",
-        stale.join("\n"),
-        bed.logs()
-    );
+    for id in &bed.dc2 {
+        let detours = stale
+            .iter()
+            .filter(|l| l.starts_with(&format!("observer {id},")))
+            .count();
+        assert!(
+            detours <= 1,
+            "observer {id} named the killed leader {old} {detours} times:\n{}\n{}",
+            stale.join("\n"),
+            bed.logs()
+        );
+    }
+    eprintln!("stale picks of the killed leader: {stale:?}");
 }
