@@ -569,12 +569,8 @@ pub async fn run(
                         }
                         PeerAction::InstallSnapshot { zxid, body } => {
                             // The txns before the snapshot never pass through this server's commit
-                            // path: the relay's chain restarts at the snapshot (it publishes a
-                            // resync rather than a silent gap).
-                            committed_prev = zxid;
-                            if let Some(feed) = &base.commit_feed {
-                                feed.recovered(zxid);
-                            }
+                            // path; the relay sees the next txn jump past its last one (its `prev`
+                            // is older) and publishes a resync rather than a silent gap.
                             if let Err(err) =
                                 storage::write_snapshot(disk.as_ref(), &base.data_dir, zxid, &body)
                             {
