@@ -107,3 +107,16 @@ fn observers_sync_from_observer_masters() {
         "observers connected to followers only {via_masters} times"
     );
 }
+
+/// Six voters in three hierarchical groups (`group.N`, where a quorum is a weight majority in a majority
+/// of groups, not a majority of servers) with an observer, under crashes and partitions: the same
+/// invariants hold and the ensemble converges.
+#[test]
+fn hierarchical_quorums_stay_safe_and_recover() {
+    for seed in 400..=405u64 {
+        let mut cfg = SimConfig::new(seed);
+        cfg.voters = 6;
+        cfg.hierarchical = true;
+        run_seed(cfg);
+    }
+}

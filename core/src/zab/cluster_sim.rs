@@ -43,7 +43,7 @@ use crate::tree::DataTree;
 use crate::zab::peer::{
     EpochFile, LinkId, Peer, PeerAction, PeerConfig, PeerDb, PeerInput, PeerRole,
 };
-use crate::zab::quorum::QuorumVerifier;
+use crate::zab::quorum::{QuorumHierarchical, QuorumVerifier};
 use crate::zab::rng::SplitMix64;
 
 /// What to simulate.
@@ -69,6 +69,8 @@ pub struct SimConfig {
     pub epoch_start_counter: u32,
     /// Observers sync from followers (`observerMasterPort`) instead of the leader.
     pub observer_master: bool,
+    /// Hierarchical quorums (`group.N`): the voters dealt into three groups.
+    pub hierarchical: bool,
 }
 
 impl SimConfig {
@@ -85,6 +87,7 @@ impl SimConfig {
             snap_count: 100,
             epoch_start_counter: 0,
             observer_master: false,
+            hierarchical: false,
         }
     }
 }
@@ -315,9 +318,23 @@ impl ClusterSim {
     }
 
     fn verifier(&self) -> QuorumVerifier {
-        QuorumVerifier::majority(
-            (1..=self.cfg.voters).map(ServerId),
-            (self.cfg.voters + 1..=self.cfg.voters + self.cfg.observers).map(ServerId),
+        let voters = (1..=self.cfg.voters).map(ServerId);
+        let observers = (self.cfg.voters + 1..=self.cfg.voters + self.cfg.observers).map(ServerId);
+        if !self.cfg.hierarchical {
+            return QuorumVerifier::majority(voters, observers);
+        }
+        // Voters dealt round robin into three groups (group.1, group.2, group.3), weight 1 each:
+        // a quorum needs a weight majority in a majority of the groups, which is not a plain majority.
+        let mut groups: BTreeMap<u64, BTreeSet<ServerId>> = BTreeMap::new();
+        for v in 1..=self.cfg.voters {
+            groups
+                .entry((v - 1) % 3 + 1)
+                .or_default()
+                .insert(ServerId(v));
+        }
+        QuorumVerifier::Hierarchical(
+            QuorumHierarchical::new(voters, observers, groups, &BTreeMap::new())
+                .expect("every voter is in one group"),
         )
     }
 
