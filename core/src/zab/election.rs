@@ -604,9 +604,20 @@ impl Election {
             self.proposal.peer_epoch,
         );
         let acks = self.agreeing(&self.recvset, &target);
-        if self.has_all_quorums(&acks) {
+        if self.has_all_quorums(&acks) && self.observer_heard_from(self.proposal.leader) {
             self.finalize = Some((now_ms + self.cfg.finalize_wait_ms, acks));
         }
+    }
+
+    /// An observer decides a LOOKING round only for a leader it heard from in that round. Voters
+    /// answer an observer with their previous election's vote (Java's `WorkerReceiver`, kept on the
+    /// wire), so after a leader dies an observer can tally a quorum for the dead leader and then wait
+    /// out a failed connect; a dead server cannot send, so requiring its own notification avoids that.
+    /// outpost's deviation from Java, on the observer's own decision only: observers' votes never
+    /// count for anyone, so mixed ensembles elect exactly as before.
+    fn observer_heard_from(&self, leader: i64) -> bool {
+        self.cfg.learner_type == LearnerType::Participant
+            || (leader >= 0 && self.recvset.contains_key(&ServerId(leader as u64)))
     }
 
     /// `receivedFollowingNotification` (LEADING notifications take the same path; the oracle
