@@ -159,6 +159,7 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         cnx_timeout_ms: u64::from(cfg.cnx_timeout_ms.max(1)),
         handshake_timeout_ms: quorum_cnxn_timeout,
         bind_retries: cfg.election_port_bind_retry,
+        tcp_keep_alive: cfg.tcp_keep_alive,
     };
     let max_packet = cfg.jute_max_buffer_bytes as usize;
     Ok(PeerShellConfig {

@@ -130,6 +130,7 @@ pub fn standalone_config(cfg: &ZooCfg) -> anyhow::Result<StandaloneConfig> {
         data_dir: cfg.data_dir.clone(),
         data_log_dir: cfg.data_log_dir.clone(),
         max_client_cnxns: cfg.max_client_cnxns,
+        client_tcp_keep_alive: cfg.client_tcp_keep_alive,
         max_frame_bytes: cfg.jute_max_buffer_bytes as usize,
         four_letter_words,
         settings: Settings {

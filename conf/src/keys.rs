@@ -439,14 +439,14 @@ pub const KEYS: &[KeyDef] = &[
         "tcpKeepAlive",
         "false",
         Bool(TrueIgnoreCase),
-        Accepted,
+        Honoured,
         "keepalive on election sockets",
     ),
     k(
         "clientTcpKeepAlive",
         "false",
         Bool(TrueIgnoreCase),
-        Accepted,
+        Honoured,
         "keepalive on client sockets",
     ),
     k(

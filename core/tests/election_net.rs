@@ -37,6 +37,7 @@ fn net_config(me: u64, addrs: &BTreeMap<u64, SocketAddr>) -> ElectionNetConfig {
         cnx_timeout_ms: 5000,
         handshake_timeout_ms: 2000,
         bind_retries: 5,
+        tcp_keep_alive: false,
     }
 }
 

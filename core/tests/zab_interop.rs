@@ -188,6 +188,7 @@ async fn elect_with_java(local: LocalState) -> (Mixed, Elected) {
         cnx_timeout_ms: 5000,
         handshake_timeout_ms: 2500,
         bind_retries: 3,
+        tcp_keep_alive: false,
     })
     .await
     .expect("election transport");

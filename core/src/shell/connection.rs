@@ -112,6 +112,8 @@ pub struct ConnectionSettings {
     pub four_letter_words: crate::server::fourlw::Whitelist,
     /// How long a connection may stay without a handshake (`zookeeper.nio.sessionlessCnxnTimeout`).
     pub sessionless_timeout: Duration,
+    /// `clientTcpKeepAlive`: TCP keepalive on client sockets (`NIOServerCnxn`).
+    pub tcp_keep_alive: bool,
 }
 
 /// Serves one connection until it closes.
@@ -123,6 +125,9 @@ pub async fn serve(
     settings: ConnectionSettings,
 ) {
     let _ = stream.set_nodelay(true);
+    if let Err(err) = super::set_tcp_keepalive(&stream, settings.tcp_keep_alive) {
+        tracing::debug!("client {remote}: could not turn on TCP keepalive: {err}");
+    }
     let (mut reader, writer) = stream.into_split();
     let mut buf = BytesMut::with_capacity(16 * 1024);
 

@@ -75,6 +75,8 @@ pub struct ElectionNetConfig {
     pub handshake_timeout_ms: u64,
     /// `electionPortBindRetry`: bind attempts, 0 for unlimited.
     pub bind_retries: u32,
+    /// `tcpKeepAlive`: TCP keepalive on every election socket (`QuorumCnxManager.setSockOpts`).
+    pub tcp_keep_alive: bool,
 }
 
 /// Why an inbound connection was dropped (logged; the connection is closed, nothing is answered).
@@ -338,6 +340,7 @@ impl ElectionNet {
     /// `receiveConnection` / `handleConnection`: reads the header, then applies the tie-break.
     async fn receive_connection(&self, sock: TcpStream) -> Result<(), ElectionNetError> {
         sock.set_nodelay(true)?;
+        super::set_tcp_keepalive(&sock, self.inner.cfg.tcp_keep_alive)?;
         let (mut rd, wr) = sock.into_split();
         let mut buf = Vec::with_capacity(64);
         let read_header = async {
@@ -444,6 +447,7 @@ impl ElectionNet {
             .await
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         sock.set_nodelay(true)?;
+        super::set_tcp_keepalive(&sock, self.inner.cfg.tcp_keep_alive)?;
         let header =
             ElectionHandshake::v1(self.inner.cfg.my_id.0 as i64, &self.inner.cfg.advertised);
         sock.write_all(&header.to_bytes()).await?;

@@ -333,6 +333,7 @@ pub async fn run(
         max_frame_bytes: base.max_frame_bytes,
         four_letter_words: base.four_letter_words.clone(),
         sessionless_timeout: Duration::from_secs(10),
+        tcp_keep_alive: base.client_tcp_keep_alive,
     };
     let per_ip: Arc<Mutex<HashMap<IpAddr, u32>>> = Arc::default();
     let accept_task = tokio::spawn(accept_loop(

@@ -40,6 +40,8 @@ pub struct StandaloneConfig {
     pub data_log_dir: PathBuf,
     /// `maxClientCnxns` per client IP (0 = unlimited).
     pub max_client_cnxns: u32,
+    /// `clientTcpKeepAlive`: TCP keepalive on client sockets.
+    pub client_tcp_keep_alive: bool,
     /// `jute.maxbuffer`.
     pub max_frame_bytes: usize,
     /// `4lw.commands.whitelist`.
@@ -330,6 +332,7 @@ pub async fn run(
         max_frame_bytes: config.max_frame_bytes,
         four_letter_words: config.four_letter_words.clone(),
         sessionless_timeout: Duration::from_secs(10),
+        tcp_keep_alive: config.client_tcp_keep_alive,
     };
     let per_ip: Arc<Mutex<HashMap<IpAddr, u32>>> = Arc::default();
     let accept_task = tokio::spawn(accept_loop(
