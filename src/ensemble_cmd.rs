@@ -146,6 +146,11 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
             .iter()
             .find(|r| r.key == "outpost.observerServesWhileDetached")
             .is_none_or(|r| r.value.trim().eq_ignore_ascii_case("true")),
+        election_finalize_early: cfg
+            .resolved
+            .iter()
+            .find(|r| r.key == "outpost.election.finalizeEarly")
+            .is_none_or(|r| r.value.trim().eq_ignore_ascii_case("true")),
         leader_serves: cfg.leader_serves,
         epoch_start_counter: 0,
         server: base.settings.clone(),

@@ -750,6 +750,13 @@ pub const KEYS: &[KeyDef] = &[
         Honoured,
         "outpost: an observer that lost its leader keeps serving reads until it syncs again",
     ),
+    k(
+        "outpost.election.finalizeEarly",
+        "true",
+        Bool(TrueIgnoreCase),
+        Honoured,
+        "outpost: end an election's 200 ms finalize wait once every voter agreed or is unreachable",
+    ),
 ];
 
 /// Keys outpost accepts under another name, with the warning it prints: ZooKeeper itself would not

@@ -466,3 +466,59 @@ fn last_seen_config_must_also_agree() {
     let out = e.tick(203);
     assert_eq!(out.elected().map(|x| x.leader), Some(ServerId(5)));
 }
+
+/// An engine with outpost's early finalize on.
+fn engine_early(me: u64, voters: &[u64]) -> Election {
+    let q = QuorumVerifier::majority(sids(voters), sids(&[]));
+    let mut cfg = ElectionConfig::new(ServerId(me), q, CONFIG.to_vec());
+    cfg.finalize_early = true;
+    Election::new(cfg)
+}
+
+/// With `finalize_early`, a failover's election ends as soon as the one voter that has not agreed is
+/// reported unreachable, instead of after the 200 ms finalize wait; the verdict is the same one.
+#[test]
+fn early_finalize_ends_the_wait_when_the_missing_voter_is_unreachable() {
+    let mut e = engine_early(3, &[1, 2, 3]);
+    let _ = e.start(0, local(0x2_0000_0007, 2));
+    // Server 2 agrees: a quorum {2, 3}, but server 1 could still send something better.
+    let out = e.receive(ServerId(2), looking(3, 0x2_0000_0007, 1, 2), 3);
+    assert!(out.elected().is_none());
+    assert!(e.is_finalizing());
+    // The transport failed to connect to server 1 (the old leader, killed).
+    let out = e.set_unreachable(set(&[1]));
+    let elected = out.elected().expect("elected without waiting");
+    assert_eq!(
+        (elected.leader, elected.role, elected.tally),
+        (ServerId(3), Role::Leading, Tally::Round)
+    );
+}
+
+/// With `finalize_early`, an unreachable voter alone is not enough: a reachable voter that has not
+/// agreed yet keeps the full wait, since it may still send a better vote.
+#[test]
+fn early_finalize_waits_for_reachable_voters() {
+    let mut e = engine_early(3, &[1, 2, 3, 4, 5]);
+    let _ = e.start(0, local(5, 1));
+    let _ = e.receive(ServerId(2), looking(3, 5, 1, 1), 1);
+    let _ = e.receive(ServerId(4), looking(3, 5, 1, 1), 2);
+    assert!(e.is_finalizing());
+    // 1 is gone, 5 is reachable and silent.
+    assert!(e.set_unreachable(set(&[1])).elected().is_none());
+    assert!(e.tick(150).elected().is_none());
+    // Server 5 agrees during the wait (Java drops it unread); now every voter is settled.
+    let out = e.receive(ServerId(5), looking(3, 5, 1, 1), 160);
+    assert_eq!(out.elected().map(|x| x.role), Some(Role::Leading));
+}
+
+/// Without `finalize_early` (ZooKeeper's behaviour and the default of `ElectionConfig::new`), the
+/// unreachable set changes nothing: the election ends only when the finalize wait expires.
+#[test]
+fn without_early_finalize_the_wait_always_runs() {
+    let mut e = engine(3, &[1, 2, 3], &[]);
+    let _ = e.start(0, local(7, 2));
+    let _ = e.receive(ServerId(2), looking(3, 7, 1, 2), 3);
+    assert!(e.set_unreachable(set(&[1])).elected().is_none());
+    assert!(e.tick(202).elected().is_none());
+    assert_eq!(e.tick(203).elected().map(|x| x.role), Some(Role::Leading));
+}

@@ -25,7 +25,7 @@
 //! carries out an engine outbox afterwards, while the server leads or follows and must keep answering
 //! LOOKING peers.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -122,6 +122,9 @@ struct Inner {
     stop: watch::Sender<bool>,
     /// Established connections whose tasks still run (both halves).
     live: AtomicUsize,
+    /// Peers whose last connect attempt failed and that have not connected since (for outpost's
+    /// early finalize of an election: see `ElectionConfig::finalize_early`).
+    unreachable: watch::Sender<BTreeSet<ServerId>>,
 }
 
 #[derive(Default)]
@@ -171,6 +174,7 @@ impl ElectionNet {
                 recv_ready: Notify::new(),
                 stop,
                 live: AtomicUsize::new(0),
+                unreachable: watch::channel(BTreeSet::new()).0,
             }),
         };
         // The receive queue drops its oldest message when full, which a tokio channel cannot do, so
@@ -229,6 +233,23 @@ impl ElectionNet {
     /// its tasks have ended, so this tells whether the tie-break left one socket per peer.
     pub fn live_connections(&self) -> usize {
         self.inner.live.load(Ordering::SeqCst) / 2
+    }
+
+    /// The peers this transport cannot reach now: its last connect to each failed and no connection
+    /// with it has been made since. Changes as connects fail and connections are made.
+    pub fn unreachable(&self) -> watch::Receiver<BTreeSet<ServerId>> {
+        self.inner.unreachable.subscribe()
+    }
+
+    /// Records whether `sid` can be reached, notifying watchers only on a change.
+    fn set_reachable(&self, sid: ServerId, reachable: bool) {
+        self.inner.unreachable.send_if_modified(|set| {
+            if reachable {
+                set.remove(&sid)
+            } else {
+                set.insert(sid)
+            }
+        });
     }
 
     /// The address the listener is bound to.
@@ -426,6 +447,7 @@ impl ElectionNet {
                 r = net.initiate_connection(sid, addr) => {
                     if let Err(err) = r {
                         tracing::debug!("cannot open election channel to {sid} at {addr}: {err}");
+                        net.set_reachable(sid, false);
                     }
                 }
                 _ = stop.wait_for(|s| *s) => {}
@@ -509,6 +531,7 @@ impl ElectionNet {
             (id, wake, stop_rx)
         };
         tracing::debug!("election connection {id} with server {sid} established");
+        self.set_reachable(sid, true);
         self.inner.live.fetch_add(2, Ordering::SeqCst);
         let net = self.clone();
         let mut stop = stop_rx.clone();

@@ -277,6 +277,7 @@ pub async fn run(
                 what: format!("bind election port {}", config.election.listen),
                 source,
             })?;
+    let mut unreachable_rx = net.unreachable();
     // Quorum port.
     let quorum_listener = TcpListener::bind(config.quorum_listen)
         .await
@@ -416,6 +417,10 @@ pub async fn run(
             },
             Some((from, payload)) = election_rx.recv() => {
                 inputs.push(PeerInput::Election { from, payload });
+            }
+            Ok(()) = unreachable_rx.changed() => {
+                let set = unreachable_rx.borrow_and_update().clone();
+                inputs.push(PeerInput::ElectionUnreachable(set));
             }
             ev = events_rx.recv() => {
                 let Some(ev) = ev else { break Ok(()) };

@@ -186,6 +186,13 @@ enum Event {
         client: u64,
     },
     Fault,
+    /// A node's election transport learns whether it can reach a peer (a connect succeeded or failed).
+    Reachability {
+        node: u64,
+        incarnation: u64,
+        peer: u64,
+        reachable: bool,
+    },
     Restart {
         node: u64,
     },
@@ -225,6 +232,8 @@ struct Node {
     leader_link: Option<LinkId>,
     /// Applied zxids of this incarnation, for the in-order check.
     last_applied: Zxid,
+    /// The election transport's unreachable servers (sends that found the peer down or cut off).
+    unreachable: BTreeSet<u64>,
 }
 
 struct Client {
@@ -287,6 +296,7 @@ impl ClusterSim {
                     fsync_pending: false,
                     leader_link: None,
                     last_applied: Zxid::NONE,
+                    unreachable: BTreeSet::new(),
                 },
             );
         }
@@ -368,6 +378,8 @@ impl ClusterSim {
             observer_sync_enabled: true,
             observer_master: self.cfg.observer_master,
             observer_serves_detached: true,
+            // Half the seeds run outpost's early finalize, half Java's full wait.
+            election_finalize_early: self.cfg.seed.is_multiple_of(2),
             leader_serves: true,
             epoch_start_counter: self.cfg.epoch_start_counter,
             server: Settings {
@@ -492,6 +504,7 @@ impl ClusterSim {
         node.leader_link = None;
         node.fsync_pending = false;
         node.last_applied = Zxid::NONE;
+        node.unreachable.clear();
         let db = recover(&node.disk, cfg.commit_log_count);
         let inc = node.incarnation;
         let mut peer = Peer::new(cfg, db, self.now);
@@ -695,6 +708,25 @@ impl ClusterSim {
                     self.schedule(next, Event::Fault);
                 }
             }
+            Event::Reachability {
+                node,
+                incarnation,
+                peer,
+                reachable,
+            } => {
+                if self.alive_inc(node, incarnation) {
+                    let n = self.nodes.get_mut(&node).expect("node");
+                    let changed = if reachable {
+                        n.unreachable.remove(&peer)
+                    } else {
+                        n.unreachable.insert(peer)
+                    };
+                    if changed {
+                        let set = n.unreachable.iter().map(|s| ServerId(*s)).collect();
+                        self.input(node, PeerInput::ElectionUnreachable(set));
+                    }
+                }
+            }
             Event::Restart { node } => {
                 if self.nodes[&node].peer.is_none() {
                     self.start_node(node);
@@ -797,7 +829,23 @@ impl ClusterSim {
     fn perform(&mut self, id: u64, action: PeerAction) {
         match action {
             PeerAction::ElectionSend { to, payload } => {
-                if self.can_talk(id, to.0) {
+                // The transport learns reachability from its connect attempts, a latency later.
+                let reachable = self.can_talk(id, to.0);
+                let known = self.nodes[&id].unreachable.contains(&to.0);
+                if known == reachable {
+                    let lat = self.latency();
+                    let incarnation = self.nodes[&id].incarnation;
+                    self.schedule(
+                        self.now + lat,
+                        Event::Reachability {
+                            node: id,
+                            incarnation,
+                            peer: to.0,
+                            reachable,
+                        },
+                    );
+                }
+                if reachable {
                     let lat = self.latency();
                     self.schedule(
                         self.now + lat,

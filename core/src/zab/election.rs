@@ -182,6 +182,11 @@ pub struct ElectionConfig {
     pub max_notification_interval_ms: u64,
     /// How long a quorum must stay unchallenged before the election ends (`finalizeWait`, 200 ms).
     pub finalize_wait_ms: u64,
+    /// outpost's extension (`outpost.election.finalizeEarly`): end the finalize wait at once when
+    /// every voter has either agreed with the proposal in this round or is unreachable (the transport's
+    /// last connect to it failed), since nothing that could change the outcome can still arrive.
+    /// False is Java's behaviour: always wait `finalize_wait_ms` of silence.
+    pub finalize_early: bool,
 }
 
 impl ElectionConfig {
@@ -201,6 +206,7 @@ impl ElectionConfig {
             min_notification_interval_ms: FINALIZE_WAIT_MS,
             max_notification_interval_ms: MAX_NOTIFICATION_INTERVAL_MS,
             finalize_wait_ms: FINALIZE_WAIT_MS,
+            finalize_early: false,
         }
     }
 }
@@ -254,6 +260,9 @@ pub struct Election {
     loopback: VecDeque<Notification>,
     /// Notifications received before the first start.
     pending: VecDeque<(ServerId, Notification)>,
+    /// Servers the transport could not reach on its last attempt (see
+    /// [`ElectionConfig::finalize_early`]).
+    unreachable: BTreeSet<ServerId>,
     stats: ElectionStats,
 }
 
@@ -279,6 +288,7 @@ impl Election {
             finalize: None,
             loopback: VecDeque::new(),
             pending: VecDeque::new(),
+            unreachable: BTreeSet::new(),
             stats: ElectionStats::default(),
         }
     }
@@ -365,6 +375,19 @@ impl Election {
                 (self.not_timeout_ms * 2).min(self.cfg.max_notification_interval_ms);
             self.next_timeout_at = now_ms + self.not_timeout_ms;
             self.drain_loopback(now_ms, &mut out);
+        }
+        out
+    }
+
+    /// The transport's view of which servers it cannot reach (its last connect to them failed and no
+    /// connection from them has been made since). Only consulted with
+    /// [`ElectionConfig::finalize_early`]: a running finalize wait ends now when every voter that has
+    /// not agreed is in this set.
+    pub fn set_unreachable(&mut self, unreachable: BTreeSet<ServerId>) -> Outbox {
+        let mut out = Outbox::default();
+        self.unreachable = unreachable;
+        if self.is_looking() {
+            self.finalize_early(&mut out);
         }
         out
     }
@@ -540,10 +563,18 @@ impl Election {
                 self.finalize = None;
             } else {
                 self.stats.dropped_in_finalize += 1;
-                self.finalize = Some((
-                    now_ms + self.cfg.finalize_wait_ms,
-                    self.finalize.take().map(|f| f.1).unwrap_or_default(),
-                ));
+                let mut agreeing = self.finalize.take().map(|f| f.1).unwrap_or_default();
+                // Java drops the notification unread; only the early-finalize check notes that this
+                // voter agrees (the tallies are untouched, so the verdict is Java's).
+                if n.state == ServerState::Looking
+                    && n.election_epoch == self.logical_clock
+                    && candidate_of(&n) == self.proposal
+                    && self.is_valid_voter(from)
+                {
+                    agreeing.insert(from);
+                }
+                self.finalize = Some((now_ms + self.cfg.finalize_wait_ms, agreeing));
+                self.finalize_early(out);
                 return;
             }
         }
@@ -606,6 +637,31 @@ impl Election {
         let acks = self.agreeing(&self.recvset, &target);
         if self.has_all_quorums(&acks) && self.observer_heard_from(self.proposal.leader) {
             self.finalize = Some((now_ms + self.cfg.finalize_wait_ms, acks));
+            self.finalize_early(out);
+        }
+    }
+
+    /// With [`ElectionConfig::finalize_early`], ends a running finalize wait when every voter of every
+    /// active configuration has agreed with the proposal in this round or is unreachable. Nothing can
+    /// then beat the proposal: a reachable voter that has not agreed could still send a better vote,
+    /// so its existence keeps the wait; an unreachable one cannot send until it reconnects, and a vote
+    /// that arrives after the verdict is exactly what Java's wait also misses once it expires. Safety
+    /// never rests on the wait (every deciding voter's vote is at most the proposal), so this only
+    /// shortens a failover by the 200 ms Java spends listening for a server that is gone.
+    fn finalize_early(&mut self, out: &mut Outbox) {
+        if !self.cfg.finalize_early {
+            return;
+        }
+        let Some((_, agreeing)) = &self.finalize else {
+            return;
+        };
+        let settled = self.verifiers().all(|q| {
+            q.voters()
+                .iter()
+                .all(|v| agreeing.contains(v) || self.unreachable.contains(v))
+        });
+        if settled {
+            self.finish_round(out);
         }
     }
 

@@ -87,6 +87,9 @@ pub struct PeerConfig {
     pub server: Settings,
     /// Seed of the peer's randomness (observer delays).
     pub seed: u64,
+    /// `outpost.election.finalizeEarly`: end the election's finalize wait once every voter agreed or
+    /// is unreachable ([`crate::zab::election::ElectionConfig::finalize_early`]).
+    pub election_finalize_early: bool,
 }
 
 impl PeerConfig {
@@ -122,6 +125,9 @@ pub enum PeerInput {
         /// The notification payload.
         payload: Vec<u8>,
     },
+    /// The election transport's servers it cannot reach now (its last connect failed and none has
+    /// been made since); the whole set each time it changes.
+    ElectionUnreachable(std::collections::BTreeSet<ServerId>),
     /// A client event (the connection layer is shared with the standalone server).
     Client(ServerInput),
     /// Time passed.
@@ -357,6 +363,7 @@ impl Peer {
         if cfg.is_observer() {
             ecfg.learner_type = crate::zab::election::LearnerType::Observer;
         }
+        ecfg.finalize_early = cfg.election_finalize_early;
         let election = Election::new(ecfg);
         let server = build_server(
             &cfg,
@@ -507,6 +514,10 @@ impl Peer {
         match input {
             PeerInput::Election { from, payload } => {
                 let out = self.election.receive_bytes(from, &payload, self.now_ms);
+                self.perform_election(out);
+            }
+            PeerInput::ElectionUnreachable(set) => {
+                let out = self.election.set_unreachable(set);
                 self.perform_election(out);
             }
             PeerInput::Client(input) => self.on_client(input),
