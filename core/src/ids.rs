@@ -85,6 +85,13 @@ impl SessionId {
         let next = ((now_ms << 24) as u64) >> 8;
         SessionId((next | (server.0 << 56)) as i64)
     }
+
+    /// The server that created the session: the top byte of the id
+    /// (`LeaderSessionTracker.getServerIdFromSessionId`). Read unsigned, so ids of servers 128..=255 come
+    /// back as themselves (Java's signed shift makes them negative and never equal to a `myid`).
+    pub fn server(self) -> ServerId {
+        ServerId((self.0 as u64) >> 56)
+    }
 }
 
 impl fmt::Debug for SessionId {
@@ -143,5 +150,9 @@ mod tests {
         let s = SessionId::initial_for_server(ServerId(3), 1_700_000_000_000);
         assert_eq!((s.0 as u64) >> 56, 3);
         assert_ne!(s.0 & 0x00ff_ffff_ffff_ffff, 0);
+        assert_eq!(s.server(), ServerId(3));
+        let high = SessionId::initial_for_server(ServerId(200), 1_700_000_000_000);
+        assert!(high.0 < 0, "server 200 sets the sign bit");
+        assert_eq!(high.server(), ServerId(200));
     }
 }
