@@ -27,6 +27,11 @@
 mod ensemble;
 #[cfg(test)]
 mod ensemble_tests;
+mod local_sessions;
+#[cfg(test)]
+mod local_sessions_tests;
+
+pub use local_sessions::LocalSessionSettings;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -46,9 +51,7 @@ use crate::proto::{perms, ErrorCode, Id, OpCode, Txn, TxnEntry, TxnHeader};
 use crate::session::{check_password, session_password, SessionConfig, SessionTracker};
 use crate::tree::apply::TxnResult;
 use crate::tree::fuzzy::SnapshotWriter;
-use crate::tree::prep::{
-    prepare, PendingChanges, PrepConfig, RequestMeta, TrackerCheck, WriteRequest,
-};
+use crate::tree::prep::{prepare, PendingChanges, PrepConfig, RequestMeta, WriteRequest};
 use crate::tree::snapshot::{read_sessions, write_sessions};
 use crate::tree::DataTree;
 use crate::watch::{Notification, WatchManager, WatcherMode, WatcherType};
@@ -98,6 +101,9 @@ pub struct Settings {
     pub container_check_interval_ms: i64,
     /// Emit [`Action::Committed`] for every applied txn (the relay needs them; otherwise skip the copy).
     pub emit_committed: bool,
+    /// `localSessionsEnabled` / `localSessionsUpgradingEnabled`; ignored in standalone mode, as
+    /// ZooKeeper ignores them (see the `local_sessions` submodule).
+    pub local_sessions: LocalSessionSettings,
 }
 
 /// Something that happened, for the server to react to.
@@ -274,6 +280,16 @@ enum Waiting {
         xid: i32,
         err: ErrorCode,
     },
+    /// A reply made here, sent in its turn (a learner's refusal of a local session's multi).
+    Reply {
+        xid: i32,
+        err: ErrorCode,
+        body: Response,
+    },
+    /// A local session's closeSession, answered here in its turn.
+    CloseLocal {
+        xid: i32,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -366,6 +382,9 @@ pub struct Standalone {
     /// Learner: sessions touched since the last [`Standalone::take_session_touches`], with their timeout
     /// (`LearnerSessionTracker.touchTable`).
     touches: BTreeMap<i64, i32>,
+    /// Leader and learner with `localSessionsEnabled`: the sessions that live on this server only
+    /// (`LocalSessionTracker`); `sessions` holds the global ones.
+    local: Option<SessionTracker>,
 }
 
 /// The name the ensemble code uses for the server state machine; `Standalone` is the historical one.
@@ -483,6 +502,9 @@ impl Standalone {
             // Sessions restored from disk get a full timeout from now to reconnect, as in ZooKeeper.
             tracker.track_session(*id, *timeout, now_ms);
         }
+        // A standalone ZooKeeperServer has no local sessions, whatever zoo.cfg says.
+        let local = (settings.local_sessions.enabled && settings.mode != Mode::Standalone)
+            .then(|| SessionTracker::new(settings.server_id, settings.session, now_ms));
         Standalone {
             settings,
             tree,
@@ -505,6 +527,7 @@ impl Standalone {
             learner_syncs: VecDeque::new(),
             revalidating: HashMap::new(),
             touches: BTreeMap::new(),
+            local,
         }
     }
 
@@ -670,6 +693,11 @@ impl Standalone {
             return;
         }
         let timeout = self.settings.session.negotiate_timeout(req.timeout);
+        if req.session_id == 0 && self.local.is_some() {
+            // QuorumZooKeeperServer.setLocalSessionFlag: all new sessions are local.
+            self.local_new_session(conn, timeout);
+            return;
+        }
         if req.session_id == 0 && self.is_learner() {
             self.learner_new_session(conn, timeout);
             return;
@@ -700,6 +728,9 @@ impl Standalone {
                 self.detach(old);
                 self.close(old);
             }
+        }
+        if self.local_reconnect(conn, id, &req.passwd, timeout) {
+            return;
         }
         if self.is_learner() && check_password(id, &req.passwd) {
             // A learner cannot judge a global session: it asks the leader (Learner.validateSession).
@@ -798,6 +829,10 @@ impl Standalone {
         }
         // Every packet from a client touches its session (ZooKeeperServer.processPacket).
         self.touch_session(session);
+        // FollowerRequestProcessor / LeaderRequestProcessor: checkUpgradeSession, local closes.
+        if self.local.is_some() && self.local_session_request(conn, session, xid, &request) {
+            return;
+        }
         let op = request.op_code();
         if self.is_learner() {
             // FollowerRequestProcessor: writes and syncs go to the leader, the rest stays here.
@@ -876,6 +911,18 @@ impl Standalone {
             self.answer_fail(conn, xid, err);
         } else if let Some(c) = self.conns.get_mut(&conn) {
             c.queue.push_read(Waiting::Fail { xid, err });
+        }
+    }
+
+    /// Sends a reply made here at once when nothing of the connection is in flight, else behind
+    /// what is.
+    fn reply_in_order(&mut self, conn: ConnId, xid: i32, err: ErrorCode, body: Response) {
+        let idle = self.conns.get(&conn).is_some_and(|c| c.queue.is_idle());
+        if idle {
+            let zxid = self.tree.last_processed_zxid();
+            self.send(conn, reply_frame(xid, zxid, err, &body));
+        } else if let Some(c) = self.conns.get_mut(&conn) {
+            c.queue.push_read(Waiting::Reply { xid, err, body });
         }
     }
 
@@ -976,9 +1023,11 @@ impl Standalone {
         };
         // Local requests all share one owner, so a standalone server never answers SESSIONMOVED; on a
         // leader a session revalidated through a learner belongs to that learner.
-        let mut check = TrackerCheck {
-            tracker: &mut self.sessions,
+        let mut check = local_sessions::QuorumSessionCheck {
+            global: &mut self.sessions,
+            local: self.local.as_mut(),
             owner,
+            leader: (self.settings.mode == Mode::Leader).then_some(self.settings.server_id),
         };
         let prepared = prepare(
             &self.tree,
@@ -1028,6 +1077,7 @@ impl Standalone {
             Txn::CloseSession { .. } => {
                 let id = SessionId(f.header.client_id);
                 self.sessions.remove(id);
+                self.forget_local_session(id);
                 if let Some(conn) = self.session_conn.remove(&id) {
                     // An expired session's connection is closed (so is a local connection of a session
                     // a learner closed); a client's own close is answered below.
@@ -1038,8 +1088,9 @@ impl Standalone {
                 }
             }
             Txn::CreateSession { timeout } => {
-                self.sessions
-                    .track_session(SessionId(f.header.client_id), *timeout, self.now_ms);
+                let id = SessionId(f.header.client_id);
+                self.sessions.track_session(id, *timeout, self.now_ms);
+                self.forget_local_session(id);
             }
             _ => {}
         }
@@ -1105,6 +1156,11 @@ impl Standalone {
             match waiting {
                 Waiting::Read { xid, request } => self.answer_read(conn, xid, request),
                 Waiting::Fail { xid, err } => self.answer_fail(conn, xid, err),
+                Waiting::Reply { xid, err, body } => {
+                    let zxid = self.tree.last_processed_zxid();
+                    self.send(conn, reply_frame(xid, zxid, err, &body));
+                }
+                Waiting::CloseLocal { xid } => self.finish_local_close(conn, xid),
             }
         }
     }
@@ -1177,9 +1233,11 @@ impl Standalone {
     // ----- expiry --------------------------------------------------------------------------------
 
     fn on_tick(&mut self) {
-        // Only the leader (or a standalone server) expires sessions and reaps containers: a learner
-        // applies the leader's closeSession and deleteContainer txns (LearnerSessionTracker has no
-        // expirer; ContainerManager runs on the leader only).
+        // Every server expires its own local sessions.
+        self.expire_local_sessions();
+        // Only the leader (or a standalone server) expires global sessions and reaps containers: a
+        // learner applies the leader's closeSession and deleteContainer txns (LearnerSessionTracker
+        // has no expirer for them; ContainerManager runs on the leader only).
         if self.is_learner() {
             return;
         }
@@ -1672,6 +1730,7 @@ mod tests {
             container_check_interval_ms: 1000,
             emit_committed: false,
             mode: Mode::Standalone,
+            local_sessions: LocalSessionSettings::default(),
         };
         Standalone::new(settings, DataTree::new(true), &[], Zxid::ZERO, 1_000)
     }
@@ -2079,6 +2138,7 @@ mod tests {
             container_check_interval_ms: 1000,
             emit_committed: false,
             mode: Mode::Standalone,
+            local_sessions: LocalSessionSettings::default(),
         };
         let trigger = snapshot_trigger(40, 7, 0);
         assert!((20..40).contains(&trigger), "{trigger}");

@@ -392,6 +392,7 @@ impl ClusterSim {
                 container_check_interval_ms: 60_000,
                 emit_committed: true,
                 mode: Mode::Standalone,
+                local_sessions: Default::default(),
             },
             seed: self.cfg.seed.wrapping_mul(31).wrapping_add(id),
         }

@@ -64,8 +64,12 @@ impl Standalone {
     }
 
     /// Touches a session for a client packet; a learner also remembers the touch for the leader, for
-    /// the global sessions it knows (`LearnerSessionTracker.touchSession`).
+    /// the global sessions it knows (`LearnerSessionTracker.touchSession`). A local session is touched
+    /// here only: the leader never hears of it.
     pub(super) fn touch_session(&mut self, id: SessionId) {
+        if self.touch_local(id) {
+            return;
+        }
         self.sessions.touch(id, self.now_ms);
         if self.is_learner() {
             if let Some(s) = self.sessions.get(id).filter(|s| !s.closing) {
@@ -198,7 +202,14 @@ impl Standalone {
     // ----- learner -------------------------------------------------------------------------------
 
     /// Sends a REQUEST for a client of `session` to the leader.
-    fn forward(&mut self, session: SessionId, cxid: i32, op: OpCode, body: Vec<u8>, auth: Vec<Id>) {
+    pub(super) fn forward(
+        &mut self,
+        session: SessionId,
+        cxid: i32,
+        op: OpCode,
+        body: Vec<u8>,
+        auth: Vec<Id>,
+    ) {
         self.actions.push(Action::Forward {
             request: ForwardedRequest {
                 session_id: session.0,
@@ -352,7 +363,12 @@ impl Standalone {
                     && !revalidating
                 {
                     origin = Origin::Connect(conn);
-                } else if let Some(&(xid, op)) = c.forwarded.front() {
+                } else if let Some(&(xid, op)) = c
+                    .forwarded
+                    .front()
+                    // A session upgrade's createSession (cxid 0) answers no client request.
+                    .filter(|_| !matches!(txn, Txn::CreateSession { .. }))
+                {
                     // CommitProcessor matches the session's oldest pending request by cxid; a
                     // mismatch (or a sync still ahead of it) means the txn is not ours to answer.
                     if xid == header.cxid && c.queue.head_write() == Some(xid) {

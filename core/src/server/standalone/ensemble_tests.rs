@@ -9,8 +9,8 @@ use crate::proto::client::{
 };
 use crate::proto::{decode_reply, Acl, Stat};
 
-const LEADER: ServerId = ServerId(1);
-const LEARNER: ServerId = ServerId(2);
+pub(super) const LEADER: ServerId = ServerId(1);
+pub(super) const LEARNER: ServerId = ServerId(2);
 
 fn settings(server_id: ServerId, mode: Mode) -> Settings {
     Settings {
@@ -26,52 +26,57 @@ fn settings(server_id: ServerId, mode: Mode) -> Settings {
         snapshot_chunk_nodes: 10_000,
         container_check_interval_ms: 1000,
         emit_committed: false,
+        local_sessions: LocalSessionSettings::default(),
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
+pub(super) enum Side {
     Leader,
     Learner,
 }
 
 /// What a client connection received.
 #[derive(Debug)]
-enum Out {
+pub(super) enum Out {
     Frame(Vec<u8>),
     Close,
 }
 
 /// The two servers and the wire between them.
-struct Pair {
-    leader: Standalone,
-    learner: Standalone,
-    now: i64,
+pub(super) struct Pair {
+    pub(super) leader: Standalone,
+    pub(super) learner: Standalone,
+    pub(super) now: i64,
     /// Commit every proposal as soon as it is made (else only on [`Pair::commit_all`]).
-    auto_commit: bool,
+    pub(super) auto_commit: bool,
     /// Proposals not yet committed, oldest first.
-    uncommitted: VecDeque<(Zxid, Vec<u8>)>,
+    pub(super) uncommitted: VecDeque<(Zxid, Vec<u8>)>,
     /// What each client connection received, by side and connection.
-    out: Vec<(Side, ConnId, Out)>,
+    pub(super) out: Vec<(Side, ConnId, Out)>,
     /// Every REQUEST the learner sent.
-    forwarded: Vec<ForwardedRequest>,
+    pub(super) forwarded: Vec<ForwardedRequest>,
     /// How many times the leader reported its zxid counter used up.
-    exhausted: usize,
+    pub(super) exhausted: usize,
 }
 
 impl Pair {
     fn new() -> Pair {
-        let mut leader = Standalone::new(
-            settings(LEADER, Mode::Leader),
-            DataTree::new(true),
-            &[],
-            Zxid::ZERO,
-            1_000,
-        );
+        Pair::with_settings(|_| {})
+    }
+
+    /// Two servers whose settings `adjust` changed (the same change on both).
+    pub(super) fn with_settings(adjust: impl Fn(&mut Settings)) -> Pair {
+        let mut leader_settings = settings(LEADER, Mode::Leader);
+        let mut learner_settings = settings(LEARNER, Mode::Learner { observer: false });
+        adjust(&mut leader_settings);
+        adjust(&mut learner_settings);
+        let mut leader =
+            Standalone::new(leader_settings, DataTree::new(true), &[], Zxid::ZERO, 1_000);
         // As after NEWLEADER of epoch 1.
         leader.set_next_zxid_base(Zxid::new(Epoch(1), 0));
         let learner = Standalone::new(
-            settings(LEARNER, Mode::Learner { observer: false }),
+            learner_settings,
             DataTree::new(true),
             &[],
             Zxid::ZERO,
@@ -96,7 +101,7 @@ impl Pair {
         }
     }
 
-    fn handle(&mut self, side: Side, input: Input) {
+    pub(super) fn handle(&mut self, side: Side, input: Input) {
         let now = self.now;
         self.server(side).handle(input, now);
         self.pump();
@@ -173,7 +178,7 @@ impl Pair {
     }
 
     /// Commits the oldest proposal: on the leader (Durable), then COMMIT to the learner.
-    fn commit_one(&mut self) {
+    pub(super) fn commit_one(&mut self) {
         let Some((zxid, entry)) = self.uncommitted.pop_front() else {
             return;
         };
@@ -189,7 +194,7 @@ impl Pair {
         );
     }
 
-    fn commit_all(&mut self) {
+    pub(super) fn commit_all(&mut self) {
         while !self.uncommitted.is_empty() {
             self.commit_one();
             self.pump();
@@ -197,14 +202,14 @@ impl Pair {
     }
 
     /// Connects a new client; returns its session once the connect is answered.
-    fn connect(&mut self, side: Side, conn: ConnId) -> SessionId {
+    pub(super) fn connect(&mut self, side: Side, conn: ConnId) -> SessionId {
         self.connect_with(side, conn, 0, vec![0; 16]);
         self.connect_reply(side, conn)
             .map(|r| SessionId(r.session_id))
             .expect("a connect reply")
     }
 
-    fn connect_with(&mut self, side: Side, conn: ConnId, session: i64, passwd: Vec<u8>) {
+    pub(super) fn connect_with(&mut self, side: Side, conn: ConnId, session: i64, passwd: Vec<u8>) {
         let request = ConnectRequest {
             timeout: 2000,
             session_id: session,
@@ -223,14 +228,14 @@ impl Pair {
     }
 
     /// The connect reply a connection got, if any (the first frame of a 41-byte length).
-    fn connect_reply(&self, side: Side, conn: ConnId) -> Option<ConnectResponse> {
+    pub(super) fn connect_reply(&self, side: Side, conn: ConnId) -> Option<ConnectResponse> {
         self.frames(side, conn)
             .into_iter()
             .find(|f| f.len() == 41)
             .map(|f| ConnectResponse::from_bytes(&f[4..]).expect("connect response"))
     }
 
-    fn frames(&self, side: Side, conn: ConnId) -> Vec<Vec<u8>> {
+    pub(super) fn frames(&self, side: Side, conn: ConnId) -> Vec<Vec<u8>> {
         self.out
             .iter()
             .filter(|(s, c, _)| *s == side && *c == conn)
@@ -241,19 +246,19 @@ impl Pair {
             .collect()
     }
 
-    fn closed(&self, side: Side, conn: ConnId) -> bool {
+    pub(super) fn closed(&self, side: Side, conn: ConnId) -> bool {
         self.out
             .iter()
             .any(|(s, c, o)| *s == side && *c == conn && matches!(o, Out::Close))
     }
 
     /// Sends a request without waiting for anything beyond the pump.
-    fn send(&mut self, side: Side, conn: ConnId, xid: i32, request: Request) {
+    pub(super) fn send(&mut self, side: Side, conn: ConnId, xid: i32, request: Request) {
         self.handle(side, Input::Request { conn, xid, request });
     }
 
     /// The reply to `xid` on a connection (decoded as an answer to `op`), if it arrived.
-    fn reply(
+    pub(super) fn reply(
         &self,
         side: Side,
         conn: ConnId,
@@ -268,7 +273,7 @@ impl Pair {
     }
 
     /// Sends a request and returns its reply (commits run automatically).
-    fn call(
+    pub(super) fn call(
         &mut self,
         side: Side,
         conn: ConnId,
@@ -281,7 +286,7 @@ impl Pair {
     }
 
     /// The xids of the replies a connection received, in order (notifications as -1).
-    fn reply_xids(&self, side: Side, conn: ConnId) -> Vec<i32> {
+    pub(super) fn reply_xids(&self, side: Side, conn: ConnId) -> Vec<i32> {
         self.frames(side, conn)
             .iter()
             .filter(|f| f.len() != 41)
@@ -290,7 +295,7 @@ impl Pair {
     }
 }
 
-fn create(path: &str, flags: i32) -> Request {
+pub(super) fn create(path: &str, flags: i32) -> Request {
     Request::Create2(CreateRequest {
         path: path.into(),
         data: Some(b"d".to_vec()),
@@ -299,7 +304,7 @@ fn create(path: &str, flags: i32) -> Request {
     })
 }
 
-fn set(path: &str, version: i32) -> Request {
+pub(super) fn set(path: &str, version: i32) -> Request {
     Request::SetData(SetDataRequest {
         path: path.into(),
         data: Some(b"new".to_vec()),
@@ -307,7 +312,7 @@ fn set(path: &str, version: i32) -> Request {
     })
 }
 
-fn get(path: &str, watch: bool) -> Request {
+pub(super) fn get(path: &str, watch: bool) -> Request {
     Request::GetData(GetDataRequest {
         path: path.into(),
         watch,
@@ -457,8 +462,8 @@ fn learner_error_txns_answer_with_their_code() {
 }
 
 /// The leader turns a forwarded write with an undecodable body into a MARSHALLINGERROR error txn, a
-/// write of a session it does not know into the prep's session error, and a write of a session owned
-/// by another learner into SESSIONMOVED.
+/// write of a session it does not know into SESSIONEXPIRED (`LeaderSessionTracker.checkSession`), and a
+/// write of a session owned by another learner into SESSIONMOVED.
 #[test]
 fn leader_prepares_forwarded_errors() {
     let mut p = Pair::new();
@@ -499,7 +504,7 @@ fn leader_prepares_forwarded_errors() {
     assert_eq!(
         forward(&mut p, LEARNER, 0x0200_0000_0000_0999, body.clone()),
         Txn::Error {
-            err: ErrorCode::UnknownSession
+            err: ErrorCode::SessionExpired
         }
     );
     assert_eq!(
