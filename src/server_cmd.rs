@@ -12,7 +12,7 @@ use outpost_conf::{FourLetterWords, Mode, ZooCfg};
 use outpost_core::acl::AuthConfig;
 use outpost_core::ids::ServerId;
 use outpost_core::server::fourlw::Whitelist;
-use outpost_core::server::standalone::{Mode as ServerMode, Settings};
+use outpost_core::server::standalone::{LocalSessionSettings, Mode as ServerMode, Settings};
 use outpost_core::session::SessionConfig;
 use outpost_core::shell::admin::{AdminServerConfig, Monitoring};
 use outpost_core::shell::standalone::{self, StandaloneConfig};
@@ -149,6 +149,11 @@ pub fn standalone_config(cfg: &ZooCfg) -> anyhow::Result<StandaloneConfig> {
             emit_committed: cfg.relay_config_file.is_some(),
             container_check_interval_ms: unknown_i64(cfg, "znode.container.checkIntervalMs")
                 .unwrap_or(60_000),
+            // Used by ensemble members only (a standalone server ignores them, as ZooKeeper does).
+            local_sessions: LocalSessionSettings {
+                enabled: cfg.local_sessions_enabled,
+                upgrading: cfg.local_sessions_upgrading_enabled,
+            },
         },
         log: LogOptions {
             force_sync: cfg.force_sync,

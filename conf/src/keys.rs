@@ -248,14 +248,14 @@ pub const KEYS: &[KeyDef] = &[
         "localSessionsEnabled",
         "false",
         Bool(Strict),
-        Accepted,
-        "local (learner-only) sessions",
+        Honoured,
+        "new sessions live only on the server the client connected to (ensembles only)",
     ),
     k(
         "localSessionsUpgradingEnabled",
         "false",
         Bool(Strict),
-        Accepted,
+        Honoured,
         "local sessions upgrade to global when creating ephemerals",
     ),
     k(

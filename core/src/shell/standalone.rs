@@ -617,6 +617,7 @@ pub(crate) fn snapshot_of(
         ephemerals: tree.ephemerals_count() as u64,
         approximate_data_size: tree.approximate_data_size().max(0) as u64,
         global_sessions: server.sessions().len() as u64,
+        local_sessions: server.local_sessions().map_or(0, |l| l.len() as u64),
         uptime_ms: started.elapsed().as_millis() as u64,
         data_dir_size: dir_size(&config.data_dir),
         log_dir_size: dir_size(&config.data_log_dir),
