@@ -384,7 +384,7 @@ pub struct Standalone {
     touches: BTreeMap<i64, i32>,
     /// Leader and learner with `localSessionsEnabled`: the sessions that live on this server only
     /// (`LocalSessionTracker`); `sessions` holds the global ones.
-    local: Option<SessionTracker>,
+    local: Option<local_sessions::LocalSessions>,
 }
 
 /// The name the ensemble code uses for the server state machine; `Standalone` is the historical one.
@@ -504,7 +504,7 @@ impl Standalone {
         }
         // A standalone ZooKeeperServer has no local sessions, whatever zoo.cfg says.
         let local = (settings.local_sessions.enabled && settings.mode != Mode::Standalone)
-            .then(|| SessionTracker::new(settings.server_id, settings.session, now_ms));
+            .then(|| local_sessions::LocalSessions::new(&settings, now_ms));
         Standalone {
             settings,
             tree,
@@ -1025,7 +1025,7 @@ impl Standalone {
         // leader a session revalidated through a learner belongs to that learner.
         let mut check = local_sessions::QuorumSessionCheck {
             global: &mut self.sessions,
-            local: self.local.as_mut(),
+            local: self.local.as_mut().map(|l| &mut l.tracker),
             owner,
             leader: (self.settings.mode == Mode::Leader).then_some(self.settings.server_id),
         };

@@ -72,8 +72,14 @@ impl Standalone {
         }
         self.sessions.touch(id, self.now_ms);
         if self.is_learner() {
-            if let Some(s) = self.sessions.get(id).filter(|s| !s.closing) {
-                self.touches.insert(id.0, s.timeout_ms);
+            let timeout = self
+                .sessions
+                .get(id)
+                .filter(|s| !s.closing)
+                .map(|s| s.timeout_ms)
+                .or_else(|| self.upgrading_timeout(id));
+            if let Some(timeout) = timeout {
+                self.touches.insert(id.0, timeout);
             }
         }
     }

@@ -32,6 +32,27 @@ pub struct LocalSessionSettings {
     pub upgrading: bool,
 }
 
+/// The local sessions of a leader or learner and the learner's sessions being upgraded
+/// (`UpgradeableSessionTracker`'s `localSessionTracker` and `upgradingSessions`).
+#[derive(Debug)]
+pub(super) struct LocalSessions {
+    /// The sessions that live on this server only.
+    pub(super) tracker: SessionTracker,
+    /// Learner: sessions upgraded here whose createSession has not committed yet, with their
+    /// timeout. They are not global here until it commits (a learner's snapshot holds committed
+    /// sessions only), but their touches already go to the leader.
+    upgrading: BTreeMap<SessionId, i32>,
+}
+
+impl LocalSessions {
+    pub(super) fn new(settings: &Settings, now_ms: i64) -> LocalSessions {
+        LocalSessions {
+            tracker: SessionTracker::new(settings.server_id, settings.session, now_ms),
+            upgrading: BTreeMap::new(),
+        }
+    }
+}
+
 /// The position of the op that creates an ephemeral node: 0 for a create or create2 request, the
 /// op's index in a multi; `None` when the request creates no ephemeral. The opcodes are the ones
 /// `QuorumZooKeeperServer.checkUpgradeSession` looks at; in a multi every create op counts, since
@@ -111,13 +132,13 @@ impl SessionCheck for QuorumSessionCheck<'_> {
 impl Standalone {
     /// This server's local sessions (`None` unless `localSessionsEnabled` in an ensemble).
     pub fn local_sessions(&self) -> Option<&SessionTracker> {
-        self.local.as_ref()
+        self.local.as_ref().map(|l| &l.tracker)
     }
 
     /// A new session while local sessions are on (`LocalSessionTracker.createSession`): tracked
     /// here only and answered at once; no createSession txn.
     pub(super) fn local_new_session(&mut self, conn: ConnId, timeout: i32) {
-        let Some(local) = self.local.as_mut() else {
+        let Some(local) = self.local.as_mut().map(|l| &mut l.tracker) else {
             return;
         };
         let id = local.create_session(timeout, true, self.now_ms);
@@ -143,7 +164,7 @@ impl Standalone {
         timeout: i32,
     ) -> bool {
         let now = self.now_ms;
-        let Some(local) = self.local.as_mut() else {
+        let Some(local) = self.local.as_mut().map(|l| &mut l.tracker) else {
             return false;
         };
         if local.get(id).is_none() {
@@ -165,7 +186,15 @@ impl Standalone {
     /// is not one (it may be global).
     pub(super) fn touch_local(&mut self, id: SessionId) -> bool {
         let now = self.now_ms;
-        self.local.as_mut().is_some_and(|l| l.touch(id, now))
+        self.local
+            .as_mut()
+            .is_some_and(|l| l.tracker.touch(id, now))
+    }
+
+    /// Learner: the timeout of a session this server upgraded whose createSession has not committed
+    /// yet (`LearnerSessionTracker.touchSession` reports it to the leader).
+    pub(super) fn upgrading_timeout(&self, id: SessionId) -> Option<i32> {
+        self.local.as_ref()?.upgrading.get(&id).copied()
     }
 
     /// The local-session rules for a client request of `session`, before it is routed: a local
@@ -178,7 +207,7 @@ impl Standalone {
         xid: i32,
         request: &Request,
     ) -> bool {
-        let Some(local) = self.local.as_mut() else {
+        let Some(local) = self.local.as_mut().map(|l| &mut l.tracker) else {
             return false;
         };
         if local.get(session).is_none() {
@@ -243,7 +272,7 @@ impl Standalone {
             return;
         };
         if let Some(local) = self.local.as_mut() {
-            local.remove(session);
+            local.tracker.remove(session);
         }
         if self.session_conn.get(&session) == Some(&conn) {
             self.session_conn.remove(&session);
@@ -262,22 +291,22 @@ impl Standalone {
     }
 
     /// `UpgradeableSessionTracker.upgradeSession` + `QuorumZooKeeperServer.makeUpgradeRequest`: the
-    /// session leaves the local tracker, becomes global here (so a learner reports its touches to
-    /// the leader), and a createSession with the same id and timeout is proposed (leader) or
-    /// forwarded (learner, cxid 0) ahead of the request that needed it.
+    /// session leaves the local tracker and a createSession with the same id and timeout goes ahead
+    /// of the request that needed it. The leader tracks the session as global at once and proposes
+    /// the createSession; a learner forwards it (cxid 0) and keeps the session as upgrading until it
+    /// commits (`LearnerSessionTracker.trackSession` does nothing).
     fn upgrade_session(&mut self, session: SessionId) {
-        let Some(timeout) = self
-            .local
-            .as_mut()
-            .and_then(|l| l.remove(session))
-            .map(|s| s.timeout_ms)
-        else {
+        let learner = self.is_learner();
+        let Some(local) = self.local.as_mut() else {
+            return;
+        };
+        let Some(timeout) = local.tracker.remove(session).map(|s| s.timeout_ms) else {
             return;
         };
         tracing::info!("upgrading session {session}");
-        self.sessions.track_session(session, timeout, self.now_ms);
-        let _ = self.sessions.set_owner(session, LOCAL_OWNER);
-        if self.is_learner() {
+        if learner {
+            local.upgrading.insert(session, timeout);
+            self.touches.insert(session.0, timeout);
             self.forward(
                 session,
                 0,
@@ -286,6 +315,8 @@ impl Standalone {
                 Vec::new(),
             );
         } else {
+            self.sessions.track_session(session, timeout, self.now_ms);
+            let _ = self.sessions.set_owner(session, LOCAL_OWNER);
             self.submit_write(
                 session,
                 0,
@@ -299,11 +330,13 @@ impl Standalone {
         }
     }
 
-    /// A session's createSession or closeSession txn applied: it is no local session here any more
-    /// (`LeaderSessionTracker` / `LearnerSessionTracker` `commitSession` and `removeSession`).
+    /// A session's createSession or closeSession txn applied: it is neither local nor upgrading here
+    /// any more (`LeaderSessionTracker` / `LearnerSessionTracker` `commitSession`, `finishedUpgrading`
+    /// and `removeSession`).
     pub(super) fn forget_local_session(&mut self, session: SessionId) {
         if let Some(local) = self.local.as_mut() {
-            local.remove(session);
+            local.tracker.remove(session);
+            local.upgrading.remove(&session);
         }
     }
 
@@ -313,9 +346,9 @@ impl Standalone {
         let now = self.now_ms;
         let expired = match self.local.as_mut() {
             Some(local) => {
-                let expired = local.expired(now);
+                let expired = local.tracker.expired(now);
                 for id in &expired {
-                    local.remove(*id);
+                    local.tracker.remove(*id);
                 }
                 expired
             }

@@ -108,6 +108,36 @@ fn ephemeral_create_on_a_learner_upgrades_the_session() {
     assert!(p.leader.sessions().get(session).is_none());
 }
 
+/// Until its createSession commits, a session a learner upgraded is not global there (a snapshot
+/// would not hold it) but its touches already go to the leader; the commit makes it global.
+#[test]
+fn an_upgrading_session_is_touched_but_not_yet_global_on_the_learner() {
+    let mut p = local_pair(true);
+    let session = p.connect(Side::Learner, 1);
+    p.auto_commit = false;
+    p.send(Side::Learner, 1, 1, create("/e", 1));
+    assert_eq!(p.uncommitted.len(), 2, "createSession and create proposed");
+    assert!(p.learner.sessions().get(session).is_none());
+    let (_, sessions) = read_snapshot_blob(&p.learner.snapshot_now(), true).expect("blob");
+    assert!(sessions.is_empty(), "{sessions:?}");
+    let touches = p.learner.take_session_touches();
+    assert_eq!(
+        touches,
+        vec![SessionTouch {
+            session_id: session.0,
+            timeout: 2000
+        }]
+    );
+    p.commit_all();
+    assert!(p.learner.sessions().get(session).is_some());
+    p.send(Side::Learner, 1, -2, Request::Ping);
+    assert_eq!(
+        p.learner.take_session_touches().len(),
+        1,
+        "touched as global"
+    );
+}
+
 /// On the leader its own local session upgrades the same way: a createSession txn is proposed
 /// before the create, so the txn log holds both in that order.
 #[test]
