@@ -38,10 +38,21 @@ const SESSION: Duration = Duration::from_secs(10);
 /// Bound for a client to notice a dead server and finish its reconnect elsewhere.
 const MOVE: Duration = Duration::from_secs(20);
 
-/// `mntr`'s `key` at `member`, panicking when it does not answer with a number.
+/// `mntr`'s `key` at `member`, waiting up to [`OP`] for it to serve (a follower may still be
+/// syncing when the election is over); panics when it never answers with a number.
 fn mntr(member: &Member, key: &str) -> i64 {
-    mntr_value(member.client_addr(), key)
-        .unwrap_or_else(|| panic!("server {} has no {key} in mntr", member.id))
+    let deadline = std::time::Instant::now() + OP;
+    loop {
+        if let Some(v) = mntr_value(member.client_addr(), key) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server {} has no {key} in mntr within {OP:?}",
+            member.id
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The Stat of `path` at `member` after a sync (so the server has everything committed), through a
