@@ -253,8 +253,8 @@ impl Peer {
                 if out.deferred_bytes > MAX_DEFERRED_BYTES {
                     let why = format!(
                         "more than {MAX_DEFERRED_BYTES} bytes of packets wait behind the SNAP stream \
-                         to server {:?}",
-                        state.sid
+                         to server {}",
+                        sid_text(state.sid)
                     );
                     self.drop_link(link, &why);
                 }
@@ -352,8 +352,8 @@ impl Peer {
             return;
         };
         tracing::info!(
-            "sending a snapshot at {zxid} to server {:?} on link {link} in chunks of {} bytes",
-            state.sid,
+            "sending a snapshot at {zxid} to server {} on link {link} in chunks of {} bytes",
+            sid_text(state.sid),
             self.cfg.snap_chunk_bytes
         );
         state.snap = Some(SnapOut {
@@ -388,7 +388,7 @@ impl Peer {
         let Some(state) = self.link_states.get_mut(&link) else {
             return;
         };
-        let sid = state.sid;
+        let sid = sid_text(state.sid);
         let Some(out) = state.snap.as_mut() else {
             return;
         };
@@ -406,7 +406,7 @@ impl Peer {
                 out.logged_bytes = sent;
                 out.logged_ms = now;
                 tracing::info!(
-                    "snapshot to server {sid:?} on link {link}: {sent} bytes, {} znodes sent",
+                    "snapshot to server {sid} on link {link}: {sent} bytes, {} znodes sent",
                     out.stream.nodes()
                 );
             }
@@ -419,7 +419,7 @@ impl Peer {
         };
         state.snap_done_ms = Some(now);
         tracing::info!(
-            "snapshot at {} to server {sid:?} on link {link} sent: {} bytes, {} znodes in {} ms; {} \
+            "snapshot at {} to server {sid} on link {link} sent: {} bytes, {} znodes in {} ms; {} \
              packets followed it",
             Zxid(out.stream.zxid()),
             out.stream.bytes(),
@@ -560,6 +560,11 @@ impl Peer {
             _ => Vec::new(),
         }
     }
+}
+
+/// A learner's sid for log lines (`?` before it said who it is).
+fn sid_text(sid: Option<ServerId>) -> String {
+    sid.map_or_else(|| "?".to_string(), |s| s.to_string())
 }
 
 #[cfg(test)]
