@@ -15,8 +15,9 @@ use outpost_core::shell::standalone::StandaloneConfig;
 use outpost_core::zab::peer::PeerConfig;
 use outpost_core::zab::quorum::{QuorumHierarchical, QuorumVerifier};
 
-/// Bytes per chunk of a streamed SNAP sync: with `zab::learner_link::SNAP_WINDOW` chunks in flight, a
-/// SNAP holds about 1 MiB of serialized snapshot besides the socket buffers.
+/// Bytes per chunk of a streamed SNAP sync (`outpost.snapSyncChunkBytes`): with
+/// `zab::learner_link::SNAP_WINDOW` chunks in flight, a SNAP holds about 1 MiB of serialized snapshot
+/// besides the socket buffers.
 const SNAP_CHUNK_BYTES: usize = 256 * 1024;
 
 /// The committed membership as the engine's quorum rule.
@@ -159,7 +160,8 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         leader_serves: cfg.leader_serves,
         max_concurrent_snap_syncs: cfg.max_concurrent_snap_syncs as usize,
         max_concurrent_diff_syncs: cfg.max_concurrent_diff_syncs as usize,
-        snap_chunk_bytes: SNAP_CHUNK_BYTES,
+        snap_chunk_bytes: property_u64(cfg, "outpost.snapSyncChunkBytes")
+            .map_or(SNAP_CHUNK_BYTES, |n| n.clamp(512, 64 << 20) as usize),
         epoch_start_counter: 0,
         server: base.settings.clone(),
         seed,

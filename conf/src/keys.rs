@@ -744,6 +744,13 @@ pub const KEYS: &[KeyDef] = &[
         "outpost: the relay's TOML file",
     ),
     k(
+        "outpost.snapSyncChunkBytes",
+        "262144",
+        Int(Decode),
+        Honoured,
+        "outpost: bytes per chunk of a streamed SNAP sync (512 to 67108864)",
+    ),
+    k(
         "outpost.observerServesWhileDetached",
         "true",
         Bool(TrueIgnoreCase),
