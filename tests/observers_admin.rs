@@ -3,7 +3,8 @@
 //! `sid`-labelled Prometheus gauge, the observer's own lag, and a SNAP sync streamed to an observer
 //! that lost its data, counted in bytes on both ends and logged by the leader.
 //!
-//! Real processes on loopback: three outpost voters and two outpost observers.
+//! Real processes on loopback: three outpost voters and two outpost observers (in the second test across
+//! the WAN test bed's proxies, so a SNAP can be made slow).
 
 mod support;
 
@@ -17,6 +18,7 @@ use support::ensemble::{
     find_leader, start_member, wait_mode, wipe_data, EnsemblePlan, JavaServer,
 };
 use support::http::{command, http_get, wait_listening};
+use support::wan::WanBed;
 use support::{free_port, mntr_value};
 
 /// Committed txns a leader keeps for DIFF: small, so the writes below force a SNAP.
@@ -244,4 +246,61 @@ fn observers_admin_lag_and_streamed_snap() {
         logs(&servers)
     );
     wait_observers_caught_up(leader_admin, &servers);
+}
+
+/// With `leader.maxConcurrentSnapSyncs=1` and a slow WAN, two empty observers that come back together
+/// cannot both get a SNAP at once: the leader refuses one (it closes the link, as ZooKeeper's
+/// `LearnerHandler` does on `SyncThrottleException`), that observer tries again, and once the first
+/// SNAP is through both serve the latest write.
+#[test]
+fn snap_syncs_beyond_the_throttle_wait_their_turn() {
+    let mut bed = WanBed::start(
+        3,
+        2,
+        &[
+            ("leader.maxConcurrentSnapSyncs", "1"),
+            ("commitLogCount", COMMIT_LOG_COUNT),
+        ],
+    );
+    let leader = bed.leader(START);
+    for id in [4, 5] {
+        bed.server_mut(id).kill_9();
+        wipe_data(&bed.server(id).config);
+    }
+    // About 200 KiB of tree: seconds per SNAP at 32 KiB/s.
+    let rt = runtime();
+    let data = vec![b'z'; 1024];
+    let leader_client = bed.member(leader).client;
+    rt.block_on(async {
+        let c = support::ensemble::scenario::connect(leader_client).await;
+        for i in 0..200 {
+            support::ensemble::scenario::create_on(
+                &c,
+                &format!("/big-{i}"),
+                &data,
+                outpost_core::client::CreateMode::Persistent,
+            )
+            .await;
+        }
+        let _ = c.close().await;
+    });
+    bed.wan.set_bandwidth(Some(32 * 1024));
+    for id in [4, 5] {
+        bed.server_mut(id).restart();
+    }
+    let slow = Duration::from_secs(90);
+    for id in [4, 5] {
+        bed.wait_observing(id, slow);
+        assert_eq!(read(&rt, bed.member(id).client, "/big-199"), data);
+    }
+    let throttled = mntr_value(
+        bed.member(leader).client_addr(),
+        "zk_learner_syncs_throttled",
+    );
+    assert!(
+        throttled.is_some_and(|n| n >= 1),
+        "no observer SNAP was throttled ({throttled:?})\n{}",
+        bed.logs()
+    );
+    assert!(mntr_value(bed.member(leader).client_addr(), "zk_snap_count").is_some_and(|n| n >= 2));
 }

@@ -305,9 +305,10 @@ impl Peer {
         if !essential && busy >= max {
             // LearnerHandler catches SyncThrottleException, logs "too many concurrent sync." and shuts
             // the handler down: the observer sees its connection close and tries again later.
+            let sid = sid_text(self.link_states.get(&link).and_then(|s| s.sid));
             tracing::warn!(
-                "too many concurrent syncs: refusing a {name} sync on link {link} ({busy} of at most \
-                 {max} in progress)"
+                "too many concurrent syncs: refusing a {name} sync to server {sid} on link {link} \
+                 ({busy} of at most {max} in progress)"
             );
             self.stats.syncs_throttled += 1;
             return false;
