@@ -1,6 +1,7 @@
 //! Ensemble mode of `outpost server`: turns a zoo.cfg with `server.N` lines (and a myid) into the peer
 //! shell's configuration, with ZooKeeper's meaning for every key (`tickTime`, `initLimit`, `syncLimit`,
-//! `cnxTimeout`, `electionPortBindRetry`, `observer.*`, `syncEnabled`, `group.N` / `weight.N`).
+//! `cnxTimeout`, `electionPortBindRetry`, `observer.*`, `syncEnabled`, `group.N` / `weight.N`,
+//! `leader.maxConcurrentSnapSyncs` / `leader.maxConcurrentDiffSyncs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -13,6 +14,11 @@ use outpost_core::shell::quorum_peer::PeerShellConfig;
 use outpost_core::shell::standalone::StandaloneConfig;
 use outpost_core::zab::peer::PeerConfig;
 use outpost_core::zab::quorum::{QuorumHierarchical, QuorumVerifier};
+
+/// Bytes per chunk of a streamed SNAP sync (`outpost.snapSyncChunkBytes`): with
+/// `zab::learner_link::SNAP_WINDOW` chunks in flight, a SNAP holds about 1 MiB of serialized snapshot
+/// besides the socket buffers.
+const SNAP_CHUNK_BYTES: usize = 256 * 1024;
 
 /// The committed membership as the engine's quorum rule.
 pub fn verifier(membership: &QuorumConfig) -> anyhow::Result<QuorumVerifier> {
@@ -152,6 +158,10 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
             .find(|r| r.key == "outpost.election.finalizeEarly")
             .is_none_or(|r| r.value.trim().eq_ignore_ascii_case("true")),
         leader_serves: cfg.leader_serves,
+        max_concurrent_snap_syncs: cfg.max_concurrent_snap_syncs as usize,
+        max_concurrent_diff_syncs: cfg.max_concurrent_diff_syncs as usize,
+        snap_chunk_bytes: property_u64(cfg, "outpost.snapSyncChunkBytes")
+            .map_or(SNAP_CHUNK_BYTES, |n| n.clamp(512, 64 << 20) as usize),
         epoch_start_counter: 0,
         server: base.settings.clone(),
         seed,

@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::Mutex;
 
 use outpost_core::client::CreateMode;
@@ -16,7 +15,9 @@ use outpost_core::client::CreateMode;
 use support::ensemble::scenario::{
     connect, create, create_on, logs, read, runtime, set_on, test_root, OP, START,
 };
-use support::ensemble::{find_leader, start_member, wait_mode, EnsemblePlan, JavaServer};
+use support::ensemble::{
+    find_leader, start_member, wait_mode, wipe_data, EnsemblePlan, JavaServer,
+};
 
 /// One test at a time in this file.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -80,23 +81,6 @@ fn log_len(server: &JavaServer) -> usize {
     std::fs::metadata(server.log_path()).map_or(0, |m| m.len() as usize)
 }
 
-/// Removes everything in the member's dataDir except `myid`: the server starts as a new, empty one.
-fn wipe_data(cfg: &Path) {
-    let data = cfg.parent().expect("member dir").join("data");
-    for entry in std::fs::read_dir(&data).expect("read dataDir").flatten() {
-        if entry.file_name() == "myid" {
-            continue;
-        }
-        let path = entry.path();
-        let removed = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        removed.unwrap_or_else(|e| panic!("remove {}: {e}", path.display()));
-    }
-}
-
 /// The leader's log lines about syncing learners, for the report.
 fn leader_sync_lines(server: &JavaServer) -> String {
     let text = std::fs::read_to_string(server.log_path()).unwrap_or_default();
@@ -123,6 +107,9 @@ fn observer_interop(plan: &EnsemblePlan) {
             // Java may also DIFF from its txn log files when they are small; -1 turns that off
             // (ZKDatabase.isTxnLogSyncEnabled), so "more than commitLogCount behind" means SNAP.
             ("snapshotSizeFactor", "-1"),
+            // An outpost leader streams the SNAP in many small chunks (a Java learner must read them
+            // as one snapshot); Java members ignore the key.
+            ("outpost.snapSyncChunkBytes", "512"),
         ],
     );
     let mut servers: Vec<JavaServer> = plan

@@ -3,64 +3,13 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use outpost_core::client::{Client, CreateMode};
 use outpost_core::proto::Acl;
-use serde_json::Value;
+use support::http::{command, http_get, wait_listening};
 use support::{free_port, OutpostStandalone};
-
-/// One HTTP/1.1 GET with `Connection: close`: the status code and the body.
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send request");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("read response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("header end");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    assert!(
-        !head.to_ascii_lowercase().contains("chunked"),
-        "unexpected chunked body: {head}"
-    );
-    (status, head.to_string(), body.to_string())
-}
-
-/// GETs an admin command and parses its JSON.
-fn command(addr: SocketAddr, name: &str) -> Value {
-    let (status, head, body) = http_get(addr, &format!("/commands/{name}"));
-    assert_eq!(status, 200, "{name}: {head}");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/json"),
-        "{name}: {head}"
-    );
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body}"))
-}
-
-/// Waits until `addr` accepts TCP connections (the HTTP listeners start right after the client port).
-fn wait_listening(addr: SocketAddr) {
-    let start = Instant::now();
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{addr} not listening"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Creates `n` persistent nodes through outpost's own client.
 fn write_nodes(server: SocketAddr, n: usize) {

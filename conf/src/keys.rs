@@ -677,15 +677,15 @@ pub const KEYS: &[KeyDef] = &[
         "leader.maxConcurrentSnapSyncs",
         "10",
         Int(Decode),
-        Accepted,
-        "concurrent SNAP syncs a leader serves",
+        Honoured,
+        "concurrent SNAP syncs a leader or observer master serves (observers beyond it are refused)",
     ),
     k(
         "leader.maxConcurrentDiffSyncs",
         "100",
         Int(Decode),
-        Accepted,
-        "concurrent DIFF syncs a leader serves",
+        Honoured,
+        "concurrent DIFF/TRUNC syncs a leader or observer master serves (observers beyond it are refused)",
     ),
     k(
         "leader.maxTimeToWaitForEpoch",
@@ -742,6 +742,13 @@ pub const KEYS: &[KeyDef] = &[
         Path,
         Honoured,
         "outpost: the relay's TOML file",
+    ),
+    k(
+        "outpost.snapSyncChunkBytes",
+        "262144",
+        Int(Decode),
+        Honoured,
+        "outpost: bytes per chunk of a streamed SNAP sync (512 to 67108864)",
     ),
     k(
         "outpost.observerServesWhileDetached",

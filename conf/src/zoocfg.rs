@@ -364,6 +364,16 @@ impl Loader {
             .ok_or_else(|| self.err(key, "expected an integer, found nothing"))
     }
 
+    /// An integer of at least 1: `LearnerSyncThrottler`'s constructor refuses anything else
+    /// ("maxConcurrentSyncs must be positive"), which stops a Java leader from starting.
+    fn positive_int(&self, key: &str) -> Result<u32, ConfError> {
+        let n: u32 = self.int(key)?;
+        if n == 0 {
+            return Err(self.err(key, "must be positive (at least 1)"));
+        }
+        Ok(n)
+    }
+
     fn boolean(&mut self, key: &str) -> Result<bool, ConfError> {
         let s = self.setting(key);
         let style = match Self::def(key).map(|d| d.kind) {
@@ -1047,8 +1057,8 @@ impl Loader {
             admin_command_url: self.string("admin.commandURL"),
             admin_port_unification,
             admin_force_https,
-            max_concurrent_snap_syncs: self.int("leader.maxConcurrentSnapSyncs")?,
-            max_concurrent_diff_syncs: self.int("leader.maxConcurrentDiffSyncs")?,
+            max_concurrent_snap_syncs: self.positive_int("leader.maxConcurrentSnapSyncs")?,
+            max_concurrent_diff_syncs: self.positive_int("leader.maxConcurrentDiffSyncs")?,
             metrics_provider_class_name: self.string("metricsProvider.className"),
             metrics_provider_http_port: self.int("metricsProvider.httpPort")?,
             metrics_provider: self

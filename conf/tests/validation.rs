@@ -245,6 +245,30 @@ fn super_digest_forms() {
     assert!(!cfg.warnings.is_empty());
 }
 
+/// The sync throttles default to ZooKeeper's 10 and 100, take the short spellings (with a warning) and
+/// refuse values below 1, which ZooKeeper's `LearnerSyncThrottler` would throw on.
+#[test]
+fn sync_throttle_keys() {
+    let f = Fixture::new();
+    let cfg = f.load("dataDir=DATA\n").expect("ok");
+    assert_eq!(
+        (cfg.max_concurrent_snap_syncs, cfg.max_concurrent_diff_syncs),
+        (10, 100)
+    );
+    let cfg = f
+        .load("dataDir=DATA\nmaxConcurrentSnapSyncs=2\nleader.maxConcurrentDiffSyncs=0x10\n")
+        .expect("ok");
+    assert_eq!(
+        (cfg.max_concurrent_snap_syncs, cfg.max_concurrent_diff_syncs),
+        (2, 16)
+    );
+    assert!(!cfg.warnings.is_empty());
+    ends(
+        &f.error("dataDir=DATA\nleader.maxConcurrentSnapSyncs=0\n"),
+        "must be positive (at least 1)",
+    );
+}
+
 /// Lenient ZooKeeper booleans: forceSync/leaderServes are true unless exactly "no", skipACL only for "yes".
 #[test]
 fn lenient_booleans() {

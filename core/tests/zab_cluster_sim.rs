@@ -14,8 +14,10 @@ fn run_seed(cfg: SimConfig) -> SimReport {
     match ClusterSim::new(cfg).run() {
         Ok(report) => {
             eprintln!(
-            "seed {seed}: ok, {} acked writes, {} leaders, {} crashes, {} partitions, final zxid {}, syncs snap/diff/trunc {:?}",
-            report.acked_writes, report.leaders, report.crashes, report.partitions, report.final_zxid, report.syncs
+            "seed {seed}: ok, {} acked writes, {} leaders, {} crashes, {} partitions, final zxid {}, syncs snap/diff/trunc {:?}, \
+             {} throttled, {} snapshot chunks, {} learners checked at UPTODATE",
+            report.acked_writes, report.leaders, report.crashes, report.partitions, report.final_zxid, report.syncs,
+            report.syncs_throttled, report.snap_chunks, report.learners_checked_at_uptodate
             );
             report
         }
@@ -118,5 +120,70 @@ fn hierarchical_quorums_stay_safe_and_recover() {
         cfg.voters = 6;
         cfg.hierarchical = true;
         run_seed(cfg);
+    }
+}
+
+/// Observers syncing through a throttle of one SNAP and one DIFF at a time (`leader.maxConcurrent*Syncs`
+/// = 1) on the leader and on observer masters, with a tiny committed log so that syncs are SNAPs streamed
+/// in many small chunks while clients keep writing: some observers are refused (their link closes, as
+/// `LearnerHandler` shuts down on `SyncThrottleException`), they come back and sync later, and every
+/// server converges with the same tree. Every learner that got UPTODATE had applied its master's
+/// commit point at the start of its sync (ZOOKEEPER-3500).
+#[test]
+fn throttled_observer_syncs_retry_and_converge() {
+    let (mut throttled, mut chunks, mut snaps, mut checked) = (0, 0, 0, 0);
+    for seed in 500..=507u64 {
+        let mut cfg = SimConfig::new(seed);
+        cfg.observers = 4;
+        cfg.observer_master = seed % 2 == 0;
+        cfg.commit_log_count = 5;
+        cfg.max_concurrent_snap_syncs = 1;
+        cfg.max_concurrent_diff_syncs = 1;
+        cfg.snap_chunk_bytes = 512;
+        let report = run_seed(cfg);
+        throttled += report.syncs_throttled;
+        chunks += report.snap_chunks;
+        snaps += report.syncs.0;
+        checked += report.learners_checked_at_uptodate;
+    }
+    assert!(throttled > 0, "no observer sync was ever throttled");
+    assert!(
+        chunks > 4 * snaps,
+        "{chunks} chunks for {snaps} SNAP syncs: snapshots were not streamed in pieces"
+    );
+    assert!(checked > 0);
+}
+
+/// Without faults, an observer that is down for a while syncs its backlog (by DIFF from a long
+/// committed log, or by SNAP streamed in small chunks while writes commit between them; from the leader
+/// or an observer master) and gets UPTODATE (starts serving) only after it applied what its master had
+/// committed when the sync began (ZOOKEEPER-3500), checked on every UPTODATE; its tree then converges
+/// with everyone's.
+#[test]
+fn returning_observer_serves_only_after_applying_the_sync_point() {
+    for seed in 600..=607u64 {
+        let snap = seed % 2 == 0;
+        let mut cfg = SimConfig::new(seed);
+        cfg.faults = false;
+        cfg.safety_ms = 6_000;
+        cfg.observers = 2;
+        cfg.observer_master = seed % 4 >= 2;
+        cfg.commit_log_count = if snap { 3 } else { 1_000 };
+        cfg.snap_chunk_bytes = 32;
+        cfg.outage_ms = Some((1_500, 3_500));
+        let report = run_seed(cfg);
+        assert!(
+            report.learners_checked_at_uptodate >= 5,
+            "seed {seed}: only {} learners reached UPTODATE",
+            report.learners_checked_at_uptodate
+        );
+        if snap {
+            assert!(
+                report.syncs.0 >= 1 && report.snap_chunks > 10,
+                "seed {seed}: the observer should sync by a SNAP in many chunks ({:?} syncs, {} chunks)",
+                report.syncs,
+                report.snap_chunks
+            );
+        }
     }
 }

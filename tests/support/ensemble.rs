@@ -371,6 +371,23 @@ pub fn start_member(cfg: &Path, member: &Member) -> JavaServer {
     }
 }
 
+/// Removes everything in the member's dataDir except `myid`: the server starts as a new, empty one.
+pub fn wipe_data(cfg: &Path) {
+    let data = cfg.parent().expect("member dir").join("data");
+    for entry in std::fs::read_dir(&data).expect("read dataDir").flatten() {
+        if entry.file_name() == "myid" {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.unwrap_or_else(|e| panic!("remove {}: {e}", path.display()));
+    }
+}
+
 /// The mode a server reports in `srvr` right now (`leader`, `follower`, `observer`, `standalone`), or
 /// None when it does not answer or is not serving (during an election).
 pub fn srvr_mode(client_port: u16) -> Option<String> {

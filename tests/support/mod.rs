@@ -1,7 +1,7 @@
 //! Shared helpers for the root package's integration tests: free loopback ports, child processes that are
 //! killed on drop (an outpost server, a real Apache ZooKeeper 3.8 from the Debian package, a nats-server),
-//! and four-letter-word queries; `proxy` injects network faults into TCP links and `ensemble` runs
-//! Apache ZooKeeper ensembles.
+//! and four-letter-word queries; `proxy` injects network faults into TCP links, `ensemble` runs
+//! Apache ZooKeeper ensembles and `http` queries the AdminServer and the Prometheus exporter.
 //!
 //! Every process listens on 127.0.0.1 only and every wait is bounded, so a hung server fails the test
 //! instead of hanging CI.
@@ -11,6 +11,7 @@ pub mod history;
 pub mod nats;
 
 pub mod ensemble;
+pub mod http;
 pub mod proxy;
 pub mod wan;
 

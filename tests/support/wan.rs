@@ -99,6 +99,13 @@ impl Wan {
             .for_each(|p| p.set_latency(one_way, jitter));
     }
 
+    /// Caps every WAN link at `bytes_per_sec` in each direction (`None`: no cap).
+    pub fn set_bandwidth(&self, bytes_per_sec: Option<u64>) {
+        self.proxies
+            .values()
+            .for_each(|p| p.set_bandwidth(bytes_per_sec));
+    }
+
     /// Partitions the datacenters: every WAN connection is reset and new ones are refused.
     pub fn cut(&self) {
         self.proxies.values().for_each(FaultProxy::cut);

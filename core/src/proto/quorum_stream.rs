@@ -89,6 +89,8 @@ pub struct QuorumStreamDecoder {
     failed: Option<DecodeError>,
     /// Scanner steps taken, for the linear-time test.
     steps: u64,
+    /// Node records walked in the snapshot body being received (progress reports).
+    snap_nodes: u64,
 }
 
 impl QuorumStreamDecoder {
@@ -106,6 +108,7 @@ impl QuorumStreamDecoder {
             max_snapshot,
             failed: None,
             steps: 0,
+            snap_nodes: 0,
         }
     }
 
@@ -134,6 +137,19 @@ impl QuorumStreamDecoder {
             self.failed = Some(e.clone());
         }
         out
+    }
+
+    /// While a snapshot body is being received: (bytes of it scanned so far, node records among them),
+    /// for progress reports on a long SNAP sync; `None` otherwise.
+    pub fn snapshot_progress(&self) -> Option<(u64, u64)> {
+        match self.step {
+            Step::PacketHeader
+            | Step::AuthCount
+            | Step::AuthScheme { .. }
+            | Step::AuthId { .. }
+            | Step::PacketEnd => None,
+            _ => Some((self.pos.min(self.buffered() as u64), self.snap_nodes)),
+        }
     }
 
     /// Scanner steps taken so far (each moves past at least one length field).
@@ -220,6 +236,7 @@ impl QuorumStreamDecoder {
                         )));
                     }
                     self.advance(4 + n as u64 * SESSION_ENTRY, sn)?;
+                    self.snap_nodes = 0;
                     self.step = Step::AclMapSize;
                 }
                 Step::AclMapSize => {
@@ -303,6 +320,7 @@ impl QuorumStreamDecoder {
                     };
                     let len = skip_len(i32::from_be_bytes(l), "node data")?;
                     self.advance(4 + len + NODE_TAIL, sn)?;
+                    self.snap_nodes += 1;
                     self.step = Step::NodePath;
                 }
                 Step::Signature { body_len } => return self.finish_snapshot(body_len),
@@ -410,5 +428,10 @@ pub fn encode_packet(p: &QuorumPacket, out: &mut Vec<u8>) {
 /// Appends what follows a SNAP packet: the raw snapshot body, then the `"BenWasHere"` signature.
 pub fn encode_snapshot_stream(body: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(body);
+    encode_snapshot_signature(out);
+}
+
+/// Appends the `"BenWasHere"` signature that ends a streamed snapshot body (after its last chunk).
+pub fn encode_snapshot_signature(out: &mut Vec<u8>) {
     out.extend_from_slice(&SIGNATURE_BYTES);
 }

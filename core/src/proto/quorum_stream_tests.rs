@@ -296,6 +296,40 @@ proptest! {
         prop_assert_eq!(loaded.len(), tree.len());
     }
 
+    /// While a snapshot body arrives in pieces, the decoder reports how much of it (bytes scanned, node
+    /// records walked) has come in: never more than arrived, growing, absent before the SNAP packet and
+    /// after the body; at the end of the body every node has been counted.
+    #[test]
+    fn snapshot_progress_counts_what_arrived(chunks in vec(1usize..3000, 1..20)) {
+        let (tree, sessions) = real_tree();
+        let body = snapshot_blob(&tree, &sessions);
+        let (bytes, items) = encode(&snap_sync_segments(body.clone()));
+        let mut d = QuorumStreamDecoder::new(MAX_PACKET, MAX_SNAPSHOT);
+        let mut got = Vec::new();
+        let (mut at, mut last, mut most_nodes) = (0, 0u64, 0u64);
+        prop_assert_eq!(d.snapshot_progress(), None);
+        for size in chunks.iter().cycle() {
+            if at == bytes.len() {
+                break;
+            }
+            let end = (at + size).min(bytes.len());
+            d.push(&bytes[at..end]);
+            at = end;
+            prop_assert!(drain(&mut d, &mut got).is_ok());
+            match d.snapshot_progress() {
+                Some((b, n)) => {
+                    prop_assert!(got.len() == 2, "progress only between SNAP and the body's end");
+                    prop_assert!(b >= last && b <= body.len() as u64);
+                    last = b;
+                    most_nodes = most_nodes.max(n);
+                }
+                None => prop_assert!(got.len() != 2),
+            }
+        }
+        prop_assert_eq!(&got, &items);
+        prop_assert!(most_nodes <= tree.len() as u64);
+    }
+
     /// Arbitrary bytes, with or without a SNAP packet in front and under small limits, give items or an
     /// error, never a panic; items account for exactly the bytes consumed, and an error is final.
     #[test]

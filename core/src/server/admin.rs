@@ -78,6 +78,38 @@ pub fn listing_html(command_url: &str) -> String {
     out
 }
 
+/// One observer connected to this server (leader or observer master), as the `observers` command lists
+/// it: `LearnerHandler.getLearnerHandlerInfo`'s fields, then outpost's `synced`, `lag_zxids` and `lag_ms`
+/// (see `zab::learner_link` for how the lag is measured).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObserverEntry {
+    /// `/ip:port` of the observer's connection (Java's `Socket.getRemoteSocketAddress().toString()`).
+    pub remote_socket_address: String,
+    /// The observer's myid.
+    pub sid: u64,
+    /// When the connection was accepted, ms since the epoch (Java's `Date`, which Jackson writes as
+    /// a number).
+    pub established_ms: u64,
+    /// Packets queued for the socket and not yet written.
+    pub queued_packets: u64,
+    /// Their bytes.
+    pub queued_packets_size: u64,
+    /// Packets received from it (reset by `orst`).
+    pub packets_received: u64,
+    /// Packets sent to it (reset by `orst`).
+    pub packets_sent: u64,
+    /// REQUEST packets received from it (reset by `orst`).
+    pub requests: u64,
+    /// The zxid of the last packet with one sent to it (-1 after `orst`).
+    pub last_zxid: i64,
+    /// UPTODATE sent (false while it syncs).
+    pub synced: bool,
+    /// Committed txns it has not confirmed yet.
+    pub lag_zxids: u64,
+    /// Age in ms of the oldest of them.
+    pub lag_ms: u64,
+}
+
 /// What the commands report beyond the [`ServerSnapshot`], gathered by the shell at the moment of the request.
 #[derive(Clone, Debug, Default)]
 pub struct AdminInputs {
@@ -99,6 +131,8 @@ pub struct AdminInputs {
     pub last_snapshot: Option<(i64, i64)>,
     /// The trace mask (`gtmk`).
     pub trace_mask: i64,
+    /// The observers connected to this server (empty unless it leads or serves observers).
+    pub observers: Vec<ObserverEntry>,
 }
 
 /// One answer: `command`, `error`, then the command's fields, in this order.
@@ -281,9 +315,14 @@ pub fn render(
                 r.put(&k, v);
             }
         }
+        // SyncedObserverConsCommand: the leader's observing learners or this follower's observer-master
+        // clients, 0 and an empty set anywhere else (Java returns a set; outpost sorts it by sid).
         "observers" => {
-            r.put("synced_observers", json!(0));
-            r.put("observers", json!([]));
+            r.put("synced_observers", json!(inputs.observers.len()));
+            r.put(
+                "observers",
+                Value::Array(inputs.observers.iter().map(observer).collect()),
+            );
         }
         "server_stats" => server_stats(s, &mut r),
         "stats" => {
@@ -373,6 +412,23 @@ fn server_stats(s: &ServerSnapshot, r: &mut Response) {
         r.put("proposal_stats", buffers);
     }
     r.put("node_count", json!(s.node_count));
+}
+
+fn observer(o: &ObserverEntry) -> Value {
+    json!({
+        "remote_socket_address": o.remote_socket_address,
+        "sid": o.sid,
+        "established": o.established_ms,
+        "queued_packets": o.queued_packets,
+        "queued_packets_size": o.queued_packets_size,
+        "packets_received": o.packets_received,
+        "packets_sent": o.packets_sent,
+        "requests": o.requests,
+        "last_zxid": o.last_zxid,
+        "synced": o.synced,
+        "lag_zxids": o.lag_zxids,
+        "lag_ms": o.lag_ms,
+    })
 }
 
 fn connections(s: &ServerSnapshot, brief: bool) -> Value {
@@ -542,5 +598,54 @@ mod tests {
         let r = render(lookup("obsr").unwrap(), &BTreeMap::new(), &inputs()).to_value();
         assert_eq!(r["synced_observers"], 0);
         assert_eq!(r["observers"], json!([]));
+    }
+
+    /// `observers` lists each observer with `LearnerHandler.getLearnerHandlerInfo`'s field names and
+    /// types, then the lag; `orst` answers with the command and a null error only.
+    #[test]
+    fn observers_fields() {
+        let mut i = inputs();
+        i.observers = vec![ObserverEntry {
+            remote_socket_address: "/127.0.0.1:40123".into(),
+            sid: 4,
+            established_ms: 1_700_000_000_000,
+            queued_packets: 1,
+            queued_packets_size: 60,
+            packets_received: 12,
+            packets_sent: 30,
+            requests: 2,
+            last_zxid: 0x1_0000_0007,
+            synced: true,
+            lag_zxids: 3,
+            lag_ms: 250,
+        }];
+        let r = render(lookup("obsr").unwrap(), &BTreeMap::new(), &i).to_value();
+        assert_eq!(r["command"], "observers");
+        assert_eq!(r["synced_observers"], 1);
+        let o = &r["observers"][0];
+        for key in [
+            "remote_socket_address",
+            "sid",
+            "established",
+            "queued_packets",
+            "queued_packets_size",
+            "packets_received",
+            "packets_sent",
+            "requests",
+            "last_zxid",
+        ] {
+            assert!(!o[key].is_null(), "{key} missing");
+        }
+        assert_eq!(o["sid"], 4);
+        assert_eq!(o["last_zxid"], 0x1_0000_0007_i64);
+        assert_eq!(o["established"], 1_700_000_000_000_u64);
+        assert_eq!(
+            (o["lag_zxids"].clone(), o["lag_ms"].clone()),
+            (json!(3), json!(250))
+        );
+        let r = render(lookup("orst").unwrap(), &BTreeMap::new(), &i).to_value();
+        assert_eq!(r["command"], "observer_connection_stat_reset");
+        assert!(r["error"].is_null());
+        assert_eq!(r.as_object().map(|m| m.len()), Some(2));
     }
 }

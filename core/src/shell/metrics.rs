@@ -5,7 +5,9 @@
 //! Names follow ZooKeeper's Prometheus provider: the `mntr` keys without `zk_` become gauges (`znode_count`,
 //! `watch_count`, `num_alive_connections`, `packets_received`, `uptime`, ...), and the summaries keep
 //! ZooKeeper's names: `fsynctime`, `snapshottime`, `readlatency`, `updatelatency` (all in ms), plus the
-//! counter `commit_count`.
+//! counters `commit_count`, `snap_count`, `diff_count`, `snap_sync_bytes_sent`, `snap_sync_bytes_received` and
+//! `learner_syncs_throttled`. Per-observer values (`observer_lag_zxids`, `observer_lag_ms`) carry a `sid`
+//! label.
 //! Gauges are evaluated at scrape time from the same [`ServerSnapshot`](crate::server::fourlw::ServerSnapshot)
 //! that `mntr` and the AdminServer's `monitor` render, as ZooKeeper evaluates its gauges on scrape.
 //!
@@ -174,13 +176,57 @@ impl Latency {
 }
 
 /// Monitor keys exported as counters rather than gauges.
-const COUNTERS: &[&str] = &[COMMIT_COUNT];
+const COUNTERS: &[&str] = &[
+    COMMIT_COUNT,
+    "snap_count",
+    "diff_count",
+    "snap_sync_bytes_sent",
+    "snap_sync_bytes_received",
+    "learner_syncs_throttled",
+];
+
+/// Per-observer `monitor` keys (`observer_lag_zxids_sid_4`): exported as one gauge per name with a
+/// `sid` label (`observer_lag_zxids{sid="4"}`), which is what a Prometheus user aggregates and alerts
+/// on, rather than one metric name per observer.
+const PER_SID: &[&str] = &["observer_lag_zxids", "observer_lag_ms"];
+
+/// Splits `observer_lag_ms_sid_4` into (`observer_lag_ms`, `4`).
+fn per_sid(key: &str) -> Option<(&'static str, &str)> {
+    PER_SID.iter().find_map(|name| {
+        let sid = key.strip_prefix(name)?.strip_prefix("_sid_")?;
+        (!sid.is_empty() && sid.bytes().all(|b| b.is_ascii_digit())).then_some((*name, sid))
+    })
+}
+
+/// The per-observer gauges in Prometheus' text format, rendered at scrape time from the `monitor`
+/// answer (so an observer that went away leaves no stale series behind).
+pub fn labelled_gauges(resp: &admin::Response) -> String {
+    let mut out = String::new();
+    for name in PER_SID {
+        let rows: Vec<(&str, f64)> = resp
+            .fields
+            .iter()
+            .filter_map(|(k, v)| {
+                let (n, sid) = per_sid(k)?;
+                (n == *name).then_some((sid, v.as_f64()?))
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("# TYPE {name} gauge\n"));
+        for (sid, v) in rows {
+            out.push_str(&format!("{name}{{sid=\"{sid}\"}} {v}\n"));
+        }
+    }
+    out
+}
 
 /// Sets the gauges (and absolute counters) from the `monitor` answer's numeric fields.
 fn update_from_monitor(resp: &admin::Response) {
     for (key, value) in &resp.fields {
         // Summaries' mntr lines (avg_fsynctime...) are the exporter's own summaries already.
-        if key.ends_with(FSYNC_TIME) {
+        if key.ends_with(FSYNC_TIME) || per_sid(key).is_some() {
             continue;
         }
         let Some(v) = value.as_f64() else { continue };
@@ -208,16 +254,17 @@ async fn metrics_page(State(ex): State<Exporter>) -> impl IntoResponse {
             reply,
         })
         .await;
+    let mut labelled = String::new();
     if asked.is_ok() {
         if let Ok(resp) = rx.await {
             update_from_monitor(&resp);
+            labelled = labelled_gauges(&resp);
         }
     }
     ex.handle.run_upkeep();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        ex.handle.render(),
-    )
+    let mut page = ex.handle.render();
+    page.push_str(&labelled);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], page)
 }
 
 /// Binds the exporter's port; a failure is logged and the server runs without it.
@@ -245,5 +292,41 @@ pub async fn serve(
         .with_state(Exporter { handle, events });
     if let Err(err) = axum::serve(listener, app).await {
         tracing::warn!("metrics exporter stopped: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Per-observer `monitor` keys become one labelled gauge per name, in Prometheus' text format, and
+    /// only keys of exactly that shape are taken.
+    #[test]
+    fn per_observer_keys_become_sid_labels() {
+        assert_eq!(
+            per_sid("observer_lag_ms_sid_12"),
+            Some(("observer_lag_ms", "12"))
+        );
+        assert_eq!(per_sid("observer_lag_ms_sid_"), None);
+        assert_eq!(per_sid("observer_lag_ms_sid_1x"), None);
+        assert_eq!(per_sid("learner_master_lag_ms"), None);
+        let resp = admin::Response {
+            command: "monitor".into(),
+            error: None,
+            fields: vec![
+                ("synced_observers".into(), json!(2)),
+                ("observer_lag_zxids_sid_4".into(), json!(3)),
+                ("observer_lag_ms_sid_4".into(), json!(250)),
+                ("observer_lag_zxids_sid_5".into(), json!(0)),
+                ("observer_lag_ms_sid_5".into(), json!(0)),
+            ],
+        };
+        assert_eq!(
+            labelled_gauges(&resp),
+            "# TYPE observer_lag_zxids gauge\nobserver_lag_zxids{sid=\"4\"} 3\n\
+             observer_lag_zxids{sid=\"5\"} 0\n# TYPE observer_lag_ms gauge\n\
+             observer_lag_ms{sid=\"4\"} 250\nobserver_lag_ms{sid=\"5\"} 0\n"
+        );
     }
 }

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,7 @@ use super::standalone::{
 use crate::ids::{Epoch, ServerId, SessionId, Zxid};
 use crate::proto::frame::FourLetterWord;
 use crate::proto::quorum_stream::QuorumItem;
-use crate::proto::quorum_stream::{encode_packet, encode_snapshot_stream, QuorumStreamDecoder};
+use crate::proto::quorum_stream::{encode_packet, QuorumStreamDecoder};
 use crate::proto::{Txn, TxnEntry};
 use crate::server::standalone::{read_snapshot_blob, Action, ConnId, Input};
 use crate::storage::{self, DiskRef, RealDisk, SnapshotStore};
@@ -74,9 +75,13 @@ pub struct PeerShellConfig {
 enum QuorumEvent {
     LearnerConnected {
         link: LinkId,
-        tx: mpsc::Sender<LinkOut>,
+        tx: LinkTx,
         /// Accepted on the observer-master port.
         observer_master: bool,
+    },
+    /// A link's writer wrote one snapshot chunk to the socket.
+    ChunkWritten {
+        link: LinkId,
     },
     FromLearner {
         link: LinkId,
@@ -96,6 +101,12 @@ enum QuorumEvent {
         generation: u64,
         item: QuorumItem,
     },
+    /// Part of a snapshot body from the leader has arrived.
+    SnapshotProgress {
+        generation: u64,
+        bytes: u64,
+        znodes: u64,
+    },
     LeaderGone {
         generation: u64,
     },
@@ -105,7 +116,33 @@ enum QuorumEvent {
 #[derive(Debug)]
 enum LinkOut {
     Bytes(Vec<u8>),
+    /// A chunk of a streamed snapshot: written on its own, then reported back (the peer serializes
+    /// the next chunk only then, so a slow learner holds back the serializer, not memory).
+    Chunk(Vec<u8>),
     Close,
+}
+
+/// The peer task's end of a learner link: its writer's queue and what the `observers` command shows.
+#[derive(Clone, Debug)]
+struct LinkTx {
+    tx: mpsc::Sender<LinkOut>,
+    remote: SocketAddr,
+    /// Bytes queued for the writer and not yet written (`queued_packets_size`).
+    queued_bytes: Arc<AtomicU64>,
+}
+
+impl LinkTx {
+    fn queue(&self, out: LinkOut) -> bool {
+        let len = match &out {
+            LinkOut::Bytes(b) | LinkOut::Chunk(b) => b.len() as u64,
+            LinkOut::Close => 0,
+        };
+        if self.tx.try_send(out).is_err() {
+            return false;
+        }
+        self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        true
+    }
 }
 
 /// Reads the database and the epoch files (creating them from the last zxid's epoch when absent, as
@@ -349,7 +386,7 @@ pub async fn run(
     let mut latency = Latency::default();
     let mut pending: HashMap<(ConnId, i32), (Instant, bool)> = HashMap::new();
     let mut conns: HashMap<ConnId, (OutboundTx, SocketAddr, i64)> = HashMap::new();
-    let mut links: BTreeMap<LinkId, mpsc::Sender<LinkOut>> = BTreeMap::new();
+    let mut links: BTreeMap<LinkId, LinkTx> = BTreeMap::new();
     let mut leader_link: Option<(u64, mpsc::Sender<LinkOut>)> = None;
     let mut leader_generation: u64 = 0;
     let mut leader_tasks: Vec<JoinHandle<()>> = Vec::new();
@@ -388,6 +425,11 @@ pub async fn run(
                         inputs.push(PeerInput::FromLearner { link, item });
                     }
                 }
+                QuorumEvent::ChunkWritten { link } => {
+                    if links.contains_key(&link) {
+                        inputs.push(PeerInput::SnapChunkWritten { link });
+                    }
+                }
                 QuorumEvent::LearnerGone { link } => {
                     if links.remove(&link).is_some() {
                         inputs.push(PeerInput::LearnerDisconnected { link });
@@ -407,6 +449,11 @@ pub async fn run(
                 QuorumEvent::FromLeader { generation, item } => {
                     if generation == leader_generation && leader_link.is_some() {
                         inputs.push(PeerInput::FromLeader(item));
+                    }
+                }
+                QuorumEvent::SnapshotProgress { generation, bytes, znodes } => {
+                    if generation == leader_generation && leader_link.is_some() {
+                        inputs.push(PeerInput::SnapshotProgress { bytes, znodes });
                     }
                 }
                 QuorumEvent::LeaderGone { generation } => {
@@ -448,9 +495,20 @@ pub async fn run(
                         let _ = reply.send(text);
                     }
                     CoreEvent::Admin { command, params, reply } => {
+                        if command.primary == "observer_connection_stat_reset" {
+                            peer.reset_observer_stats();
+                        }
                         let mut snap = snapshot_of(peer.server(), &conns, &base, started, &latency);
                         decorate(&mut snap, &peer);
-                        let _ = reply.send(admin_response(command, &params, snap, peer.server(), &base));
+                        let observers = observer_entries(&peer, &links);
+                        let _ = reply.send(admin_response(
+                            command,
+                            &params,
+                            snap,
+                            peer.server(),
+                            &base,
+                            observers,
+                        ));
                     }
                 }
             }
@@ -522,16 +580,14 @@ pub async fn run(
                         PeerAction::SendLearner { link, packet } => {
                             let mut bytes = Vec::with_capacity(64);
                             encode_packet(&packet, &mut bytes);
-                            send_link(&mut links, link, bytes, &mut peer);
+                            send_link(&mut links, link, LinkOut::Bytes(bytes), &mut peer);
                         }
-                        PeerAction::SendLearnerSnapshot { link, body } => {
-                            let mut bytes = Vec::with_capacity(body.len() + 16);
-                            encode_snapshot_stream(&body, &mut bytes);
-                            send_link(&mut links, link, bytes, &mut peer);
+                        PeerAction::SendLearnerSnapshotChunk { link, chunk } => {
+                            send_link(&mut links, link, LinkOut::Chunk(chunk), &mut peer);
                         }
                         PeerAction::CloseLearner { link } => {
                             if let Some(tx) = links.remove(&link) {
-                                let _ = tx.try_send(LinkOut::Close);
+                                let _ = tx.queue(LinkOut::Close);
                             }
                         }
                         PeerAction::Log { zxid, entry } => {
@@ -686,20 +742,44 @@ pub async fn run(
     result
 }
 
-fn send_link(
-    links: &mut BTreeMap<LinkId, mpsc::Sender<LinkOut>>,
-    link: LinkId,
-    bytes: Vec<u8>,
-    peer: &mut Peer,
-) {
+fn send_link(links: &mut BTreeMap<LinkId, LinkTx>, link: LinkId, out: LinkOut, peer: &mut Peer) {
     let Some(tx) = links.get(&link) else { return };
-    if tx.try_send(LinkOut::Bytes(bytes)).is_err() {
+    if !tx.queue(out) {
         tracing::warn!("learner link {link} is not keeping up; closing it");
         if let Some(tx) = links.remove(&link) {
-            let _ = tx.try_send(LinkOut::Close);
+            let _ = tx.queue(LinkOut::Close);
         }
         peer.handle(PeerInput::LearnerDisconnected { link }, now_ms() as u64);
     }
+}
+
+/// The `observers` command's rows: the peer's view of each observer plus its link's address and queue.
+fn observer_entries(
+    peer: &Peer,
+    links: &BTreeMap<LinkId, LinkTx>,
+) -> Vec<crate::server::admin::ObserverEntry> {
+    peer.observers_info()
+        .into_iter()
+        .map(|o| {
+            let link = links.get(&o.link);
+            crate::server::admin::ObserverEntry {
+                // LearnerHandler.getRemoteAddress: the socket address's toString, "/ip:port".
+                remote_socket_address: link
+                    .map_or_else(|| "<null>".to_string(), |l| format!("/{}", l.remote)),
+                sid: o.sid.0,
+                established_ms: o.established_ms,
+                queued_packets: link.map_or(0, |l| (l.tx.max_capacity() - l.tx.capacity()) as u64),
+                queued_packets_size: link.map_or(0, |l| l.queued_bytes.load(Ordering::Relaxed)),
+                packets_received: o.packets_received,
+                packets_sent: o.packets_sent,
+                requests: o.requests,
+                last_zxid: o.last_zxid.0,
+                synced: o.synced,
+                lag_zxids: o.lag_zxids,
+                lag_ms: o.lag_ms,
+            }
+        })
+        .collect()
 }
 
 /// Starts connecting to the leader or a learner master (a new generation: events of older connection
@@ -784,9 +864,15 @@ async fn quorum_accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let link = link_ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let link = link_ids.fetch_add(1, Ordering::Relaxed);
         tracing::debug!("learner connection {link} from {remote}");
         let (tx, rx) = mpsc::channel(LINK_QUEUE);
+        let queued_bytes = Arc::new(AtomicU64::new(0));
+        let tx = LinkTx {
+            tx,
+            remote,
+            queued_bytes: queued_bytes.clone(),
+        };
         if events
             .send(QuorumEvent::LearnerConnected {
                 link,
@@ -799,7 +885,15 @@ async fn quorum_accept_loop(
             return;
         }
         let (reader, writer) = stream.into_split();
-        tokio::spawn(write_link(writer, rx));
+        tokio::spawn(write_link(
+            writer,
+            rx,
+            Some(LinkReport {
+                link,
+                events: events.clone(),
+                queued_bytes,
+            }),
+        ));
         let events = events.clone();
         tokio::spawn(async move {
             // Learners never send snapshots; a tiny snapshot bound makes a stray SNAP an error.
@@ -809,6 +903,7 @@ async fn quorum_accept_loop(
                 0,
                 |item| QuorumEvent::FromLearner { link, item },
                 &events,
+                None,
             )
             .await;
             let _ = events.send(QuorumEvent::LearnerGone { link }).await;
@@ -816,30 +911,70 @@ async fn quorum_accept_loop(
     }
 }
 
+/// How a learner link's writer reports back to the peer task.
+struct LinkReport {
+    link: LinkId,
+    events: mpsc::Sender<QuorumEvent>,
+    queued_bytes: Arc<AtomicU64>,
+}
+
 /// Writes a link's packets in order. Everything already queued goes out in one write, as
 /// `LearnerHandler.sendPackets` flushes only when its queue is empty: under load one system call
-/// carries many PROPOSALs, COMMITs or ACKs instead of one each.
-async fn write_link(mut writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<LinkOut>) {
+/// carries many PROPOSALs, COMMITs or ACKs instead of one each. A snapshot chunk is written as it is
+/// (after the packets gathered before it) and reported written, which paces the SNAP stream.
+async fn write_link(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<LinkOut>,
+    report: Option<LinkReport>,
+) {
     /// Bytes gathered before a write even if more is queued (bounds the copy, not the queue).
     const BATCH_BYTES: usize = 1 << 20;
     let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
-    'outer: while let Some(first) = rx.recv().await {
+    let mut next = None;
+    loop {
+        let first = match next.take() {
+            Some(out) => out,
+            None => match rx.recv().await {
+                Some(out) => out,
+                None => break,
+            },
+        };
         let mut close = false;
+        let mut chunk = None;
         match first {
             LinkOut::Bytes(bytes) => batch.extend_from_slice(&bytes),
+            LinkOut::Chunk(bytes) => chunk = Some(bytes),
             LinkOut::Close => close = true,
         }
-        while !close && batch.len() < BATCH_BYTES {
+        while !close && chunk.is_none() && next.is_none() && batch.len() < BATCH_BYTES {
             match rx.try_recv() {
                 Ok(LinkOut::Bytes(bytes)) => batch.extend_from_slice(&bytes),
+                // Written on its own after this batch (no copy of the chunk).
+                Ok(out @ LinkOut::Chunk(_)) => next = Some(out),
                 Ok(LinkOut::Close) => close = true,
                 Err(_) => break,
             }
         }
+        let mut written = batch.len();
         if !batch.is_empty() && writer.write_all(&batch).await.is_err() {
-            break 'outer;
+            break;
         }
         batch.clear();
+        if let Some(bytes) = &chunk {
+            if writer.write_all(bytes).await.is_err() {
+                break;
+            }
+            written += bytes.len();
+        }
+        if let Some(r) = &report {
+            r.queued_bytes.fetch_sub(written as u64, Ordering::Relaxed);
+            if chunk.is_some() {
+                let _ = r
+                    .events
+                    .send(QuorumEvent::ChunkWritten { link: r.link })
+                    .await;
+            }
+        }
         if close {
             break;
         }
@@ -847,16 +982,25 @@ async fn write_link(mut writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::R
     let _ = writer.shutdown().await;
 }
 
-/// Reads items until EOF or an error; each becomes an event.
+/// Reads items until EOF or an error; each becomes an event. On the connection to a leader
+/// (`snapshot_generation` set), a snapshot body still coming in is reported now and then as
+/// [`QuorumEvent::SnapshotProgress`]: the learner's read timeout counts bytes, not whole items, as a
+/// Java learner's socket timeout is reset by every read.
 async fn read_link(
     mut reader: tokio::net::tcp::OwnedReadHalf,
     max_packet: usize,
     max_snapshot: usize,
     wrap: impl Fn(QuorumItem) -> QuorumEvent,
     events: &mpsc::Sender<QuorumEvent>,
+    snapshot_generation: Option<u64>,
 ) {
+    /// A snapshot body coming in is reported after this many more bytes, or this long.
+    const PROGRESS_BYTES: u64 = 1 << 20;
+    const PROGRESS_EVERY: Duration = Duration::from_millis(500);
     let mut decoder = QuorumStreamDecoder::new(max_packet, max_snapshot);
     let mut buf = vec![0u8; 64 * 1024];
+    // (bytes when last reported, when).
+    let mut reported = (0u64, Instant::now());
     loop {
         let n = match reader.read(&mut buf).await {
             Ok(0) | Err(_) => return,
@@ -876,6 +1020,25 @@ async fn read_link(
                     return;
                 }
             }
+        }
+        match (snapshot_generation, decoder.snapshot_progress()) {
+            (Some(generation), Some((bytes, znodes))) => {
+                if bytes < reported.0 {
+                    reported.0 = 0;
+                }
+                if bytes - reported.0 >= PROGRESS_BYTES || reported.1.elapsed() >= PROGRESS_EVERY {
+                    reported = (bytes, Instant::now());
+                    let progress = QuorumEvent::SnapshotProgress {
+                        generation,
+                        bytes,
+                        znodes,
+                    };
+                    if events.send(progress).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            _ => reported = (0, Instant::now()),
         }
     }
 }
@@ -924,7 +1087,7 @@ async fn connect_leader(
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel(LINK_QUEUE);
-    let writer_task = tokio::spawn(write_link(writer, rx));
+    let writer_task = tokio::spawn(write_link(writer, rx, None));
     if events
         .send(QuorumEvent::LeaderConnected { generation, tx })
         .await
@@ -938,6 +1101,7 @@ async fn connect_leader(
         max_snapshot,
         |item| QuorumEvent::FromLeader { generation, item },
         &events,
+        Some(generation),
     )
     .await;
     writer_task.abort();
@@ -955,16 +1119,15 @@ fn decorate(snap: &mut crate::server::fourlw::ServerSnapshot, peer: &Peer) {
     if !learners.is_empty() || peer.role() == crate::zab::peer::PeerRole::Leading {
         let followers = learners.iter().filter(|l| !l.1).count();
         let synced = learners.iter().filter(|l| !l.1 && l.2).count();
-        let observers = learners.iter().filter(|l| l.1).count();
         snap.extra_metrics
             .push(("learners".into(), learners.len().to_string()));
         snap.extra_metrics
             .push(("synced_followers".into(), synced.to_string()));
         snap.extra_metrics
             .push(("followers".into(), followers.to_string()));
-        snap.extra_metrics
-            .push(("synced_observers".into(), observers.to_string()));
     }
+    // synced_observers, per-observer lag, the observer's own lag, sync counters.
+    snap.extra_metrics.extend(peer.monitor_lines());
 }
 
 fn peer_four_letter(

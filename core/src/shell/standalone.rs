@@ -390,7 +390,7 @@ pub async fn run(
                             latency.reset();
                         }
                         let snap = snapshot_of(&server, &conns, &config, started, &latency);
-                        let _ = reply.send(admin_response(command, &params, snap, &server, &config));
+                        let _ = reply.send(admin_response(command, &params, snap, &server, &config, Vec::new()));
                     }
                 }
             }
@@ -722,6 +722,7 @@ pub(crate) fn admin_response(
     snapshot: ServerSnapshot,
     server: &Standalone,
     config: &StandaloneConfig,
+    observers: Vec<admin::ObserverEntry>,
 ) -> admin::Response {
     let session_of = |conn: ConnId| {
         server
@@ -734,6 +735,7 @@ pub(crate) fn admin_response(
         snapshot,
         conf_text: config.conf_text.clone(),
         initial_configuration: config.monitoring.initial_config.clone(),
+        observers,
         ..admin::AdminInputs::default()
     };
     match command.primary {

@@ -184,7 +184,11 @@ impl SnapshotWriter {
 
 impl DataTree {
     /// The first child of `parent` (in name order) strictly after the path `after`, if any.
-    fn next_child<'a>(&'a self, parent: &str, after: Option<&str>) -> Option<(&'a str, &'a Node)> {
+    pub(super) fn next_child<'a>(
+        &'a self,
+        parent: &str,
+        after: Option<&str>,
+    ) -> Option<(&'a str, &'a Node)> {
         let level = if is_root(parent) {
             1
         } else {

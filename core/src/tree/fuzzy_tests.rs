@@ -1,11 +1,14 @@
 //! Tests of the fuzzy, incremental snapshot writer ([`super::fuzzy`]): a model test that interleaves
 //! random prepared txns with snapshot turns and checks that recovery (load the blob, replay every txn
 //! after the snapshot's zxid) rebuilds exactly the live tree; and a big tree serialized in bounded turns.
+//! The streaming SNAP writer ([`super::snap_stream`]) is held to the same model and to byte equality with
+//! the synchronous encoding on a quiet tree.
 
 use proptest::prelude::*;
 
 use super::fuzzy::SnapshotWriter;
 use super::prep::{prepare, AnySession, PendingChanges, PrepConfig, RequestMeta, WriteRequest};
+use super::snap_stream::SnapStream;
 use super::test_strategies::{dump, path_strategy, simple_op};
 use super::*;
 use crate::proto::{Id, OpCode, Txn, TxnHeader};
@@ -80,7 +83,56 @@ fn recover(blob: &[u8], zxid: i64, log: &[(TxnHeader, Txn)]) -> DataTree {
     tree
 }
 
-fn check_run(prefix: &[Event], events: &[Event]) {
+/// The writer under test: the disk snapshot writer or the SNAP stream (its chunks concatenated).
+enum Writer {
+    Disk(SnapshotWriter),
+    Stream(SnapStream, Vec<u8>),
+}
+
+impl Writer {
+    fn new(tree: &DataTree, stream: bool) -> Writer {
+        let sessions = [(SESSIONS[0], 30_000)];
+        if stream {
+            Writer::Stream(SnapStream::new(tree, &sessions), Vec::new())
+        } else {
+            Writer::Disk(SnapshotWriter::new(tree, sessions.to_vec()))
+        }
+    }
+
+    fn zxid(&self) -> i64 {
+        match self {
+            Writer::Disk(w) => w.zxid(),
+            Writer::Stream(w, _) => w.zxid(),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Writer::Disk(w) => w.is_done(),
+            Writer::Stream(w, _) => w.is_done(),
+        }
+    }
+
+    /// One bounded turn: `n` nodes for the disk writer, a chunk of about `n * 40` bytes for the stream.
+    fn turn(&mut self, tree: &DataTree, n: usize) {
+        match self {
+            Writer::Disk(w) => assert!(w.step(tree, n) <= n),
+            Writer::Stream(w, out) => out.extend(w.next_chunk(tree, n * 40)),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Writer::Disk(w) => w.finish(),
+            Writer::Stream(w, out) => {
+                assert_eq!(w.bytes(), out.len() as u64);
+                out
+            }
+        }
+    }
+}
+
+fn check_run(prefix: &[Event], events: &[Event], stream: bool) {
     let mut live = Live {
         tree: DataTree::new(false),
         pending: PendingChanges::new(),
@@ -93,20 +145,20 @@ fn check_run(prefix: &[Event], events: &[Event]) {
             live.write(SESSIONS[*s], r);
         }
     }
-    let mut writer = SnapshotWriter::new(&live.tree, vec![(SESSIONS[0], 30_000)]);
+    let mut writer = Writer::new(&live.tree, stream);
     assert_eq!(writer.zxid(), live.zxid);
     for e in events {
         match e {
             Event::Write(s, r) => live.write(SESSIONS[*s], r),
             Event::Turn(n) => {
                 if !writer.is_done() {
-                    assert!(writer.step(&live.tree, *n) <= *n);
+                    writer.turn(&live.tree, *n);
                 }
             }
         }
     }
     while !writer.is_done() {
-        writer.step(&live.tree, 3);
+        writer.turn(&live.tree, 3);
     }
     let start = writer.zxid();
     let blob = writer.finish();
@@ -128,7 +180,17 @@ proptest! {
         prefix in proptest::collection::vec(event_strategy(), 0..60),
         events in proptest::collection::vec(event_strategy(), 0..80),
     ) {
-        check_run(&prefix, &events);
+        check_run(&prefix, &events, false);
+    }
+
+    /// The same for the SNAP stream (ACL table first, chunks of a few nodes): loading the concatenated
+    /// chunks and replaying every txn after the start zxid gives the live tree.
+    #[test]
+    fn snap_stream_plus_replay_equals_live_tree(
+        prefix in proptest::collection::vec(event_strategy(), 0..60),
+        events in proptest::collection::vec(event_strategy(), 0..80),
+    ) {
+        check_run(&prefix, &events, true);
     }
 }
 
@@ -159,6 +221,41 @@ fn quiet_snapshot_equals_synchronous_serialization() {
         blob, sync,
         "same ACL numbering and order here, so the same bytes"
     );
+}
+
+/// A SNAP stream of an unchanging tree, cut into chunks of any size, is byte for byte the synchronous
+/// encoding (Java's layout: sessions, the tree's own ACL table and references, pre-order nodes, `"/"`).
+#[test]
+fn quiet_snap_stream_equals_synchronous_serialization() {
+    let mut t = DataTree::new(false);
+    for (i, p) in ["/a", "/a/b", "/a!", "/a/b/c", "/b", "/a/a"]
+        .iter()
+        .enumerate()
+    {
+        let acl = if i % 2 == 0 {
+            vec![Acl {
+                perms: 0x1f,
+                id: Id::new("digest", "u:h"),
+            }]
+        } else {
+            Acl::open_unsafe()
+        };
+        t.create_node(p, Some(&[i as u8; 7]), &acl, 0, -1, i as i64 + 1, 0)
+            .expect("create");
+    }
+    t.set_last_processed_zxid(10);
+    let sessions = [(SESSIONS[1], 4_000), (SESSIONS[2], 9_000)];
+    let sync = crate::server::standalone::snapshot_blob(&t, &sessions);
+    for max in [1, 50, 200, 1 << 20] {
+        let mut stream = SnapStream::new(&t, &sessions);
+        let mut out = Vec::new();
+        while !stream.is_done() {
+            out.extend(stream.next_chunk(&t, max));
+        }
+        assert!(stream.next_chunk(&t, max).is_empty());
+        assert_eq!(out, sync, "chunks of {max} bytes");
+        assert_eq!(stream.nodes(), t.len() as u64);
+    }
 }
 
 /// A 200k-node tree is serialized in many turns, none visiting more than the chunk size, while writes

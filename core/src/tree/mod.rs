@@ -1,7 +1,8 @@
 //! The data tree: znodes with data, interned ACLs and persisted stats, ZooKeeper's `DataTree`/`DataNode`
 //! semantics (built-in `/zookeeper` nodes, `copyStat`, ephemeral/container/TTL owners, per-session
 //! ephemerals), applied deterministically; plus request preparation ([`prep`]), txn application
-//! ([`apply`]), the snapshot encoding ([`snapshot`]) and its fuzzy incremental writer ([`fuzzy`]), the
+//! ([`apply`]), the snapshot encoding ([`snapshot`]), its fuzzy incremental writer ([`fuzzy`]) and the
+//! streaming writer for SNAP syncs ([`snap_stream`]), the
 //! tree digest ([`digest`]) and quota stats ([`quota`]).
 //!
 //! Layout, chosen for memory (a million small znodes) and ordered iteration: one `BTreeMap` per depth,
@@ -23,6 +24,7 @@ pub mod fuzzy;
 pub mod path_key;
 pub mod prep;
 pub mod quota;
+pub mod snap_stream;
 pub mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet};

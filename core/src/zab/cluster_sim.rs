@@ -15,7 +15,9 @@
 //!   whatever crashed in between (ZooKeeper's durability promise);
 //! - *convergence*: after the liveness phase all servers have the same last zxid and tree digest;
 //! - *observers never vote or ack*: no ACK or FOLLOWERINFO leaves an observer, none of its votes
-//!   counts.
+//!   counts;
+//! - *synced before serving* (ZOOKEEPER-3500): a learner that gets UPTODATE has applied everything its
+//!   learner master had committed when its sync began.
 //!
 //! Quorum packets go through the real stream codec (encode, then [`QuorumStreamDecoder`]) so the codec
 //! is exercised too. Disks: a log (records survive a crash only once fsynced), epoch files and snapshots
@@ -30,9 +32,7 @@ use crate::proto::client::{
     decode_reply, ConnectRequest, ConnectResponse, CreateRequest, Request, SetDataRequest,
 };
 use crate::proto::quorum::{PacketType, QuorumPacket};
-use crate::proto::quorum_stream::{
-    encode_packet, encode_snapshot_stream, QuorumItem, QuorumStreamDecoder,
-};
+use crate::proto::quorum_stream::{encode_packet, QuorumItem, QuorumStreamDecoder};
 use crate::proto::{Acl, Id, OpCode, Txn, TxnEntry};
 use crate::server::standalone::{
     read_snapshot_blob, Action as ServerAction, ConnId, Input as ServerInput, Mode, Settings,
@@ -71,6 +71,15 @@ pub struct SimConfig {
     pub observer_master: bool,
     /// Hierarchical quorums (`group.N`): the voters dealt into three groups.
     pub hierarchical: bool,
+    /// `leader.maxConcurrentSnapSyncs` on every server.
+    pub max_concurrent_snap_syncs: usize,
+    /// `leader.maxConcurrentDiffSyncs` on every server.
+    pub max_concurrent_diff_syncs: usize,
+    /// Bytes per chunk of a streamed SNAP (small, so txns commit between the chunks of one snapshot).
+    pub snap_chunk_bytes: usize,
+    /// A planned outage of the last server: it goes down at the first virtual ms and comes back at the
+    /// second, then syncs the backlog while writes go on (even in a run without faults).
+    pub outage_ms: Option<(u64, u64)>,
 }
 
 impl SimConfig {
@@ -88,6 +97,10 @@ impl SimConfig {
             epoch_start_counter: 0,
             observer_master: false,
             hierarchical: false,
+            max_concurrent_snap_syncs: 10,
+            max_concurrent_diff_syncs: 100,
+            snap_chunk_bytes: 200,
+            outage_ms: None,
         }
     }
 }
@@ -148,6 +161,13 @@ pub struct SimReport {
     pub syncs: (u64, u64, u64),
     /// Observer connections a follower's observer-master port accepted.
     pub observer_master_links: u64,
+    /// Observer syncs refused by the sync throttles, summed over servers.
+    pub syncs_throttled: u64,
+    /// Snapshot chunks streamed (a SNAP is several when the tree outgrows `snap_chunk_bytes`).
+    pub snap_chunks: u64,
+    /// Learners that started serving, each checked against what its master had committed when its
+    /// sync began.
+    pub learners_checked_at_uptodate: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -181,6 +201,12 @@ enum Event {
         node: u64,
         incarnation: u64,
     },
+    /// The sender's driver wrote a snapshot chunk to the link (reported back to the sender).
+    SnapChunkWritten {
+        node: u64,
+        incarnation: u64,
+        link: LinkId,
+    },
     ClientStart,
     ClientWrite {
         client: u64,
@@ -194,6 +220,9 @@ enum Event {
         reachable: bool,
     },
     Restart {
+        node: u64,
+    },
+    Outage {
         node: u64,
     },
     Heal,
@@ -275,6 +304,10 @@ pub struct ClusterSim {
     /// Writes acknowledged since the liveness phase began; once enough, clients stop writing so the
     /// ensemble can quiesce and be compared.
     liveness_acked: u64,
+    /// Link → the zxid its learner master had committed when it began the learner's sync.
+    sync_begin: HashMap<LinkId, Zxid>,
+    /// The tree digest an established leader had at each zxid it was seen at.
+    leader_digests: HashMap<Zxid, i64>,
 }
 
 const NET_MIN_MS: u64 = 1;
@@ -324,6 +357,8 @@ impl ClusterSim {
             violations: Vec::new(),
             liveness: false,
             liveness_acked: 0,
+            sync_begin: HashMap::new(),
+            leader_digests: HashMap::new(),
         }
     }
 
@@ -381,6 +416,9 @@ impl ClusterSim {
             // Half the seeds run outpost's early finalize, half Java's full wait.
             election_finalize_early: self.cfg.seed.is_multiple_of(2),
             leader_serves: true,
+            max_concurrent_snap_syncs: self.cfg.max_concurrent_snap_syncs,
+            max_concurrent_diff_syncs: self.cfg.max_concurrent_diff_syncs,
+            snap_chunk_bytes: self.cfg.snap_chunk_bytes,
             epoch_start_counter: self.cfg.epoch_start_counter,
             server: Settings {
                 server_id: ServerId(id),
@@ -436,6 +474,10 @@ impl ClusterSim {
     /// Runs the safety phase then the liveness phase.
     pub fn run(mut self) -> Result<SimReport, SimFailure> {
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        if let (Some((down, up)), Some(&last)) = (self.cfg.outage_ms, ids.last()) {
+            self.schedule(down, Event::Outage { node: last });
+            self.schedule(up, Event::Restart { node: last });
+        }
         for id in ids {
             self.start_node(id);
         }
@@ -527,9 +569,10 @@ impl ClusterSim {
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
-        if node.peer.take().is_none() {
+        let Some(peer) = node.peer.take() else {
             return;
-        }
+        };
+        self.report.syncs_throttled += peer.stats().syncs_throttled;
         // Unsynced log records are lost.
         node.disk.log.truncate(node.disk.durable_len);
         self.report.crashes += 1;
@@ -586,6 +629,15 @@ impl ClusterSim {
             peer.handle(input, now);
         }
         self.drain(id);
+        // An established leader's tree is exact at every zxid it reaches: remember its digest there.
+        if let Some(p) = self.nodes.get(&id).and_then(|n| n.peer.as_ref()) {
+            if p.role() == PeerRole::Leading && p.is_serving() {
+                let tree = p.server().tree();
+                self.leader_digests
+                    .entry(Zxid(tree.last_processed_zxid()))
+                    .or_insert(tree.digest());
+            }
+        }
     }
 
     fn step(&mut self, ev: Event) -> Result<(), SimFailure> {
@@ -653,6 +705,7 @@ impl ClusterSim {
                         }
                     }
                 }
+                let progress = decoder.snapshot_progress();
                 if !self.alive_inc(to, inc) {
                     return Ok(());
                 }
@@ -663,10 +716,20 @@ impl ClusterSim {
                         }
                         self.input(to, PeerInput::FromLearner { link, item });
                     } else {
+                        let uptodate = matches!(&item, QuorumItem::Packet(p)
+                            if p.packet_type() == Some(PacketType::UpToDate));
                         self.input(to, PeerInput::FromLeader(item));
+                        if uptodate {
+                            self.check_synced_before_serving(to, link)?;
+                        }
                     }
                     if !self.links.get(&link).is_some_and(|l| l.open) {
                         break;
+                    }
+                }
+                if let (Side::ToLearner, Some((bytes, znodes))) = (side, progress) {
+                    if self.links.get(&link).is_some_and(|l| l.open) {
+                        self.input(to, PeerInput::SnapshotProgress { bytes, znodes });
                     }
                 }
             }
@@ -695,6 +758,15 @@ impl ClusterSim {
                     self.input(node, PeerInput::SnapshotStep);
                 }
                 self.schedule(self.now + 25, Event::Tick { node, incarnation });
+            }
+            Event::SnapChunkWritten {
+                node,
+                incarnation,
+                link,
+            } => {
+                if self.alive_inc(node, incarnation) {
+                    self.input(node, PeerInput::SnapChunkWritten { link });
+                }
             }
             Event::ClientStart => {
                 self.start_client();
@@ -728,6 +800,7 @@ impl ClusterSim {
                     }
                 }
             }
+            Event::Outage { node } => self.crash(node),
             Event::Restart { node } => {
                 if self.nodes[&node].peer.is_none() {
                     self.start_node(node);
@@ -892,14 +965,34 @@ impl ClusterSim {
                 }
             }
             PeerAction::SendLearner { link, packet } => {
+                if matches!(
+                    packet.packet_type(),
+                    Some(PacketType::Diff | PacketType::Trunc | PacketType::Snap)
+                ) {
+                    self.sync_begin.insert(link, Zxid(packet.zxid));
+                }
                 let mut bytes = Vec::new();
                 encode_packet(&packet, &mut bytes);
                 self.send_bytes(link, Side::ToLearner, bytes);
             }
-            PeerAction::SendLearnerSnapshot { link, body } => {
-                let mut bytes = Vec::new();
-                encode_snapshot_stream(&body, &mut bytes);
-                self.send_bytes(link, Side::ToLearner, bytes);
+            PeerAction::SendLearnerSnapshotChunk { link, chunk } => {
+                self.report.snap_chunks += 1;
+                self.send_bytes(link, Side::ToLearner, chunk);
+                // The socket drains as the bytes reach the learner: report the chunk written then.
+                let at = self
+                    .links
+                    .get(&link)
+                    .and_then(|l| l.last_delivery.get(&Side::ToLearner).copied())
+                    .unwrap_or(self.now);
+                let incarnation = self.nodes[&id].incarnation;
+                self.schedule(
+                    at,
+                    Event::SnapChunkWritten {
+                        node: id,
+                        incarnation,
+                        link,
+                    },
+                );
             }
             PeerAction::CloseLearner { link } => {
                 if let Some(l) = self.links.get_mut(&link) {
@@ -1002,6 +1095,46 @@ impl ClusterSim {
         self.nodes.get_mut(&id).expect("node").leader_link = Some(link);
         let lat = self.latency();
         self.schedule(self.now + delay_ms + lat, Event::LinkOpen { link });
+    }
+
+    /// ZOOKEEPER-3500: a learner that got UPTODATE (and so serves clients) has applied everything its
+    /// learner master had committed when the sync began: the zxid of the DIFF / TRUNC / SNAP packet,
+    /// which is the master's last applied zxid at that moment.
+    fn check_synced_before_serving(
+        &mut self,
+        learner: u64,
+        link: LinkId,
+    ) -> Result<(), SimFailure> {
+        let Some(&required) = self.sync_begin.get(&link) else {
+            return Ok(());
+        };
+        let Some(peer) = self.nodes.get(&learner).and_then(|n| n.peer.as_ref()) else {
+            return Ok(());
+        };
+        if !matches!(peer.role(), PeerRole::Following | PeerRole::Observing) {
+            return Ok(());
+        }
+        let applied = Zxid(peer.server().tree().last_processed_zxid());
+        if !peer.is_serving() || applied < required {
+            return Err(self.fail(format!(
+                "server {learner} got UPTODATE on link {link} (serving: {}) having applied {applied}, \
+                 but its master had committed {required} when the sync began",
+                peer.is_serving()
+            )));
+        }
+        // Applied everything up to there, not just something after it: the tree is a leader's tree at
+        // that zxid (when a leader was seen there).
+        let digest = peer.server().tree().digest();
+        if let Some(expected) = self.leader_digests.get(&applied) {
+            if *expected != digest {
+                return Err(self.fail(format!(
+                    "server {learner} got UPTODATE at {applied} with a tree that is not the leader's \
+                     there (digest {digest:x}, the leader's {expected:x})"
+                )));
+            }
+        }
+        self.report.learners_checked_at_uptodate += 1;
+        Ok(())
     }
 
     fn is_observer(&self, id: u64) -> bool {
@@ -1278,6 +1411,7 @@ impl ClusterSim {
                 syncs.0 += s.snap_syncs;
                 syncs.1 += s.diff_syncs;
                 syncs.2 += s.trunc_syncs;
+                self.report.syncs_throttled += s.syncs_throttled;
             }
         }
         self.report.syncs = syncs;

@@ -108,6 +108,21 @@ impl LeaderState {
         self.handlers.keys().copied().collect()
     }
 
+    /// Forgets a learner's handler (its link is being closed).
+    pub(crate) fn remove_handler(&mut self, link: LinkId) {
+        self.handlers.remove(&link);
+    }
+
+    /// The observing learners (`Leader.observingLearners`: from `startForwarding` on), with whether
+    /// UPTODATE was sent.
+    pub(crate) fn observer_links(&self) -> Vec<(LinkId, bool)> {
+        self.handlers
+            .iter()
+            .filter(|(_, h)| h.observer && h.forwarding)
+            .map(|(l, h)| (*l, h.state == HandlerState::Active))
+            .collect()
+    }
+
     /// (sid, observer, synced) for every identified learner.
     pub(crate) fn learner_summary(&self) -> Vec<(ServerId, bool, bool)> {
         self.handlers
@@ -203,6 +218,7 @@ impl Peer {
 
     pub(crate) fn leader_on_connect(&mut self, link: LinkId) {
         let now = self.now_ms;
+        self.link_opened(link);
         self.leader().handlers.insert(
             link,
             Handler {
@@ -223,7 +239,7 @@ impl Peer {
     }
 
     fn send_learner(&mut self, link: LinkId, packet: QuorumPacket) {
-        self.actions.push(PeerAction::SendLearner { link, packet });
+        self.link_send(link, packet);
     }
 
     /// Drops a learner that broke the protocol.
@@ -231,7 +247,7 @@ impl Peer {
         tracing::warn!("closing learner link {link}: {why}");
         self.stats.protocol_errors += 1;
         self.leader().handlers.remove(&link);
-        self.actions.push(PeerAction::CloseLearner { link });
+        self.close_learner(link);
     }
 
     pub(crate) fn leader_on_item(&mut self, link: LinkId, item: QuorumItem) {
@@ -245,6 +261,7 @@ impl Peer {
             QuorumItem::Packet(p) => p,
             QuorumItem::Snapshot(_) => return self.drop_learner(link, "a learner sent a snapshot"),
         };
+        self.link_received(link, &packet);
         let Some(ty) = packet.packet_type() else {
             return self.drop_learner(link, "unknown packet type");
         };
@@ -307,7 +324,7 @@ impl Peer {
         if let Some(old) = self.leader().link_of(sid) {
             if old != link {
                 self.leader().handlers.remove(&old);
-                self.actions.push(PeerAction::CloseLearner { link: old });
+                self.close_learner(old);
             }
         }
         let phase = self.leader().phase;
@@ -318,6 +335,7 @@ impl Peer {
             h.observer = observer;
             h.state = HandlerState::AwaitEpoch;
         }
+        self.link_identified(link, sid, observer);
         tracing::info!(
             "learner {sid} ({}) connected, acceptedEpoch {}",
             if observer { "observer" } else { "follower" },
@@ -474,7 +492,12 @@ impl Peer {
                 .collect()
         };
         let epoch = self.leader().new_epoch;
-        self.queue_sync(link, peer_last, &in_flight, epoch);
+        // LearnerHandler: syncs to followers are exempt from the throttle (the quorum needs them).
+        if !self.queue_sync(link, peer_last, &in_flight, epoch, !observer) {
+            self.leader().handlers.remove(&link);
+            self.close_learner(link);
+            return;
+        }
         if let Some(h) = self.leader().handlers.get_mut(&link) {
             h.state = HandlerState::AwaitNewLeaderAck;
             h.forwarding = true;
@@ -492,6 +515,7 @@ impl Peer {
             h.state = HandlerState::AwaitUpToDate;
             (h.sid.expect("identified"), h.observer)
         };
+        self.link_synced(link);
         // Leader.waitForNewLeaderAck counts only ACKs of this epoch's NEWLEADER from voters.
         if zxid == Zxid::new(epoch, 0) && !observer && self.cfg.verifier.is_voter(sid) {
             self.leader().newleader_acks.insert(sid);
@@ -724,24 +748,28 @@ impl Peer {
             return self.go_looking();
         }
         // A learner silent for longer than its limit is dropped (its socket read timeout in Java).
-        let stale: Vec<LinkId> = self
-            .leader()
-            .handlers
-            .iter()
-            .filter(|(_, h)| {
-                let limit = if h.state == HandlerState::Active {
-                    sync_ms
-                } else {
-                    init_ms + sync_ms
-                };
-                now.saturating_sub(h.last_heard_ms) > limit
-            })
-            .map(|(l, _)| *l)
-            .collect();
+        let stale: Vec<LinkId> = {
+            let RoleState::Leading(l) = &self.role else {
+                return;
+            };
+            l.handlers
+                .iter()
+                .filter(|(link, h)| {
+                    let limit = if h.state == HandlerState::Active {
+                        sync_ms
+                    } else {
+                        init_ms + sync_ms
+                    };
+                    self.link_quiet_since(**link, h.last_heard_ms)
+                        .is_some_and(|since| now.saturating_sub(since) > limit)
+                })
+                .map(|(l, _)| *l)
+                .collect()
+        };
         for link in stale {
             tracing::warn!("learner link {link} silent past its limit; closing");
             self.leader().handlers.remove(&link);
-            self.actions.push(PeerAction::CloseLearner { link });
+            self.close_learner(link);
         }
         if phase == LeaderPhase::Broadcast {
             // Leader.lead's tick loop: stay leader only while the synced voters form a quorum.

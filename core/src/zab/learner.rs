@@ -32,6 +32,10 @@ use crate::zab::election::config_version;
 use crate::zab::observer_master::{ObserverMaster, SyncOwner};
 use crate::zab::peer::{EpochFile, Peer, PeerAction, PeerRole, RoleState};
 
+/// PINGs an observer remembers while it has not applied their zxid (the oldest ones matter: a full
+/// queue keeps them and drops the newer).
+const MAX_MASTER_PINGS: usize = 1024;
+
 /// Where the learner is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LearnerPhase {
@@ -84,6 +88,13 @@ pub(crate) struct LearnerState {
     via_master: bool,
     /// A follower's observer-master state.
     pub(crate) om: ObserverMaster,
+    /// An observer's PINGs from its master whose zxid it had not applied yet, oldest first, with when
+    /// they arrived (its own lag, see [`Peer::learner_master_lag`]).
+    master_pings: VecDeque<(Zxid, u64)>,
+    /// The zxid of the last PING from the master.
+    master_zxid: Zxid,
+    /// A snapshot coming in: (bytes when progress was last logged, when).
+    snap_logged: (u64, u64),
 }
 
 impl LearnerState {
@@ -123,6 +134,9 @@ impl Peer {
             masters: VecDeque::new(),
             via_master: false,
             om: ObserverMaster::default(),
+            master_pings: VecDeque::new(),
+            master_zxid: Zxid::NONE,
+            snap_logged: (0, self.now_ms),
         }));
         // The server runs as a learner from now on (sync txns apply through its commit path); it serves
         // clients only after UPTODATE, except a detached observer's, which keeps serving reads.
@@ -287,6 +301,7 @@ impl Peer {
                 let l = self.learner();
                 l.snap_zxid = Zxid(packet.zxid);
                 l.phase = LearnerPhase::AwaitSnapshot;
+                l.snap_logged = (0, now);
             }
             (
                 LearnerPhase::Syncing,
@@ -325,10 +340,9 @@ impl Peer {
                 }
             }
             (LearnerPhase::Broadcast, PacketType::Sync) => match self.om_take_sync() {
-                SyncOwner::Link(link) => self.actions.push(PeerAction::SendLearner {
-                    link,
-                    packet: QuorumPacket::new(PacketType::Sync, packet.zxid),
-                }),
+                SyncOwner::Link(link) => {
+                    self.link_send(link, QuorumPacket::new(PacketType::Sync, packet.zxid))
+                }
                 SyncOwner::Local => {
                     self.server.handle(ServerInput::SyncDone, now as i64);
                     self.route_server_actions();
@@ -370,8 +384,28 @@ impl Peer {
         ));
     }
 
+    /// Part of the snapshot arrived: the leader is alive (`Learner`'s socket timeout is reset by every
+    /// read, not by whole packets); log progress every 16 MiB or 5 s.
+    pub(crate) fn learner_on_snapshot_progress(&mut self, bytes: u64, znodes: u64) {
+        let now = self.now_ms;
+        let l = self.learner();
+        if l.phase != LearnerPhase::AwaitSnapshot {
+            return;
+        }
+        l.last_heard_ms = now;
+        let (logged, at) = l.snap_logged;
+        if bytes.saturating_sub(logged) >= 16 << 20 || now.saturating_sub(at) >= 5_000 {
+            l.snap_logged = (bytes, now);
+            tracing::info!(
+                "receiving the snapshot at {}: {bytes} bytes, {znodes} znodes so far",
+                l.snap_zxid
+            );
+        }
+    }
+
     fn learner_on_snapshot(&mut self, body: Vec<u8>) {
         let zxid = self.learner().snap_zxid;
+        self.stats.snap_bytes_received += body.len() as u64;
         tracing::info!(
             "received the leader's snapshot at {zxid} ({} bytes)",
             body.len()
@@ -577,6 +611,21 @@ impl Peer {
     }
 
     fn learner_on_ping(&mut self, packet: QuorumPacket) {
+        let applied = Zxid(self.server.tree().last_processed_zxid());
+        let now = self.now_ms;
+        let l = self.learner();
+        if l.observer {
+            // The master's PING carries its last proposed (leader) or applied (observer master) zxid:
+            // what this observer has heard exists. Remember when, until it is applied here.
+            let zxid = Zxid(packet.zxid);
+            l.master_zxid = zxid;
+            while l.master_pings.front().is_some_and(|(z, _)| *z <= applied) {
+                l.master_pings.pop_front();
+            }
+            if zxid > applied && l.master_pings.len() < MAX_MASTER_PINGS {
+                l.master_pings.push_back((zxid, now));
+            }
+        }
         let mut touches = if self.serving {
             self.server.take_session_touches()
         } else {
@@ -644,6 +693,32 @@ impl Peer {
             -1,
             w.into_inner(),
         ));
+    }
+
+    /// An observer's own lag behind what it last heard from its learner master: the txns its master's
+    /// last PING said exist that it has not applied (zxid counter difference, when in the same epoch),
+    /// and how long ago the oldest PING it is still behind arrived (ms). `None` unless observing and
+    /// synced. The master's PING zxid is the leader's last proposal or an observer master's last applied
+    /// txn, so against a leader the number includes proposals not committed yet.
+    pub fn learner_master_lag(&self) -> Option<(u64, u64)> {
+        let RoleState::Learning(l) = &self.role else {
+            return None;
+        };
+        if !l.observer || l.phase != LearnerPhase::Broadcast {
+            return None;
+        }
+        let applied = Zxid(self.server.tree().last_processed_zxid());
+        let zxids = if l.master_zxid.epoch() == applied.epoch() && l.master_zxid > applied {
+            u64::from(l.master_zxid.counter() - applied.counter())
+        } else {
+            0
+        };
+        let ms = l
+            .master_pings
+            .iter()
+            .find(|(z, _)| *z > applied)
+            .map_or(0, |(_, at)| self.now_ms.saturating_sub(*at));
+        Some((zxids, ms))
     }
 
     pub(crate) fn learner_on_tick(&mut self) {

@@ -72,6 +72,16 @@ impl ObserverMaster {
         self.handlers.keys().copied().collect()
     }
 
+    /// Observer links past their sync decision (`ObserverMaster.activeObservers`), with whether
+    /// UPTODATE was sent.
+    pub(crate) fn observer_links(&self) -> Vec<(LinkId, bool)> {
+        self.handlers
+            .iter()
+            .filter(|(_, h)| matches!(h.state, OmState::AwaitNewLeaderAck | OmState::Active))
+            .map(|(l, h)| (*l, h.state == OmState::Active))
+            .collect()
+    }
+
     /// Observers served (sid, active?).
     pub(crate) fn summary(&self) -> Vec<(ServerId, bool)> {
         self.handlers
@@ -104,9 +114,10 @@ impl Peer {
         if !self.om_ready() {
             // Not a synced follower (looking, leading, syncing, observing): the observer tries the next
             // master or the leader.
-            self.actions.push(PeerAction::CloseLearner { link });
+            self.close_learner(link);
             return;
         }
+        self.link_opened(link);
         if let Some(om) = self.om() {
             om.handlers.insert(
                 link,
@@ -130,11 +141,11 @@ impl Peer {
         tracing::warn!("closing observer link {link}: {why}");
         self.stats.protocol_errors += 1;
         self.om_on_disconnect(link);
-        self.actions.push(PeerAction::CloseLearner { link });
+        self.close_learner(link);
     }
 
     fn om_send(&mut self, link: LinkId, packet: QuorumPacket) {
-        self.actions.push(PeerAction::SendLearner { link, packet });
+        self.link_send(link, packet);
     }
 
     pub(crate) fn om_on_item(&mut self, link: LinkId, item: QuorumItem) {
@@ -149,6 +160,7 @@ impl Peer {
         let QuorumItem::Packet(packet) = item else {
             return self.om_drop(link, "an observer sent a snapshot");
         };
+        self.link_received(link, &packet);
         let Some(ty) = packet.packet_type() else {
             return self.om_drop(link, "unknown packet type");
         };
@@ -163,6 +175,9 @@ impl Peer {
                 if let Some(h) = self.om().and_then(|om| om.handlers.get_mut(&link)) {
                     h.sid = sid;
                     h.state = OmState::AwaitAckEpoch;
+                }
+                if let Some(sid) = sid {
+                    self.link_identified(link, sid, true);
                 }
                 tracing::info!("observer {sid:?} connected to this observer master");
                 let mut w = JuteWriter::new();
@@ -181,7 +196,12 @@ impl Peer {
             }
             (OmState::AwaitAckEpoch, PacketType::AckEpoch) => {
                 let epoch = self.current_epoch;
-                self.queue_sync(link, Zxid(packet.zxid), &[], epoch);
+                // Observers are never essential: the throttle may refuse them.
+                if !self.queue_sync(link, Zxid(packet.zxid), &[], epoch, false) {
+                    self.om_on_disconnect(link);
+                    self.close_learner(link);
+                    return;
+                }
                 if let Some(h) = self.om().and_then(|om| om.handlers.get_mut(&link)) {
                     h.state = OmState::AwaitNewLeaderAck;
                 }
@@ -190,6 +210,7 @@ impl Peer {
                 if let Some(h) = self.om().and_then(|om| om.handlers.get_mut(&link)) {
                     h.state = OmState::Active;
                 }
+                self.link_synced(link);
                 self.om_send(link, QuorumPacket::new(PacketType::UpToDate, -1));
             }
             // The observer's ACK after UPTODATE (Learner L6) carries the epoch's zxid; any other ACK
@@ -299,20 +320,25 @@ impl Peer {
         let init_ms = self.ticks(self.cfg.init_limit);
         let half_tick = (self.cfg.tick_ms / 2).max(1);
         let last = Zxid(self.server.tree().last_processed_zxid());
+        let stale: Vec<LinkId> = match &self.role {
+            RoleState::Learning(l) if !l.observer => {
+                l.om.handlers
+                    .iter()
+                    .filter(|(link, h)| {
+                        let limit = if h.state == OmState::Active {
+                            sync_ms
+                        } else {
+                            init_ms
+                        };
+                        self.link_quiet_since(**link, h.last_heard_ms)
+                            .is_some_and(|since| now.saturating_sub(since) > limit)
+                    })
+                    .map(|(l, _)| *l)
+                    .collect()
+            }
+            _ => return,
+        };
         let Some(om) = self.om() else { return };
-        let stale: Vec<LinkId> = om
-            .handlers
-            .iter()
-            .filter(|(_, h)| {
-                let limit = if h.state == OmState::Active {
-                    sync_ms
-                } else {
-                    init_ms
-                };
-                now.saturating_sub(h.last_heard_ms) > limit
-            })
-            .map(|(l, _)| *l)
-            .collect();
         let ping = now.saturating_sub(om.last_ping_ms) >= half_tick;
         if ping {
             om.last_ping_ms = now;
@@ -326,7 +352,7 @@ impl Peer {
         for link in stale {
             tracing::warn!("observer link {link} silent past its limit; closing");
             self.om_on_disconnect(link);
-            self.actions.push(PeerAction::CloseLearner { link });
+            self.close_learner(link);
         }
         if ping {
             for link in active {

@@ -39,6 +39,7 @@ use crate::tree::DataTree;
 use crate::zab::election::{Action as ElectionAction, Election, ElectionConfig, LocalState, Role};
 use crate::zab::leader::LeaderState;
 use crate::zab::learner::LearnerState;
+use crate::zab::learner_link::LinkState;
 use crate::zab::learner_sync::CommittedLog;
 use crate::zab::quorum::QuorumVerifier;
 use crate::zab::rng::SplitMix64;
@@ -80,6 +81,14 @@ pub struct PeerConfig {
     /// `leaderServes`: whether the leader accepts client connections (default true; with false the
     /// leader only leads, as ZooKeeper's `leaderServes=no`).
     pub leader_serves: bool,
+    /// `leader.maxConcurrentSnapSyncs` (default 10): SNAP syncs this server serves at once as leader or
+    /// observer master; an observer beyond it is refused (its link closed) and tries again later.
+    /// Followers count but are never refused (`LearnerSyncThrottler`'s essential syncs).
+    pub max_concurrent_snap_syncs: usize,
+    /// `leader.maxConcurrentDiffSyncs` (default 100): the same for DIFF and TRUNC syncs.
+    pub max_concurrent_diff_syncs: usize,
+    /// Bytes of snapshot per chunk of a streamed SNAP sync (outpost's; see `zab::learner_link`).
+    pub snap_chunk_bytes: usize,
     /// The counter an epoch's zxids start after (0 in production: the first txn of an epoch has counter
     /// 1). Tests set it near `u32::MAX` to reach counter exhaustion, which must force a new epoch.
     pub epoch_start_counter: u32,
@@ -166,6 +175,22 @@ pub enum PeerInput {
     LeaderDisconnected,
     /// A snapshot turn (see [`Peer::snapshot_in_progress`]).
     SnapshotStep,
+    /// Part of a snapshot body from the leader has arrived (`bytes` and `znodes` of it so far, as
+    /// [`crate::proto::quorum_stream::QuorumStreamDecoder::snapshot_progress`] counts them): the
+    /// connection is alive. Report it now and then while a snapshot comes in; without it a snapshot
+    /// that takes longer than `initLimit` to arrive would time the learner out.
+    SnapshotProgress {
+        /// Bytes of the body so far.
+        bytes: u64,
+        /// Node records so far.
+        znodes: u64,
+    },
+    /// A chunk of a SNAP stream handed out with [`PeerAction::SendLearnerSnapshotChunk`] has been
+    /// written to the link's socket (the stream serializes the next one).
+    SnapChunkWritten {
+        /// The link.
+        link: LinkId,
+    },
 }
 
 /// Which epoch file.
@@ -238,12 +263,14 @@ pub enum PeerAction {
         /// The packet.
         packet: QuorumPacket,
     },
-    /// Write a raw snapshot body and the `BenWasHere` signature to a learner (right after SNAP).
-    SendLearnerSnapshot {
+    /// Write raw bytes of a streamed snapshot body to a learner, in order with its packets (the SNAP
+    /// packet comes first; the last chunk ends with the body's terminator and the `BenWasHere`
+    /// signature). Report [`PeerInput::SnapChunkWritten`] once it is written to the socket.
+    SendLearnerSnapshotChunk {
         /// The link.
         link: LinkId,
-        /// The body ([`crate::server::standalone::snapshot_blob`] layout).
-        body: Vec<u8>,
+        /// The bytes ([`crate::server::standalone::snapshot_blob`] layout, cut anywhere).
+        chunk: Vec<u8>,
     },
     /// Close a learner's link once what was queued before is written.
     CloseLearner {
@@ -326,6 +353,8 @@ pub struct Peer {
     pub(crate) abdicate: bool,
     /// An observer serving reads while it has no leader (see `PeerConfig::observer_serves_detached`).
     pub(crate) detached: bool,
+    /// Per learner link served (leader or observer master): counters, lag, throttle slot, SNAP stream.
+    pub(crate) link_states: BTreeMap<LinkId, LinkState>,
 }
 
 /// Counters for `mntr`, metrics and tests.
@@ -343,6 +372,12 @@ pub struct PeerStats {
     pub protocol_errors: u64,
     /// Proposals committed by this leader.
     pub commits: u64,
+    /// Bytes of snapshot streamed to learners by SNAP syncs (leader or observer master).
+    pub snap_bytes_sent: u64,
+    /// Bytes of snapshot received from a leader or observer master by SNAP syncs.
+    pub snap_bytes_received: u64,
+    /// Observer syncs refused by `maxConcurrentSnapSyncs` / `maxConcurrentDiffSyncs`.
+    pub syncs_throttled: u64,
 }
 
 impl std::fmt::Debug for Peer {
@@ -394,6 +429,7 @@ impl Peer {
             waiting_links: BTreeMap::new(),
             abdicate: false,
             detached: false,
+            link_states: BTreeMap::new(),
             cfg,
         }
     }
@@ -457,10 +493,15 @@ impl Peer {
 
     /// A one-line summary of the role's internal state, for simulator failures and debug logs.
     pub fn debug_state(&self) -> String {
-        match &self.role {
+        let role = match &self.role {
             RoleState::Looking => "looking".into(),
             RoleState::Leading(l) => l.debug_state(),
             RoleState::Learning(l) => l.debug_state(),
+        };
+        if self.link_states.is_empty() {
+            role
+        } else {
+            format!("{role} links [{}]", self.debug_links())
         }
     }
 
@@ -542,7 +583,7 @@ impl Peer {
                     self.waiting_links.insert(link, (self.now_ms, Vec::new()));
                 }
                 // Only a leader accepts learners (the ObserverMaster port is separate).
-                RoleState::Learning(_) => self.actions.push(PeerAction::CloseLearner { link }),
+                RoleState::Learning(_) => self.close_learner(link),
             },
             PeerInput::ObserverConnected { link } => self.om_on_connect(link),
             PeerInput::FromLearner { link, item } if self.om_is_link(link) => {
@@ -554,13 +595,14 @@ impl Peer {
                     Some((_, items)) if items.len() < 16 => items.push(item),
                     _ => {
                         self.waiting_links.remove(&link);
-                        self.actions.push(PeerAction::CloseLearner { link });
+                        self.close_learner(link);
                     }
                 },
-                RoleState::Learning(_) => self.actions.push(PeerAction::CloseLearner { link }),
+                RoleState::Learning(_) => self.close_learner(link),
             },
             PeerInput::LearnerDisconnected { link } => {
                 self.waiting_links.remove(&link);
+                self.link_closed(link);
                 self.om_on_disconnect(link);
                 if let RoleState::Leading(_) = self.role {
                     self.leader_on_disconnect(link);
@@ -590,6 +632,12 @@ impl Peer {
                 self.server
                     .handle(ServerInput::SnapshotStep, self.now_ms as i64);
                 self.route_server_actions();
+            }
+            PeerInput::SnapChunkWritten { link } => self.snap_chunk_written(link),
+            PeerInput::SnapshotProgress { bytes, znodes } => {
+                if let RoleState::Learning(_) = self.role {
+                    self.learner_on_snapshot_progress(bytes, znodes);
+                }
             }
         }
         if std::mem::take(&mut self.abdicate) && matches!(self.role, RoleState::Leading(_)) {
@@ -655,7 +703,7 @@ impl Peer {
                         }
                         Role::Following | Role::Observing => {
                             for link in waiting.into_keys() {
-                                self.actions.push(PeerAction::CloseLearner { link });
+                                self.close_learner(link);
                             }
                             self.become_learner(elected.leader, elected.role == Role::Observing);
                         }
@@ -687,17 +735,19 @@ impl Peer {
         match std::mem::replace(&mut self.role, RoleState::Looking) {
             RoleState::Leading(leader) => {
                 for link in leader.links() {
-                    self.actions.push(PeerAction::CloseLearner { link });
+                    self.close_learner(link);
                 }
             }
             RoleState::Learning(learner) => {
                 for link in learner.om.links() {
-                    self.actions.push(PeerAction::CloseLearner { link });
+                    self.close_learner(link);
                 }
                 self.actions.push(PeerAction::CloseLeader);
             }
             RoleState::Looking => {}
         }
+        // Whatever served learners in the old role is gone with it.
+        self.link_states.clear();
         if detach {
             if !self.detached {
                 tracing::warn!(
@@ -906,7 +956,7 @@ impl Peer {
             .collect();
         for link in stale {
             self.waiting_links.remove(&link);
-            self.actions.push(PeerAction::CloseLearner { link });
+            self.close_learner(link);
         }
         if let Some(at) = self.election_resume_at {
             if self.now_ms >= at {
@@ -934,45 +984,50 @@ impl Peer {
 
     /// `LearnerHandler.syncFollower` + `startForwarding` + NEWLEADER, for the leader and for a follower
     /// serving observers: DIFF/TRUNC with the committed txns the learner misses (PROPOSAL + COMMIT
-    /// pairs) or SNAP with this server's tree, then `in_flight` proposals, then NEWLEADER of `epoch`.
+    /// pairs) or SNAP with this server's tree (streamed, see `zab::learner_link`), then `in_flight`
+    /// proposals, then NEWLEADER of `epoch`. Returns false, having sent nothing, when the sync
+    /// throttle refuses a non-`essential` (observer) learner; the caller then closes its link.
     pub(crate) fn queue_sync(
         &mut self,
         link: LinkId,
         peer_last: Zxid,
         in_flight: &[(Zxid, std::sync::Arc<[u8]>)],
         epoch: Epoch,
-    ) {
+        essential: bool,
+    ) -> bool {
         use crate::proto::quorum::PacketType;
+        use crate::zab::learner_link::SyncKind;
         use crate::zab::learner_sync::{plan_sync, SyncPlan};
         let last_processed = Zxid(self.server.tree().last_processed_zxid());
         let plan = plan_sync(peer_last, last_processed, &self.committed_log, false);
+        let kind = match plan {
+            SyncPlan::Snap => SyncKind::Snap,
+            SyncPlan::Diff { .. } | SyncPlan::Trunc { .. } => SyncKind::Diff,
+        };
+        if !self.begin_sync(link, kind, essential) {
+            return false;
+        }
         tracing::info!(
             "syncing learner on link {link} (last zxid {peer_last}, ours {last_processed}): {plan:?}"
         );
-        let mut packets = Vec::new();
         let after = match plan {
             SyncPlan::Snap => {
                 self.stats.snap_syncs += 1;
-                self.actions.push(PeerAction::SendLearner {
-                    link,
-                    packet: QuorumPacket::new(PacketType::Snap, last_processed.0),
-                });
-                let body = self.server.snapshot_now();
-                self.actions
-                    .push(PeerAction::SendLearnerSnapshot { link, body });
+                self.start_snap_stream(link);
                 None
             }
             SyncPlan::Diff { zxid, after } => {
                 self.stats.diff_syncs += 1;
-                packets.push(QuorumPacket::new(PacketType::Diff, zxid.0));
+                self.link_send(link, QuorumPacket::new(PacketType::Diff, zxid.0));
                 Some(after)
             }
             SyncPlan::Trunc { zxid, after } => {
                 self.stats.trunc_syncs += 1;
-                packets.push(QuorumPacket::new(PacketType::Trunc, zxid.0));
+                self.link_send(link, QuorumPacket::new(PacketType::Trunc, zxid.0));
                 Some(after)
             }
         };
+        let mut packets = Vec::new();
         if let Some(after) = after {
             for (zxid, entry) in self.committed_log.after(after) {
                 packets.push(QuorumPacket::with_data(
@@ -996,8 +1051,9 @@ impl Peer {
             self.cfg.config_text.clone(),
         ));
         for packet in packets {
-            self.actions.push(PeerAction::SendLearner { link, packet });
+            self.link_send(link, packet);
         }
+        true
     }
 
     /// `tickTime × n` in ms.

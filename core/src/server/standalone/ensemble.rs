@@ -57,8 +57,12 @@ impl Standalone {
         self.last_prepared = zxid;
     }
 
-    /// A snapshot blob ([`snapshot_blob`]) of the tree and global sessions as they are now, not fuzzy:
-    /// what a leader sends a learner that needs a SNAP sync.
+    /// The global sessions (id, timeout) as they are now: the session list of a SNAP sync.
+    pub fn global_sessions(&self) -> Vec<(SessionId, i32)> {
+        self.sessions.global_sessions()
+    }
+
+    /// A snapshot blob ([`snapshot_blob`]) of the tree and global sessions as they are now, not fuzzy.
     pub fn snapshot_now(&self) -> Vec<u8> {
         snapshot_blob(&self.tree, &self.sessions.global_sessions())
     }
