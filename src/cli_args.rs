@@ -63,6 +63,10 @@ pub struct ServerArgs {
     /// Path to zoo.cfg.
     #[arg(long, short = 'c', value_name = "ZOO_CFG")]
     pub config: PathBuf,
+    /// Shut down when standard input reaches end of file: `outpost quickstart` starts its members with
+    /// a pipe on stdin, so they stop when it exits, however it exits (even kill -9).
+    #[arg(long, hide = true)]
+    pub exit_on_stdin_eof: bool,
 }
 
 /// Arguments of `outpost cli`.

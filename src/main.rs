@@ -40,7 +40,10 @@ fn main() -> ExitCode {
         Command::Bench(args) => return outpost::bench::run(args),
         Command::Server(args) => {
             init_tracing();
-            return report(outpost::server_cmd::run_server(&args.config), "server");
+            return report(
+                outpost::server_cmd::run_server(&args.config, args.exit_on_stdin_eof),
+                "server",
+            );
         }
         Command::Status(args) => {
             return report(outpost::server_cmd::run_status(&args.config), "status")

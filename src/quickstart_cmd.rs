@@ -82,7 +82,7 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<ExitCode> {
          Ctrl-C stops it",
         dir.display()
     );
-    let result = crate::server_cmd::run_server(&cfg);
+    let result = crate::server_cmd::run_server(&cfg, false);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }

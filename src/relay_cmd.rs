@@ -58,14 +58,40 @@ pub fn prepare(
     }))
 }
 
-/// Starts the relay task on the current runtime.
-pub fn spawn(relay: PreparedRelay) -> tokio::task::JoinHandle<()> {
-    outpost_relay::spawn(relay.config, relay.files, relay.feed)
+/// The name of the relay's thread (and of its runtime's blocking threads), so its CPU can be told apart
+/// from the server's in `/proc/<pid>/task/*/comm` (the relay benchmark reads it).
+pub const RELAY_THREAD: &str = "outpost-relay";
+
+/// A relay running on its own thread.
+pub struct RelayThread {
+    done: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// Starts the relay on a thread of its own with a single-threaded runtime: publishing (JSON, lz4, the
+/// NATS client) never takes a worker of the server's runtime, and its CPU cost shows per thread.
+pub fn spawn(relay: PreparedRelay) -> anyhow::Result<RelayThread> {
+    let (tx, done) = tokio::sync::oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name(RELAY_THREAD)
+        .build()
+        .context("start the relay's runtime")?;
+    std::thread::Builder::new()
+        .name(RELAY_THREAD.into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let task = outpost_relay::spawn(relay.config, relay.files, relay.feed);
+                let _ = task.await;
+            });
+            let _ = tx.send(());
+        })
+        .context("start the relay's thread")?;
+    Ok(RelayThread { done })
 }
 
 /// After the server stopped: lets the relay publish what is committed, for at most 10 seconds.
-pub async fn finish(task: tokio::task::JoinHandle<()>) {
-    if tokio::time::timeout(Duration::from_secs(10), task)
+pub async fn finish(relay: RelayThread) {
+    if tokio::time::timeout(Duration::from_secs(10), relay.done)
         .await
         .is_err()
     {

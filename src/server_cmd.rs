@@ -168,8 +168,26 @@ pub fn standalone_config(cfg: &ZooCfg) -> anyhow::Result<StandaloneConfig> {
     })
 }
 
-/// `outpost server --config zoo.cfg`.
-pub fn run_server(path: &Path) -> anyhow::Result<ExitCode> {
+/// Sends `true` on `tx` once standard input reaches end of file (or fails): the process that started this
+/// server holds the pipe's other end, so its exit, even by SIGKILL, closes it.
+fn stop_at_stdin_eof(tx: tokio::sync::watch::Sender<bool>) {
+    let spawned = std::thread::Builder::new()
+        .name("stdin-lifeline".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 256];
+            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+            tracing::info!("stdin closed: shutting down");
+            let _ = tx.send(true);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot watch stdin: {e}");
+    }
+}
+
+/// `outpost server --config zoo.cfg`; with `stdin_lifeline`, the server also stops when its stdin
+/// closes (see [`stop_at_stdin_eof`]).
+pub fn run_server(path: &Path, stdin_lifeline: bool) -> anyhow::Result<ExitCode> {
     let cfg = ZooCfg::load(path).map_err(|e| anyhow!("{e}"))?;
     for warning in &cfg.warnings {
         tracing::warn!("{warning}");
@@ -186,15 +204,18 @@ pub fn run_server(path: &Path) -> anyhow::Result<ExitCode> {
         .thread_name("outpost")
         .build()
         .context("start the tokio runtime")?;
+    let relay = relay.map(crate::relay_cmd::spawn).transpose()?;
     runtime.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
+        if stdin_lifeline {
+            stop_at_stdin_eof(tx.clone());
+        }
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 tracing::info!("Ctrl-C: shutting down");
                 let _ = tx.send(true);
             }
         });
-        let relay = relay.map(crate::relay_cmd::spawn);
         let result = match ensemble {
             Some(peer) => outpost_core::shell::quorum_peer::run(peer, rx).await,
             None => standalone::run(config, rx).await,
