@@ -110,6 +110,12 @@ impl StreamReader {
         Ok(self.last_seq)
     }
 
+    /// Continues at stream sequence `seq` (e.g. one past [`StreamReader::last_sequence`] to read only
+    /// what arrives from now on).
+    pub fn seek(&mut self, seq: u64) {
+        self.next_seq = seq.max(1);
+    }
+
     /// The next message, waiting up to `wait` for one to arrive; `None` when none came.
     pub async fn next(&mut self, wait: Duration) -> Result<Option<StreamEvent>, TailError> {
         let deadline = Instant::now() + wait;
