@@ -29,19 +29,24 @@ pub enum Command {
     #[command(subcommand)]
     Relay(RelayCommand),
     /// Load generator speaking the ZooKeeper protocol; compares two servers side by side.
-    Bench(BenchArgs),
-    /// Try it: a local server whose committed changes stream out (JSON lines on stdout, or NATS).
+    Bench(Box<BenchArgs>),
+    /// Try it: three voters and an observer on loopback, the observer relaying every committed change
+    /// (JSON lines on stdout, or NATS), with an example session.
     Quickstart(QuickstartArgs),
 }
 
 /// Arguments of `outpost quickstart`.
 #[derive(Debug, Args)]
 pub struct QuickstartArgs {
-    /// Relay to this NATS server (JetStream stream OUTPOST, subjects outpost.log and outpost.node.>)
-    /// instead of printing JSON lines on stdout.
-    #[arg(long, value_name = "URL")]
+    /// Relay to the JetStream stream QUICKSTART at this NATS server (default: nats://127.0.0.1:4222
+    /// when a JetStream-enabled server answers there, else JSON lines on stdout).
+    #[arg(long, value_name = "URL", conflicts_with = "stdout")]
     pub nats: Option<String>,
-    /// Client port on 127.0.0.1.
+    /// Relay to stdout as JSON lines even when a NATS server answers at nats://127.0.0.1:4222.
+    #[arg(long)]
+    pub stdout: bool,
+    /// Client port of DC1's first voter on 127.0.0.1 (another free port is chosen if it is taken;
+    /// 0: any free port).
     #[arg(long, default_value_t = 2181)]
     pub port: u16,
     /// Keep the data here (kept afterwards) instead of a temporary directory (removed at exit).

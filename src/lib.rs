@@ -6,6 +6,6 @@ pub mod cli;
 pub mod cli_args;
 pub mod conf_cmd;
 pub mod ensemble_cmd;
-pub mod quickstart_cmd;
+pub mod quickstart;
 pub mod relay_cmd;
 pub mod server_cmd;

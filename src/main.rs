@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     }
     let cli = match cli.command {
         Command::Cli(args) => return outpost::cli::run(args),
-        Command::Bench(args) => return outpost::bench::run(args),
+        Command::Bench(args) => return outpost::bench::run(*args),
         Command::Server(args) => {
             init_tracing();
             return report(
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         Command::Quickstart(args) => {
             // Only warnings by default: stderr carries the banner, stdout the events.
             init_tracing_with("warn");
-            return report(outpost::quickstart_cmd::run(&args), "quickstart");
+            return report(outpost::quickstart::run(&args), "quickstart");
         }
         Command::Relay(outpost::cli_args::RelayCommand::Tail(args)) => {
             return report(outpost::relay_cmd::run_tail(&args), "relay tail")

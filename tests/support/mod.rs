@@ -295,3 +295,57 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// The state letter and parent pid of `pid` from `/proc/<pid>/stat` (the fields after the command
+/// name, which may itself hold spaces and parentheses).
+fn proc_state(pid: u32) -> Option<(char, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// True while `pid` runs (exists and is not a zombie waiting to be reaped).
+pub fn process_alive(pid: u32) -> bool {
+    proc_state(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
+}
+
+/// The live processes whose parent is `pid`.
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| proc_state(*p).is_some_and(|(s, ppid)| ppid == pid && s != 'Z'))
+        .collect()
+}
+
+/// Waits until none of `pids` runs, or panics naming `what` after `limit`.
+pub fn wait_all_exited(pids: &[u32], limit: Duration, what: &str) {
+    let start = Instant::now();
+    loop {
+        let alive: Vec<u32> = pids.iter().copied().filter(|p| process_alive(*p)).collect();
+        if alive.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what}: processes {alive:?} still run after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends signal `name` (`INT`, `TERM`, `KILL`, ...) to `pid` with kill(1).
+pub fn send_signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}

@@ -120,15 +120,25 @@ impl Drop for Nats {
     }
 }
 
-/// Reads the stream from the start until a message matching `done` arrived (or `limit` passed).
+/// Reads the stream OUTPOST from the start until a message matching `done` arrived (or `limit` passed).
 pub async fn read_until_match(
     nats: &Nats,
     done: impl Fn(&StreamEvent) -> bool,
     limit: Duration,
 ) -> Vec<StreamEvent> {
+    read_stream_until(nats, "OUTPOST", done, limit).await
+}
+
+/// Reads `stream` from the start until a message matching `done` arrived (or `limit` passed).
+pub async fn read_stream_until(
+    nats: &Nats,
+    stream: &str,
+    done: impl Fn(&StreamEvent) -> bool,
+    limit: Duration,
+) -> Vec<StreamEvent> {
     let start = Instant::now();
     let mut reader = loop {
-        match StreamReader::open(&nats.url(), "OUTPOST").await {
+        match StreamReader::open(&nats.url(), stream).await {
             Ok(r) => break r,
             Err(e) => {
                 assert!(start.elapsed() < limit, "stream never appeared: {e}");
