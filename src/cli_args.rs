@@ -125,7 +125,7 @@ pub struct BenchArgs {
     /// host:port[,host:port...] of the servers to load.
     #[arg(long)]
     pub servers: String,
-    /// create | set | get | mixed | failover.
+    /// create | set | get | mixed | failover | relay.
     #[arg(long, default_value = "mixed")]
     pub workload: String,
     /// Concurrent client sessions.
@@ -182,6 +182,26 @@ pub struct BenchArgs {
     /// For `--workload failover`: seconds to wait for the first write after the kill before giving up.
     #[arg(long, default_value_t = 60)]
     pub failover_timeout: u64,
+    /// For `--workload relay`: the NATS server the relay publishes to.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// For `--workload relay`: the relay's JetStream stream.
+    #[arg(long, default_value = "OUTPOST")]
+    pub stream: String,
+    /// For `--workload relay`: the relay's subject prefix (the subscriber reads `<prefix>.log`).
+    #[arg(long, default_value = "outpost")]
+    pub subject_prefix: String,
+    /// For `--workload relay`: client address of the server running the relay, whose `mntr` reports
+    /// the relay's lag.
+    #[arg(long)]
+    pub observer: Option<String>,
+    /// For `--workload relay`: pid of the server running the relay, for the CPU time of its relay
+    /// threads and of the whole process.
+    #[arg(long)]
+    pub relay_pid: Option<u32>,
+    /// For `--workload relay`: seconds to wait after the load for the last events to arrive.
+    #[arg(long, default_value_t = 30)]
+    pub drain_timeout: u64,
 }
 
 /// Rewrites zkCli-style single-dash long options (`-server`, `-timeout`) into clap's `--server` form, so

@@ -13,6 +13,7 @@
 //! kills an ensemble's leader and times the first successful write after it.
 
 pub mod failover;
+pub mod relay;
 
 use crate::cli::commands::delete_recursive;
 use crate::cli_args::BenchArgs;
@@ -39,6 +40,9 @@ pub enum Workload {
     /// kill -9 of the ensemble's leader, then the time to the first successful write
     /// ([`failover::run_failover`]).
     Failover,
+    /// Creates with a JetStream subscriber on the relay's stream: commit-to-subscriber latency, relay
+    /// lag, lz4 ratio and relay CPU ([`relay::run_relay`]).
+    Relay,
 }
 
 impl Workload {
@@ -50,6 +54,7 @@ impl Workload {
             "get" => Some(Workload::Get),
             "mixed" => Some(Workload::Mixed),
             "failover" => Some(Workload::Failover),
+            "relay" => Some(Workload::Relay),
             _ => None,
         }
     }
@@ -61,6 +66,7 @@ impl Workload {
             Workload::Get => "get",
             Workload::Mixed => "mixed",
             Workload::Failover => "failover",
+            Workload::Relay => "relay",
         }
     }
 }
@@ -294,8 +300,8 @@ pub async fn run_one(
                                 client.get_data(&p, false).await.map(|r| r.is_ok())
                             }
                         }
-                        // Dispatched to `failover::run` before any load starts.
-                        Workload::Failover => break,
+                        // Dispatched to `failover::run` / `relay::run` before any load starts.
+                        Workload::Failover | Workload::Relay => break,
                     };
                     match ok {
                         Ok(true) => {
@@ -507,7 +513,7 @@ pub fn json(args: &BenchArgs, reports: &[Report]) -> serde_json::Value {
 pub fn run(args: BenchArgs) -> ExitCode {
     let Some(workload) = Workload::parse(&args.workload) else {
         eprintln!(
-            "outpost bench: --workload must be create, set, get, mixed or failover (got {:?})",
+            "outpost bench: --workload must be create, set, get, mixed, failover or relay (got {:?})",
             args.workload
         );
         return ExitCode::from(2);
@@ -522,8 +528,12 @@ pub fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if workload == Workload::Failover {
-        let code = failover::run(&args, &runtime);
+    if workload == Workload::Failover || workload == Workload::Relay {
+        let code = if workload == Workload::Failover {
+            failover::run(&args, &runtime)
+        } else {
+            relay::run(&args, &runtime)
+        };
         runtime.shutdown_timeout(Duration::from_millis(200));
         return code;
     }
@@ -569,6 +579,7 @@ mod tests {
     fn workloads_parse() {
         assert_eq!(Workload::parse("mixed"), Some(Workload::Mixed));
         assert_eq!(Workload::parse("failover"), Some(Workload::Failover));
+        assert_eq!(Workload::parse("relay"), Some(Workload::Relay));
         assert_eq!(Workload::parse("delete"), None);
     }
 }
