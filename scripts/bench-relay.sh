@@ -167,7 +167,7 @@ ports = [int(p) for p in sys.argv[1:]]
 end = time.time() + 120
 while time.time() < end:
     modes = [mode(p) for p in ports]
-    if sorted(modes[:3]) == ["follower", "follower", "leader"] and modes[3] == "observer":
+    if sorted(m or "" for m in modes[:3]) == ["follower", "follower", "leader"] and modes[3] == "observer":
         sys.exit(0)
     time.sleep(0.1)
 print("modes:", modes, file=sys.stderr)
