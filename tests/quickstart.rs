@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use outpost_core::client::{Client, CreateMode};
 use outpost_core::proto::Acl;
 use outpost_relay::Event;
+use support::ensemble::srvr_mode;
 use support::nats::{read_stream_until, Nats};
-use support::{child_pids, four_letter, outpost_bin, send_signal, wait_all_exited, ChildGuard};
+use support::{child_pids, outpost_bin, send_signal, wait_all_exited, ChildGuard};
 
 /// How long the quickstart may take to elect, run its example session and say what to try.
 const READY: Duration = Duration::from_secs(120);
@@ -136,18 +137,13 @@ impl Quickstart {
     }
 }
 
-/// The `Mode:` every address of `connect` reports to `srvr`.
+/// The `Mode:` every address of `connect` reports to `srvr` (`none` when one does not answer).
 fn modes(connect: &str) -> Vec<String> {
     connect
         .split(',')
         .map(|a| {
             let addr: SocketAddr = a.parse().expect("address");
-            four_letter(addr, "srvr")
-                .unwrap_or_default()
-                .lines()
-                .find_map(|l| l.strip_prefix("Mode: "))
-                .unwrap_or("none")
-                .to_string()
+            srvr_mode(addr.port()).unwrap_or_else(|| "none".into())
         })
         .collect()
 }

@@ -61,23 +61,25 @@ pub struct FailoverReport {
     pub writes_before_kill: u64,
 }
 
+/// A four-letter word's whole answer from `host`, or None when it does not answer within `limit`.
+pub async fn four_letter(host: &str, word: &str, limit: Duration) -> Option<String> {
+    let ask = async {
+        let mut s = tokio::net::TcpStream::connect(host).await.ok()?;
+        s.write_all(word.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        Some(String::from_utf8_lossy(&buf).into_owned())
+    };
+    tokio::time::timeout(limit, ask).await.ok().flatten()
+}
+
 /// The `Mode:` a server reports to the `srvr` four-letter word (`leader`, `follower`, ...), or None when
 /// it does not answer or is not serving (ZooKeeper answers "not currently serving requests").
 pub async fn srvr_mode(host: &str) -> Option<String> {
-    let ask = async {
-        let mut s = tokio::net::TcpStream::connect(host).await.ok()?;
-        s.write_all(b"srvr").await.ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf);
-        text.lines()
-            .find_map(|l| l.strip_prefix("Mode:"))
-            .map(|m| m.trim().to_string())
-    };
-    tokio::time::timeout(Duration::from_millis(1000), ask)
-        .await
-        .ok()
-        .flatten()
+    let text = four_letter(host, "srvr", Duration::from_millis(1000)).await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Mode:"))
+        .map(|m| m.trim().to_string())
 }
 
 /// Polls `srvr` until exactly one member reports `leader` and every other one `follower` or `observer`;

@@ -212,20 +212,10 @@ fn thread_cpu_ns(pid: u32, name: &str) -> Option<(u64, u64, usize)> {
     Some((all, named, count))
 }
 
-/// An `mntr` value (with or without the `zk_` prefix) from `host`.
+/// `mntr`'s numeric values from `host`, keyed without the `zk_` prefix.
 async fn mntr(host: &str) -> HashMap<String, i64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let ask = async {
-        let mut s = tokio::net::TcpStream::connect(host).await.ok()?;
-        s.write_all(b"mntr").await.ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        Some(String::from_utf8_lossy(&buf).into_owned())
-    };
-    let text = tokio::time::timeout(Duration::from_secs(1), ask)
+    let text = super::failover::four_letter(host, "mntr", Duration::from_secs(1))
         .await
-        .ok()
-        .flatten()
         .unwrap_or_default();
     text.lines()
         .filter_map(|l| {
