@@ -694,6 +694,42 @@ fn concurrent_reader_sees_a_prefix() {
     reader.join().unwrap();
 }
 
+/// A reader that stopped in the middle of the live segment, with zeros cached where the writer has
+/// since appended (and more records beyond its cached chunk), continues with the new records instead of
+/// calling the segment damaged: the relay keeps such a reader between catch-up reads.
+#[test]
+fn paused_reader_continues_after_the_writer_appends() {
+    let (_, disk) = mem();
+    let opts = LogOptions {
+        prealloc_bytes: 8 << 20,
+        ..LogOptions::default()
+    };
+    let (mut log, _) = recover_mem(&disk, opts).unwrap();
+    let big = |c: u32| vec![c as u8; 1000];
+    for c in 1..=600 {
+        log.append(z(c), &big(c));
+    }
+    log.flush().unwrap();
+    // The reader caches a 1 MiB chunk: 600 records, then zeros.
+    let mut reader = LogReader::open(disk.clone(), Path::new(LOGS), Zxid::ZERO);
+    for c in 1..=600 {
+        let (zxid, bytes) = reader.next().unwrap().unwrap();
+        assert_eq!((zxid, bytes), (z(c), big(c)));
+    }
+    // The writer appends past the end of that chunk.
+    for c in 601..=2000 {
+        log.append(z(c), &big(c));
+    }
+    log.flush().unwrap();
+    for c in 601..=2000 {
+        let (zxid, bytes) = reader
+            .next()
+            .unwrap_or_else(|| panic!("reader ended before {c}"))
+            .unwrap_or_else(|e| panic!("reader error at {c}: {e}"));
+        assert_eq!((zxid, bytes), (z(c), big(c)));
+    }
+}
+
 /// One step of the model-based crash test.
 #[derive(Debug, Clone)]
 enum Op {

@@ -204,7 +204,29 @@ impl SegmentCursor {
         })
     }
 
+    /// Forgets the cached bytes and re-reads the file's length.
+    fn refresh(&mut self, disk: &dyn Disk) -> Result<()> {
+        self.buf.clear();
+        self.buf_start = 0;
+        self.file_len = disk.len(&self.path).map_err(io_err("stat", &self.path))?;
+        Ok(())
+    }
+
+    /// The next position's content. A writer may be appending to this segment while another thread
+    /// reads it (the relay catching up on the live log): bytes cached before the writer's last batch can
+    /// show zeros or a shorter file where a record now is, next to newer bytes read after them. So an
+    /// invalid record gets a second, uncached look before it counts as damage.
     fn next(&mut self, disk: &dyn Disk) -> Result<Next> {
+        match self.read_next(disk)? {
+            Next::Bad { .. } => {
+                self.refresh(disk)?;
+                self.read_next(disk)
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn read_next(&mut self, disk: &dyn Disk) -> Result<Next> {
         let pos = self.pos;
         let remaining = self.file_len.saturating_sub(pos);
         if remaining < 8 {
