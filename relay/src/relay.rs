@@ -421,12 +421,18 @@ impl Relay {
         };
         let mut backoff = Duration::from_millis(100);
         loop {
+            let started = Instant::now();
             match self.session(&mut sink).await {
                 Ok(()) => {
                     tracing::info!("relay: the server stopped; every committed txn is relayed");
                     return Ok(());
                 }
                 Err(e) => {
+                    // A session that ran a while was healthy: its error starts the back-off over
+                    // (otherwise, after a few errors, each later one would stall the relay 5 s).
+                    if started.elapsed() >= Duration::from_secs(10) {
+                        backoff = Duration::from_millis(100);
+                    }
                     let kind = match &e {
                         RelayError::Nats(NatsError::Refused(_)) => "refused",
                         RelayError::Nats(_) => "nats",
