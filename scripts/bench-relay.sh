@@ -13,17 +13,20 @@
 #    (from the writing client holding its reply to the subscriber holding the event; target p99 < 5 ms);
 # 3. sustained: closed loop again for --sustain seconds: does the relay keep up at peak (events per
 #    second against writes per second, subscriber backlog, relay lag from the observer's mntr, drain time
-#    after the load).
+#    and rate after the load);
+# 4. low: open loop at --low-rate creates/s for --duration seconds: the latency floor of the relay path
+#    when the machine has CPU to spare.
 # Every run also reports the lz4 ratio of the log messages (relay.toml's compress_over_bytes is
 # --compress-over, below the value size, so every create's event is compressed) and the CPU time of the
 # observer's `outpost-relay` threads (the relay runs on a thread of its own) and of the whole observer.
 # Between runs the script waits for the relay's lag (mntr) to reach zero.
 #
 # Usage: scripts/bench-relay.sh [--duration S] [--sustain S] [--clients N] [--depth D] [--value-size B]
-#          [--compress-over B] [--out DIR]
+#          [--compress-over B] [--low-rate N] [--out DIR]
 # Env: OUTPOST_BIN=path uses that binary instead of building a release one (it is copied first).
 # Needs: /usr/sbin/nats-server (apt-get install nats-server), python3, cargo.
-# Results: peak.json, half.json, sustained.json, summary.json and summary.md (the README table) in --out.
+# Results: peak.json, half.json, sustained.json, low.json (and *-cpu.json: every process's CPU time
+# around each run), summary.json and summary.md (the README table) in --out.
 
 set -euo pipefail
 
@@ -33,6 +36,7 @@ CLIENTS=12
 DEPTH=16
 VALUE_SIZE=1024
 COMPRESS_OVER=256
+LOW_RATE=500
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -42,6 +46,7 @@ while [ $# -gt 0 ]; do
         --depth) DEPTH="$2"; shift 2 ;;
         --value-size) VALUE_SIZE="$2"; shift 2 ;;
         --compress-over) COMPRESS_OVER="$2"; shift 2 ;;
+        --low-rate) LOW_RATE="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -206,14 +211,28 @@ print("the relay did not catch up within 120 s", file=sys.stderr)
 EOF
 }
 
-# bench <name> <args...>
+# CPU seconds (user + system) each process this script started has used so far, as JSON.
+CLK_TCK="$(getconf CLK_TCK)"
+cpu_json() {
+    local key sep="" out="{"
+    for key in "${!PID[@]}"; do
+        out+="$sep\"$key\": $(awk -v hz="$CLK_TCK" '{print ($14 + $15) / hz}' "/proc/${PID[$key]}/stat")"
+        sep=", "
+    done
+    echo "$out}"
+}
+
+# bench <name> <args...>: one relay run, with every process's CPU time before and after it.
 bench() {
     local name="$1"
     shift
     wait_relay_idle
     echo "== $name ==" >&2
+    local before
+    before="$(cpu_json)"
     "$OUTPOST" bench --workload relay --servers "$DC1" --nats "$NATS_URL" --observer "$OBSERVER" \
         --relay-pid "${PID[m4]}" --clients "$CLIENTS" --value-size "$VALUE_SIZE" --json "$@" > "$OUT/$name.json"
+    echo "{\"before\": $before, \"after\": $(cpu_json)}" > "$OUT/$name-cpu.json"
 }
 
 # Warm up (page cache, the stream's files, allocators); not recorded.
@@ -223,22 +242,23 @@ PEAK="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["writes_
 HALF="$(python3 -c 'import sys; print(int(float(sys.argv[1]) / 2))' "$PEAK")"
 bench half --depth "$DEPTH" --duration "$DURATION" --rate "$HALF"
 bench sustained --depth "$DEPTH" --duration "$SUSTAIN"
+bench low --depth "$DEPTH" --duration "$DURATION" --rate "$LOW_RATE"
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 python3 - "$OUT" <<EOF
 import json, os, sys
 out = sys.argv[1]
-runs = {n: json.load(open(os.path.join(out, n + ".json"))) for n in ("peak", "half", "sustained")}
+runs = {n: json.load(open(os.path.join(out, n + ".json"))) for n in ("peak", "half", "sustained", "low")}
 meta = {
     "date": "$(date -u +%Y-%m-%dT%H:%MZ)",
     "machine": "$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)",
     "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",
     "clients": $CLIENTS, "depth": $DEPTH, "duration_s": $DURATION, "sustain_s": $SUSTAIN,
-    "value_size": $VALUE_SIZE, "compress_over_bytes": $COMPRESS_OVER,
+    "value_size": $VALUE_SIZE, "compress_over_bytes": $COMPRESS_OVER, "low_rate": $LOW_RATE,
     "nats_server": "${NATS_VERSION:-?}",
 }
 ms = lambda us: us / 1000
-p, h, s = runs["peak"], runs["half"], runs["sustained"]
+p, h, s, lo = runs["peak"], runs["half"], runs["sustained"], runs["low"]
 rows = [
     ("ensemble peak write rate (creates/s, closed loop, relay on)", f"{p['writes_per_sec']:,.0f}", ""),
     (f"commit-to-subscriber p50 / p99 ms at {h['offered_rate']:,.0f} creates/s (half of peak)",
@@ -259,17 +279,29 @@ rows += [
     ("sustained at peak: relay lag from mntr, max zxids / max ms",
      f"{s['relay_lag_zxids_max']} / {s['relay_lag_ms_max']}", ""),
     ("sustained at peak: drain after the load stops, ms", f"{s['drain_ms']:.1f}" if s["drain_ms"] is not None else "did not drain", ""),
+    ("sustained at peak: relay throughput while draining after the load (events/s)",
+     f"{s['drain_events_per_sec']:,.0f}" if s["drain_events_per_sec"] else "-", ""),
     ("sustained at peak: commit-to-subscriber p50 / p99 ms",
      f"{ms(s['commit_to_subscriber']['p50_us']):.2f} / {ms(s['commit_to_subscriber']['p99_us']):.2f}", ""),
-    ("missing events (all runs)", f"{p['missing'] + h['missing'] + s['missing']}", ""),
+    (f"commit-to-subscriber p50 / p99 ms at {lo['offered_rate']:,.0f} creates/s (CPU to spare)",
+     f"{ms(lo['commit_to_subscriber']['p50_us']):.2f} / {ms(lo['commit_to_subscriber']['p99_us']):.2f}", ""),
+    (f"write ack p50 / p99 ms at {lo['offered_rate']:,.0f} creates/s",
+     f"{ms(lo['write_ack']['p50_us']):.2f} / {ms(lo['write_ack']['p99_us']):.2f}", ""),
+    ("missing events (all runs)", f"{p['missing'] + h['missing'] + s['missing'] + lo['missing']}", ""),
     (f"lz4 ratio of log messages ({$VALUE_SIZE}-byte compressible values, compress_over_bytes {$COMPRESS_OVER})",
      f"{s['lz4_ratio']:.2f} ({s['raw_bytes'] / max(s['log_messages'], 1):,.0f} -> {s['payload_bytes'] / max(s['log_messages'], 1):,.0f} bytes per event)", ""),
 ]
-for name, r in (("at half of peak", h), ("at peak", s)):
+for name, r, run in (("at half of peak", h, "half"), ("at peak", s, "sustained")):
     rows.append((f"relay CPU {name}: share of one core / per event",
                  f"{r['relay_cpu_pct_of_core']:.1f}% / {r['relay_cpu_us_per_event']:.1f} us", ""))
+    rows.append((f"relay threads runnable but waiting for a CPU {name}, share of the run",
+                 f"{100 * r['relay_wait_s'] / r['elapsed_s']:.0f}%", ""))
     rows.append((f"observer process CPU {name} (relay included): share of one core",
                  f"{r['process_cpu_pct_of_core']:.1f}%", ""))
+    cpu = json.load(open(os.path.join(out, run + "-cpu.json")))
+    pct = {k: 100 * (cpu["after"][k] - cpu["before"][k]) / r["elapsed_s"] for k in cpu["after"]}
+    rows.append((f"other processes' CPU {name}, share of one core: nats-server / voters 1, 2, 3",
+                 f"{pct['nats']:.0f}% / {pct['m1']:.0f}%, {pct['m2']:.0f}%, {pct['m3']:.0f}%", ""))
 json.dump({"meta": meta, "rows": rows, "runs": runs}, open(os.path.join(out, "summary.json"), "w"), indent=1)
 lines = ["| metric | value | target |", "| --- | --- | --- |"]
 lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]

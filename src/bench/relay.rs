@@ -24,8 +24,10 @@
 //! load, the time until the last acknowledged create's event arrived (drain); the lz4 ratio of the log
 //! messages (uncompressed size from the 4-byte prefix `lz4_flex` puts on each compressed payload, over
 //! the payload's size); and with `--relay-pid` the CPU time of that process's `outpost-relay` threads
-//! (the relay runs on a thread of its own, see `relay_cmd::spawn`) and of the whole process, from
-//! `/proc/<pid>/task/*/schedstat`.
+//! (the relay runs on a thread of its own, see `relay_cmd::spawn`) and of the whole process, and how long
+//! the relay's threads were runnable but waiting for a CPU, from `/proc/<pid>/task/*/schedstat`; and the
+//! rate at which the relay drained its backlog after the load stopped (its throughput once the writers
+//! no longer compete with it for the CPU).
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -188,28 +190,41 @@ struct Traffic {
     raw_bytes: AtomicU64,
 }
 
-/// CPU time (ns) of `pid`'s threads, all of them and those named `name`, from
-/// `/proc/<pid>/task/*/schedstat` (first field: time on the CPU). Threads that already exited are not
-/// counted.
-fn thread_cpu_ns(pid: u32, name: &str) -> Option<(u64, u64, usize)> {
+/// Scheduler times of a process's threads, from `/proc/<pid>/task/*/schedstat` (nanoseconds on a CPU,
+/// and runnable but waiting for one). Threads that already exited are not counted.
+#[derive(Clone, Copy, Debug, Default)]
+struct ThreadTimes {
+    /// On a CPU, all threads.
+    all_ns: u64,
+    /// On a CPU, the threads named [`RELAY_THREAD`].
+    relay_ns: u64,
+    /// Runnable but waiting for a CPU, the relay's threads.
+    relay_wait_ns: u64,
+    /// How many relay threads there are.
+    relay_threads: usize,
+}
+
+fn thread_times(pid: u32) -> Option<ThreadTimes> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let (mut all, mut named, mut count) = (0u64, 0u64, 0usize);
-    for t in tasks.flatten() {
-        let dir = t.path();
-        let Some(ns) = std::fs::read_to_string(dir.join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        else {
+    let mut t = ThreadTimes::default();
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let Ok(stat) = std::fs::read_to_string(dir.join("schedstat")) else {
             continue;
         };
-        all += ns;
+        let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().ok());
+        let (Some(Some(run)), Some(Some(wait))) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        t.all_ns += run;
         let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim() == name {
-            named += ns;
-            count += 1;
+        if comm.trim() == RELAY_THREAD {
+            t.relay_ns += run;
+            t.relay_wait_ns += wait;
+            t.relay_threads += 1;
         }
     }
-    Some((all, named, count))
+    Some(t)
 }
 
 /// `mntr`'s numeric values from `host`, keyed without the `zk_` prefix.
@@ -313,6 +328,9 @@ pub struct RelayReport {
     pub raw_bytes: u64,
     /// CPU seconds of the relay's threads during the load.
     pub relay_cpu_s: Option<f64>,
+    /// Seconds the relay's threads were runnable but waiting for a CPU during the load (high when the
+    /// machine is oversubscribed: the relay was starved, not slow).
+    pub relay_wait_s: Option<f64>,
     /// CPU seconds of the whole relaying process during the load.
     pub process_cpu_s: Option<f64>,
     /// Relay threads found.
@@ -323,6 +341,17 @@ impl RelayReport {
     /// Uncompressed over published bytes (1.0 when nothing was compressed).
     pub fn lz4_ratio(&self) -> Option<f64> {
         super::ratio(self.raw_bytes as f64, self.payload_bytes as f64)
+    }
+
+    /// Events per second the relay published while draining its backlog after the load stopped (its
+    /// throughput when the writers no longer compete for the CPU), if there was a backlog to drain.
+    pub fn drain_rate(&self) -> Option<f64> {
+        match self.drain_ms {
+            Some(ms) if self.backlog_at_end >= 100 && ms > 0.0 => {
+                Some(self.backlog_at_end as f64 * 1000.0 / ms)
+            }
+            _ => None,
+        }
     }
 
     /// Relay CPU per relayed event, microseconds.
@@ -366,6 +395,8 @@ impl RelayReport {
             "raw_bytes": self.raw_bytes,
             "lz4_ratio": self.lz4_ratio(),
             "relay_cpu_s": self.relay_cpu_s,
+            "relay_wait_s": self.relay_wait_s,
+            "drain_events_per_sec": self.drain_rate(),
             "relay_cpu_us_per_event": self.relay_cpu_us_per_event(),
             "relay_cpu_pct_of_core": self.relay_cpu_s.map(|s| 100.0 * s / self.elapsed_s.max(1e-9)),
             "process_cpu_s": self.process_cpu_s,
@@ -453,6 +484,11 @@ impl RelayReport {
                     .map(|s| 100.0 * s / self.elapsed_s.max(1e-9)),
                 "%"
             ),
+        ));
+        out.push_str(&format!(
+            "  relay waiting for a CPU {} s; drain rate after the load {}\n",
+            opt(self.relay_wait_s, ""),
+            opt(self.drain_rate(), " events/s")
         ));
         out
     }
@@ -630,7 +666,7 @@ pub async fn run_relay(args: &BenchArgs) -> Result<RelayReport, String> {
         stop.clone(),
     ));
 
-    let cpu_before = args.relay_pid.and_then(|p| thread_cpu_ns(p, RELAY_THREAD));
+    let cpu_before = args.relay_pid.and_then(thread_times);
     let duration = Duration::from_secs(args.duration.max(1));
     let start = Instant::now();
     let deadline = tokio::time::Instant::now() + duration;
@@ -675,7 +711,7 @@ pub async fn run_relay(args: &BenchArgs) -> Result<RelayReport, String> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let load_end = Instant::now();
-    let cpu_after = args.relay_pid.and_then(|p| thread_cpu_ns(p, RELAY_THREAD));
+    let cpu_after = args.relay_pid.and_then(thread_times);
     let (events_during_load, backlog_at_end) = {
         let m = matcher.lock().unwrap_or_else(|e| e.into_inner());
         (m.matched, m.backlog())
@@ -711,13 +747,15 @@ pub async fn run_relay(args: &BenchArgs) -> Result<RelayReport, String> {
     } else {
         None
     };
-    let (relay_cpu_s, process_cpu_s, relay_threads) = match (cpu_before, cpu_after) {
-        (Some((a0, r0, _)), Some((a1, r1, n))) => (
-            Some(r1.saturating_sub(r0) as f64 / 1e9),
-            Some(a1.saturating_sub(a0) as f64 / 1e9),
-            n,
+    let secs = |ns: u64| Some(ns as f64 / 1e9);
+    let (relay_cpu_s, relay_wait_s, process_cpu_s, relay_threads) = match (cpu_before, cpu_after) {
+        (Some(a), Some(b)) => (
+            secs(b.relay_ns.saturating_sub(a.relay_ns)),
+            secs(b.relay_wait_ns.saturating_sub(a.relay_wait_ns)),
+            secs(b.all_ns.saturating_sub(a.all_ns)),
+            b.relay_threads,
         ),
-        _ => (None, None, 0),
+        _ => (None, None, None, 0),
     };
     Ok(RelayReport {
         offered_rate: rate,
@@ -743,6 +781,7 @@ pub async fn run_relay(args: &BenchArgs) -> Result<RelayReport, String> {
         payload_bytes: traffic.payload_bytes.load(Ordering::Relaxed),
         raw_bytes: traffic.raw_bytes.load(Ordering::Relaxed),
         relay_cpu_s,
+        relay_wait_s,
         process_cpu_s,
         relay_threads,
     })
