@@ -427,21 +427,99 @@ pub struct Encoded {
     pub raw_len: usize,
 }
 
-/// The event as JSON with null fields left out (the line format of the stdout and file sinks too).
-pub fn to_json(event: &Event) -> Vec<u8> {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(map) => {
-                map.retain(|_, x| !x.is_null());
-                map.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
+/// An [`AclEntry`] as JSON writes it: keys in byte order.
+#[derive(Serialize)]
+struct JsonAcl<'a> {
+    id: &'a str,
+    perms: i32,
+    scheme: &'a str,
+}
+
+/// An [`Event`] as JSON writes it: keys in byte order and `None` fields left out, the exact bytes a
+/// `serde_json::Value` (a sorted map) with its nulls removed would give, serialized in one pass without
+/// building that map (the relay encodes every event, so this is its hottest path).
+#[derive(Serialize)]
+struct JsonEvent<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acl: Option<Vec<JsonAcl<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_len: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ephemeral_owner: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    err: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ops: Option<Vec<JsonEvent<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paths: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    session_id: &'a str,
+    time_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout_ms: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl_ms: Option<i64>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    v: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<i32>,
+    zxid: i64,
+}
+
+impl<'a> JsonEvent<'a> {
+    fn of(e: &'a Event) -> JsonEvent<'a> {
+        JsonEvent {
+            acl: e.acl.as_ref().map(|acl| {
+                acl.iter()
+                    .map(|a| JsonAcl {
+                        id: &a.id,
+                        perms: a.perms,
+                        scheme: &a.scheme,
+                    })
+                    .collect()
+            }),
+            count: e.count,
+            data: e.data.as_deref().map(base64_of),
+            data_len: e.data_len,
+            ephemeral_owner: e.ephemeral_owner.as_deref(),
+            err: e.err,
+            error: e.error.as_deref(),
+            mode: e.mode.as_deref(),
+            ops: e
+                .ops
+                .as_ref()
+                .map(|ops| ops.iter().map(JsonEvent::of).collect()),
+            path: e.path.as_deref(),
+            paths: e.paths.as_deref(),
+            reason: e.reason.as_deref(),
+            session_id: &e.session_id,
+            time_ms: e.time_ms,
+            timeout_ms: e.timeout_ms,
+            ttl_ms: e.ttl_ms,
+            kind: &e.kind,
+            v: e.v,
+            version: e.version,
+            zxid: e.zxid,
         }
     }
-    let mut value = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
-    strip(&mut value);
-    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// The event as JSON with null fields left out and keys in byte order (the line format of the stdout and
+/// file sinks too).
+pub fn to_json(event: &Event) -> Vec<u8> {
+    serde_json::to_vec(&JsonEvent::of(event)).unwrap_or_default()
 }
 
 /// Encodes an event as the configuration says, compressing it above `compress_over_bytes`.
@@ -585,6 +663,94 @@ mod tests {
     }
 
     /// A create's JSON event carries the documented fields, data in base64, and no null fields.
+    /// The JSON encoding before it was written in one pass: through a `serde_json::Value` (a sorted map)
+    /// with its nulls removed. The oracle of `to_json_matches_the_value_encoding`.
+    fn to_json_via_value(event: &Event) -> Vec<u8> {
+        fn strip(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    map.retain(|_, x| !x.is_null());
+                    map.values_mut().for_each(strip);
+                }
+                serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        let mut value = serde_json::to_value(event).expect("to value");
+        strip(&mut value);
+        serde_json::to_vec(&value).expect("to vec")
+    }
+
+    /// `to_json` writes the same bytes as the sorted-map encoding it replaced, for events with no
+    /// optional field, with every field (unicode, quotes and control characters in strings, empty
+    /// data), and with nested multi ops.
+    #[test]
+    fn to_json_matches_the_value_encoding() {
+        let bare = Event {
+            v: CONTRACT_VERSION,
+            zxid: 7,
+            kind: "create_session".into(),
+            session_id: "0x1".into(),
+            time_ms: 1,
+            ..Event::default()
+        };
+        let full = Event {
+            v: CONTRACT_VERSION,
+            zxid: -3,
+            kind: "create".into(),
+            path: Some("/a/\u{e9}\"q\"\n\t/\u{1f600}".into()),
+            time_ms: 1_700_000_000_000,
+            session_id: "0xffffffffffffffff".into(),
+            version: Some(-1),
+            data: Some(vec![0, 1, 2, 255, b'"']),
+            data_len: Some(5),
+            mode: Some("ttl".into()),
+            ephemeral_owner: Some("0x2".into()),
+            ttl_ms: Some(i64::MAX),
+            acl: Some(vec![
+                AclEntry {
+                    perms: 31,
+                    scheme: "world".into(),
+                    id: "anyone".into(),
+                },
+                AclEntry {
+                    perms: 1,
+                    scheme: "digest".into(),
+                    id: "user:x".into(),
+                },
+            ]),
+            timeout_ms: Some(30_000),
+            paths: Some(vec!["/e1".into(), "/e 2".into()]),
+            err: Some(-101),
+            error: Some("NoNode".into()),
+            ops: None,
+            reason: Some("close_session".into()),
+            count: Some(u64::MAX),
+        };
+        let empty_data = Event {
+            data: Some(Vec::new()),
+            data_len: Some(0),
+            ..bare.clone()
+        };
+        let multi = Event {
+            kind: "multi".into(),
+            ops: Some(vec![full.clone(), bare.clone(), empty_data.clone()]),
+            count: Some(3),
+            ..bare.clone()
+        };
+        let nested = Event {
+            ops: Some(vec![multi.clone()]),
+            ..multi.clone()
+        };
+        for e in [bare, full, empty_data, multi, nested] {
+            assert_eq!(
+                String::from_utf8(to_json(&e)).expect("utf-8"),
+                String::from_utf8(to_json_via_value(&e)).expect("utf-8"),
+                "{e:?}"
+            );
+        }
+    }
+
     #[test]
     fn create_event_json() {
         let ev = txn_events(&cfg(""), &header(5), &create("/app/x", b"hi", true));
