@@ -8,6 +8,7 @@ pub mod error;
 pub mod keys;
 pub mod properties;
 pub mod quorum;
+pub mod reconfig;
 pub mod server;
 pub mod zoocfg;
 
