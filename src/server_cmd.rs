@@ -124,6 +124,7 @@ pub fn standalone_config(cfg: &ZooCfg) -> anyhow::Result<StandaloneConfig> {
         },
         close_session_txn: true,
         reconfig_enabled: cfg.reconfig_enabled,
+        reconfig: None,
     };
     Ok(StandaloneConfig {
         client_addr: addr,

@@ -531,6 +531,23 @@ impl Standalone {
         }
     }
 
+    /// `ZKDatabase.initConfigInZKDatabase` on a running server: `/zookeeper/config` gets `text` (version
+    /// -1, mzxid = the configuration version) and its watches fire, as Java's `DataTree.setData` fires
+    /// them.
+    pub fn init_config(&mut self, text: &[u8], version: i64) {
+        let trigger = self.tree.set_config(text, version, self.now_ms);
+        let notes = self.watches.trigger(&trigger);
+        self.deliver(notes);
+    }
+
+    /// What prep needs to prepare a reconfig on an ensemble leader (`None` elsewhere).
+    pub fn set_reconfig_context(
+        &mut self,
+        ctx: Option<std::sync::Arc<crate::tree::prep::ReconfigContext>>,
+    ) {
+        self.settings.prep.reconfig = ctx;
+    }
+
     /// The tree (for reads by the four-letter words and tests).
     pub fn tree(&self) -> &DataTree {
         &self.tree
@@ -1132,7 +1149,17 @@ impl Standalone {
                     panic!("commit of xid {xid} is not at the head of connection {conn}'s queue");
                 }
                 c.last_zxid = zxid;
-                let (err, body) = write_reply(op, &outcome.result);
+                let (err, mut body) = write_reply(op, &outcome.result);
+                if let (OpCode::Reconfig, true) = (op, err.is_ok()) {
+                    // FinalRequestProcessor answers a reconfig with the (now active) configuration
+                    // text and /zookeeper/config's stat, as a getData would.
+                    let data = self
+                        .tree
+                        .node(crate::tree::CONFIG_NODE)
+                        .and_then(|n| n.data.as_deref().map(<[u8]>::to_vec));
+                    let stat = outcome.result.stat.unwrap_or_default();
+                    body = Response::Reconfig(crate::proto::client::GetDataResponse { data, stat });
+                }
                 self.send(conn, reply_frame(xid, zxid, err, &body));
                 if op == OpCode::CloseSession {
                     self.watches.remove_watcher(conn);
@@ -1576,7 +1603,12 @@ fn write_request(request: Request) -> Routed {
             version: r.version,
         },
         Request::Multi(m) => WriteRequest::Multi(multi_writes(m)),
-        Request::Reconfig(_) => WriteRequest::Reconfig,
+        Request::Reconfig(r) => WriteRequest::Reconfig {
+            joining: r.joining_servers,
+            leaving: r.leaving_servers,
+            new_members: r.new_members,
+            from_version: r.cur_config_id,
+        },
         Request::CloseSession => WriteRequest::CloseSession,
         other => return Routed::Other(other),
     })

@@ -6,8 +6,8 @@
 //! `MultiTxn` whose failing op and later ops are error sub-txns.
 //!
 //! Check order and error codes follow `pRequest2Txn`/`pRequest2TxnCreate` step by step (cited inline).
-//! Not modelled: quotas (`zookeeper.enforceQuota`, off by default), the tree digest, and reconfig beyond
-//! its standalone refusals. Session validity is delegated through [`SessionCheck`].
+//! Not modelled: quotas (`zookeeper.enforceQuota`, off by default) and the tree digest. A reconfig is
+//! prepared only with a [`ReconfigContext`] (an ensemble leader's view of its configurations). Session validity is delegated through [`SessionCheck`].
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -88,8 +88,18 @@ pub enum WriteRequest {
     },
     /// closeSession (-11), from the client or from expiry.
     CloseSession,
-    /// reconfig (16): refused here (standalone / disabled).
-    Reconfig,
+    /// reconfig (16): the `ReconfigRequest` fields; prepared only on an ensemble leader (see
+    /// [`ReconfigContext`]), refused elsewhere.
+    Reconfig {
+        /// Incremental: `server.N=spec` entries to add, comma-separated.
+        joining: Option<String>,
+        /// Incremental: sids to remove, comma-separated.
+        leaving: Option<String>,
+        /// Non-incremental: the whole new membership.
+        new_members: Option<String>,
+        /// `-v`: the configuration version the client expects, -1 for any.
+        from_version: i64,
+    },
     /// A request ZooKeeper's prep cannot process although it decoded (e.g. a multi create op whose
     /// flags select createTTL but whose record has no TTL): an error txn with MARSHALLINGERROR that
     /// still consumes a zxid, answered with that error in the reply header. Inside a multi, it fails
@@ -168,6 +178,23 @@ pub struct PrepConfig {
     pub close_session_txn: bool,
     /// `reconfigEnabled`.
     pub reconfig_enabled: bool,
+    /// What a leader knows about its configurations; `None` outside an ensemble leader (a standalone
+    /// server answers UNIMPLEMENTED, as `LeaderZooKeeperServer`'s cast fails in Java).
+    pub reconfig: Option<Arc<ReconfigContext>>,
+}
+
+/// A leader's configurations and synced learners, as `PrepRequestProcessor` reads them from
+/// `LeaderZooKeeperServer.self` and `Leader.isQuorumSynced`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReconfigContext {
+    /// The committed configuration's version.
+    pub committed_version: i64,
+    /// The last seen configuration (the committed one when no reconfig is in flight).
+    pub last_seen: outpost_conf::QuorumConfig,
+    /// This server and the followers (voting or not) synced with it: `isQuorumSynced`'s candidates.
+    pub synced: BTreeSet<u64>,
+    /// `standaloneEnabled` (default true): a new configuration then needs two voters.
+    pub standalone_enabled: bool,
 }
 
 impl Default for PrepConfig {
@@ -177,6 +204,7 @@ impl Default for PrepConfig {
             auth: AuthConfig::default(),
             close_session_txn: true,
             reconfig_enabled: false,
+            reconfig: None,
         }
     }
 }
@@ -536,16 +564,88 @@ impl Ctx<'_, '_> {
                         .then(|| es.into_iter().collect()),
                 })
             }
-            WriteRequest::Reconfig => {
-                if !self.config.reconfig_enabled {
-                    return Err(ErrorCode::ReconfigDisabled);
-                }
-                self.sessions.check_session(session)?;
-                // Standalone: LeaderZooKeeperServer cast fails.
-                Err(ErrorCode::Unimplemented)
-            }
+            WriteRequest::Reconfig {
+                joining,
+                leaving,
+                new_members,
+                from_version,
+            } => self.reconfig(
+                joining.as_deref(),
+                leaving.as_deref(),
+                new_members.as_deref(),
+                *from_version,
+            ),
             WriteRequest::Multi(_) | WriteRequest::Malformed => Err(ErrorCode::MarshallingError),
         }
+    }
+
+    /// `pRequest2Txn`, `case OpCode.reconfig`, check by check.
+    fn reconfig(
+        &mut self,
+        joining: Option<&str>,
+        leaving: Option<&str>,
+        new_members: Option<&str>,
+        from_version: i64,
+    ) -> Result<Txn, ErrorCode> {
+        use outpost_conf::reconfig::{next_config, ReconfigError, ReconfigOps};
+        let zxid = self.meta.zxid;
+        if !self.config.reconfig_enabled {
+            return Err(ErrorCode::ReconfigDisabled);
+        }
+        self.sessions.check_session(self.meta.session)?;
+        // Standalone: the cast to LeaderZooKeeperServer fails.
+        let ctx = self
+            .config
+            .reconfig
+            .clone()
+            .ok_or(ErrorCode::Unimplemented)?;
+        let last_seen_version = ctx.last_seen.version as i64;
+        if last_seen_version != ctx.committed_version {
+            return Err(ErrorCode::ReconfigInProgress);
+        }
+        if from_version != -1 && from_version != last_seen_version {
+            return Err(ErrorCode::BadVersion);
+        }
+        let ops = ReconfigOps {
+            joining,
+            leaving,
+            new_members,
+        };
+        let next =
+            next_config(&ctx.last_seen, ops, ctx.standalone_enabled, zxid as u64).map_err(|e| {
+                tracing::warn!("reconfig refused: {e}");
+                match e {
+                    ReconfigError::BadArguments(_) => ErrorCode::BadArguments,
+                    ReconfigError::Marshalling(_) => ErrorCode::MarshallingError,
+                }
+            })?;
+        // Leader.isQuorumSynced: this server and the synced followers that vote in the new configuration
+        // must form one of its quorums.
+        let voters = next.voters();
+        let synced: BTreeSet<u64> = ctx.synced.intersection(&voters).copied().collect();
+        if !next.quorum.is_quorum(&synced) {
+            tracing::warn!(
+                "Reconfig failed - there must be a connected and synced quorum in new configuration"
+            );
+            return Err(ErrorCode::NewConfigNoQuorum);
+        }
+        // Only who may write /zookeeper/config may reconfigure: its ACL is world:anyone READ, so the
+        // super user (superDigest) or skipACL.
+        let mut rec = self.record(CONFIG_NODE)?;
+        self.check_acl(&rec.acl, perms::WRITE)?;
+        let data = next.render().into_bytes();
+        rec.zxid = zxid;
+        if let Some(stat) = rec.stat.as_mut() {
+            stat.version = -1;
+            stat.mtime = self.meta.time_ms;
+            stat.mzxid = zxid;
+        }
+        self.pending.add(rec);
+        Ok(Txn::Reconfig(SetDataTxn {
+            path: CONFIG_NODE.to_owned(),
+            data: Some(data),
+            version: -1,
+        }))
     }
 
     fn add_delete_records(&mut self, mut parent: ChangeRecord, path: &str, zxid: i64) {

@@ -290,7 +290,7 @@ impl Standalone {
     }
 
     /// A client request on a learner: forwards writes, syncs and closeSession to the leader and keeps
-    /// them pending in order; answers reconfig locally; hands everything else back to be served here.
+    /// them pending in order; hands everything else back to be served here.
     pub(super) fn learner_request(
         &mut self,
         conn: ConnId,
@@ -300,18 +300,6 @@ impl Standalone {
     ) -> Option<Request> {
         let op = request.op_code();
         match &request {
-            // ZooKeeper's learners pass reconfig to the leader, whose prep refuses it when disabled;
-            // outpost does not run reconfig in an ensemble yet, so a learner answers as a standalone
-            // server would, in order.
-            Request::Reconfig(_) => {
-                let err = if self.settings.prep.reconfig_enabled {
-                    ErrorCode::Unimplemented
-                } else {
-                    ErrorCode::ReconfigDisabled
-                };
-                self.fail_in_order(conn, xid, err);
-                None
-            }
             Request::Sync(r) => {
                 let path = r.path.clone();
                 let auth = self.queue_forwarded(conn, xid, None);
@@ -327,6 +315,9 @@ impl Standalone {
             | Request::SetData(_)
             | Request::SetAcl(_)
             | Request::Multi(_)
+            // ZooKeeper's learners pass reconfig to the leader, whose prep decides (and refuses it
+            // when reconfigEnabled is false).
+            | Request::Reconfig(_)
             | Request::CloseSession => {
                 let auth = self.queue_forwarded(conn, xid, Some(op));
                 self.forward(session, xid, op, request.to_body_bytes(), auth);

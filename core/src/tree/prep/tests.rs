@@ -534,6 +534,125 @@ fn create_acl_fixup_in_txn() {
     assert!(
         matches!(&p.txn, Txn::Create(t) if t.acl == vec![acl(31, "digest", "bob:h"), acl(1, "world", "anyone")])
     );
-    let r = env.prep(&WriteRequest::Reconfig);
+    let r = env.prep(&WriteRequest::Reconfig {
+        joining: None,
+        leaving: Some("3".into()),
+        new_members: None,
+        from_version: -1,
+    });
     assert_eq!(err_of(&r), Some(ErrorCode::ReconfigDisabled));
+}
+
+const THREE: &str = "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
+server.3=127.0.0.1:2890:3890:participant;0.0.0.0:2183\nversion=100000000";
+
+fn reconfig_env(synced: &[u64]) -> Env {
+    let mut env = Env::new();
+    let last_seen = outpost_conf::reconfig::parse_config_text(THREE).expect("parses");
+    env.tree.set_config(THREE.as_bytes(), 0x1_0000_0000, 0);
+    env.config.reconfig_enabled = true;
+    env.config.auth.super_digest = Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=".into());
+    env.config.reconfig = Some(Arc::new(ReconfigContext {
+        committed_version: 0x1_0000_0000,
+        last_seen,
+        synced: synced.iter().copied().collect(),
+        standalone_enabled: true,
+    }));
+    env
+}
+
+fn reconfig_req(joining: Option<&str>, leaving: Option<&str>, from_version: i64) -> WriteRequest {
+    WriteRequest::Reconfig {
+        joining: joining.map(str::to_string),
+        leaving: leaving.map(str::to_string),
+        new_members: None,
+        from_version,
+    }
+}
+
+/// The super user (`superDigest`) may reconfigure: the txn is a reconfig setData of
+/// /zookeeper/config with the new configuration, versioned by the txn's zxid; the pending record has
+/// Java's version -1.
+#[test]
+fn reconfig_by_super_user() {
+    let mut env = reconfig_env(&[1, 2, 3]);
+    // What `addauth digest super:test` gives a connection.
+    let sup = crate::acl::digest_auth(b"super:test", &env.config.auth);
+    let p = env.prep_as(
+        S1,
+        &sup,
+        &reconfig_req(Some("server.4=127.0.0.1:2891:3891:observer;2184"), None, -1),
+    );
+    let Txn::Reconfig(t) = &p.txn else {
+        panic!("expected a reconfig txn, got {:?}", p.txn);
+    };
+    assert_eq!(t.path, CONFIG_NODE);
+    assert_eq!(t.version, -1);
+    let text = String::from_utf8(t.data.clone().unwrap_or_default()).expect("utf8");
+    assert!(text.ends_with(&format!(
+        "server.4=127.0.0.1:2891:3891:observer;0.0.0.0:2184\nversion={:x}",
+        p.header.zxid
+    )));
+    let rec = env.pending.get(CONFIG_NODE).expect("pending record");
+    assert_eq!(rec.stat.map(|s| s.version), Some(-1));
+}
+
+/// The refusals in `PrepRequestProcessor`'s order, each with ZooKeeper's code: disabled
+/// (RECONFIGDISABLED), standalone (UNIMPLEMENTED), in progress (RECONFIGINPROGRESS), `-v` mismatch
+/// (BADVERSION), bad arguments, no synced quorum of the new voters (NEWCONFIGNOQUORUM), and a client
+/// that is not the super user (NOAUTH: /zookeeper/config is world-readable only).
+#[test]
+fn reconfig_refusals_in_order() {
+    let sup = crate::acl::digest_auth(b"super:test", &reconfig_env(&[]).config.auth);
+    let add5 = reconfig_req(Some("server.5=127.0.0.1:2895:3895;2185"), None, -1);
+    let mut env = reconfig_env(&[1, 2, 3]);
+    env.config.reconfig_enabled = false;
+    assert_eq!(
+        err_of(&env.prep_as(S1, &sup, &add5)),
+        Some(ErrorCode::ReconfigDisabled)
+    );
+    let mut env = reconfig_env(&[1, 2, 3]);
+    env.config.reconfig = None;
+    assert_eq!(
+        err_of(&env.prep_as(S1, &sup, &add5)),
+        Some(ErrorCode::Unimplemented)
+    );
+    let mut env = reconfig_env(&[1, 2, 3]);
+    if let Some(ctx) = env.config.reconfig.as_mut() {
+        Arc::make_mut(ctx).committed_version = 0;
+    }
+    assert_eq!(
+        err_of(&env.prep_as(S1, &sup, &add5)),
+        Some(ErrorCode::ReconfigInProgress)
+    );
+    let mut env = reconfig_env(&[1, 2, 3]);
+    let stale = reconfig_req(None, Some("3"), 0x42);
+    assert_eq!(
+        err_of(&env.prep_as(S1, &sup, &stale)),
+        Some(ErrorCode::BadVersion)
+    );
+    let right = reconfig_req(None, Some("3"), 0x1_0000_0000);
+    assert_eq!(err_of(&env.prep_as(S1, &sup, &right)), None);
+    let mut env = reconfig_env(&[1, 2, 3]);
+    let bad = reconfig_req(Some("server.5=127.0.0.1:2895"), None, -1);
+    assert_eq!(
+        err_of(&env.prep_as(S1, &sup, &bad)),
+        Some(ErrorCode::BadArguments)
+    );
+    let nan = reconfig_req(None, Some("x"), -1);
+    assert_eq!(
+        err_of(&env.prep_as(S1, &sup, &nan)),
+        Some(ErrorCode::MarshallingError)
+    );
+    // Only 1 is synced: {1, 2, 3, 5} has no synced quorum.
+    let mut env = reconfig_env(&[1]);
+    assert_eq!(
+        err_of(&env.prep_as(S1, &sup, &add5)),
+        Some(ErrorCode::NewConfigNoQuorum)
+    );
+    let mut env = reconfig_env(&[1, 2, 3]);
+    assert_eq!(err_of(&env.prep(&add5)), Some(ErrorCode::NoAuth));
+    env.config.auth.skip_acl = true;
+    assert_eq!(err_of(&env.prep(&add5)), None);
 }
