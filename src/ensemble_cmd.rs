@@ -3,17 +3,17 @@
 //! `cnxTimeout`, `electionPortBindRetry`, `observer.*`, `syncEnabled`, `group.N` / `weight.N`,
 //! `leader.maxConcurrentSnapSyncs` / `leader.maxConcurrentDiffSyncs`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use anyhow::{anyhow, bail, Context};
-use outpost_conf::{QuorumConfig, QuorumSpec, ZooCfg};
+use outpost_conf::{QuorumConfig, ZooCfg};
 use outpost_core::ids::ServerId;
 use outpost_core::shell::election_net::ElectionNetConfig;
 use outpost_core::shell::quorum_peer::PeerShellConfig;
 use outpost_core::shell::standalone::StandaloneConfig;
 use outpost_core::zab::peer::PeerConfig;
-use outpost_core::zab::quorum::{QuorumHierarchical, QuorumVerifier};
+use outpost_core::zab::quorum::QuorumVerifier;
 
 /// Bytes per chunk of a streamed SNAP sync (`outpost.snapSyncChunkBytes`): with
 /// `zab::learner_link::SNAP_WINDOW` chunks in flight, a SNAP holds about 1 MiB of serialized snapshot
@@ -22,23 +22,8 @@ const SNAP_CHUNK_BYTES: usize = 256 * 1024;
 
 /// The committed membership as the engine's quorum rule.
 pub fn verifier(membership: &QuorumConfig) -> anyhow::Result<QuorumVerifier> {
-    let voters: BTreeSet<ServerId> = membership.voters().into_iter().map(ServerId).collect();
-    let observers: BTreeSet<ServerId> = membership.observers().into_iter().map(ServerId).collect();
-    let verifier = match &membership.quorum {
-        QuorumSpec::Majority { .. } => QuorumVerifier::majority(voters, observers),
-        QuorumSpec::Hierarchical { groups, weights } => {
-            let groups = groups
-                .iter()
-                .map(|(g, m)| (*g, m.iter().copied().map(ServerId).collect()))
-                .collect();
-            let weights = weights.iter().map(|(s, w)| (ServerId(*s), *w)).collect();
-            QuorumVerifier::Hierarchical(
-                QuorumHierarchical::new(voters, observers, groups, &weights)
-                    .map_err(|e| anyhow!("hierarchical quorum: {e}"))?,
-            )
-        }
-    };
-    Ok(verifier.with_version(i64::try_from(membership.version).unwrap_or(0)))
+    outpost_core::zab::reconfig::verifier_of(membership)
+        .map_err(|e| anyhow!("hierarchical quorum: {e}"))
 }
 
 fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
@@ -162,6 +147,7 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         max_concurrent_diff_syncs: cfg.max_concurrent_diff_syncs as usize,
         snap_chunk_bytes: property_u64(cfg, "outpost.snapSyncChunkBytes")
             .map_or(SNAP_CHUNK_BYTES, |n| n.clamp(512, 64 << 20) as usize),
+        standalone_enabled: cfg.standalone_enabled,
         epoch_start_counter: 0,
         server: base.settings.clone(),
         seed,
@@ -188,6 +174,9 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         max_snapshot_bytes: property_u64(cfg, "outpost.maxSnapshotBytes").unwrap_or(16 << 30)
             as usize,
         connect_limit_ticks: u64::from(cfg.connect_to_learner_master_limit_ticks),
+        config_file: Some(
+            std::fs::canonicalize(&cfg.config_path).unwrap_or_else(|_| cfg.config_path.clone()),
+        ),
         observer_master_listen,
         observer_master_addrs,
     })

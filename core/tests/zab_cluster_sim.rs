@@ -7,7 +7,7 @@
 //! seeds (derived from the clock) after the fixed ones; under CI (`CI` set) fresh seeds run for
 //! `OUTPOST_SIM_FRESH_SECS` seconds (default 60) after the fixed ones.
 
-use outpost_core::zab::cluster_sim::{ClusterSim, SimConfig, SimReport};
+use outpost_core::zab::cluster_sim::{ClusterSim, SimConfig, SimReconfig, SimReport};
 
 fn run_seed(cfg: SimConfig) -> SimReport {
     let seed = cfg.seed;
@@ -185,5 +185,180 @@ fn returning_observer_serves_only_after_applying_the_sync_point() {
                 report.snap_chunks
             );
         }
+    }
+}
+
+fn line(id: u64, role: &str) -> String {
+    format!("server.{id}={}", ClusterSim::server_line(id, role))
+}
+
+fn step(at_ms: u64, joining: Option<String>, leaving: Option<&str>) -> SimReconfig {
+    SimReconfig {
+        at_ms,
+        joining,
+        leaving: leaving.map(str::to_string),
+    }
+}
+
+/// Without faults, an observer running outside the configuration is added by reconfig, then removed:
+/// every member ends with the same configuration, and the removed observer stops serving.
+#[test]
+fn reconfig_adds_and_removes_an_observer() {
+    let mut cfg = SimConfig::new(300);
+    cfg.faults = false;
+    cfg.safety_ms = 6_000;
+    cfg.observers = 0;
+    cfg.spares = 1;
+    cfg.reconfigs = vec![
+        step(1_500, Some(line(4, "observer")), None),
+        step(3_500, None, Some("4")),
+    ];
+    let report = run_seed(cfg);
+    assert_eq!(report.reconfigs, 2);
+    assert!(
+        !report.final_config.contains("server.4="),
+        "{}",
+        report.final_config
+    );
+    assert!(
+        report.serving_non_members.is_empty(),
+        "{:?}",
+        report.serving_non_members
+    );
+}
+
+/// Without faults, a voter is added (it syncs first as a non-voting follower), then an original voter
+/// is removed: the ensemble ends with voters 1, 2 and 4 and keeps committing.
+#[test]
+fn reconfig_adds_a_voter_and_removes_one() {
+    for seed in 310..=312u64 {
+        let mut cfg = SimConfig::new(seed);
+        cfg.faults = false;
+        cfg.safety_ms = 6_000;
+        cfg.observers = 0;
+        cfg.spares = 1;
+        cfg.spare_observers = false;
+        cfg.reconfigs = vec![
+            step(1_500, Some(line(4, "participant")), None),
+            step(3_000, None, Some("3")),
+        ];
+        let report = run_seed(cfg);
+        assert_eq!(report.reconfigs, 2);
+        assert!(
+            report.final_config.contains("server.4="),
+            "{}",
+            report.final_config
+        );
+        assert!(
+            !report.final_config.contains("server.3="),
+            "{}",
+            report.final_config
+        );
+    }
+}
+
+/// Reconfigs under crashes and partitions (two configurations active while proposals are in flight,
+/// the leader itself possibly removed): every invariant holds, every reconfig eventually commits, and
+/// the survivors converge on one configuration with every acknowledged write.
+#[test]
+fn reconfigs_under_faults_stay_safe() {
+    let seeds: Vec<u64> = match std::env::var("OUTPOST_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("OUTPOST_SIM_SEED is a number")],
+        Err(_) => (400..=411).collect(),
+    };
+    for seed in seeds {
+        let mut cfg = SimConfig::new(seed);
+        cfg.voters = 3;
+        cfg.observers = 1;
+        cfg.spares = 1;
+        cfg.spare_observers = false;
+        cfg.safety_ms = 20_000;
+        cfg.liveness_ms = 60_000;
+        cfg.reconfigs = vec![
+            step(1_500, Some(line(5, "participant")), None),
+            step(4_000, None, Some("4")),
+            step(7_000, None, Some(&(1 + seed % 3).to_string())),
+            step(10_000, Some(line(4, "observer")), None),
+        ];
+        let report = run_seed(cfg);
+        assert_eq!(report.reconfigs, 4, "seed {seed}");
+    }
+}
+
+/// The whole voting set is replaced under faults: two voters join in one reconfig, then the three
+/// original voters (the leader among them) leave in another. Only a commit rule that needs quorums of
+/// both configurations keeps the new voters holding every committed txn.
+#[test]
+fn reconfig_replaces_every_voter_under_faults() {
+    let seeds: Vec<u64> = match std::env::var("OUTPOST_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("OUTPOST_SIM_SEED is a number")],
+        Err(_) => (500..=509).collect(),
+    };
+    for seed in seeds {
+        let mut cfg = SimConfig::new(seed);
+        cfg.voters = 3;
+        cfg.observers = 0;
+        cfg.spares = 2;
+        cfg.spare_observers = false;
+        cfg.safety_ms = 15_000;
+        cfg.liveness_ms = 60_000;
+        cfg.reconfigs = vec![
+            step(
+                1_500,
+                Some(format!(
+                    "{},{}",
+                    line(4, "participant"),
+                    line(5, "participant")
+                )),
+                None,
+            ),
+            step(4_000, None, Some("1,2,3")),
+        ];
+        let report = run_seed(cfg);
+        assert_eq!(report.reconfigs, 2, "seed {seed}");
+        assert!(
+            !report.final_config.contains("server.1="),
+            "{}",
+            report.final_config
+        );
+    }
+}
+
+/// Two configurations active at once, deterministically: the two new voters are cut off right as the
+/// reconfig removing the three old voters is proposed (they miss the PROPOSAL). The reconfig (and every proposal after it) must
+/// wait for a quorum of the new voters too; it commits once the partition heals and the new voters
+/// carry on alone. A leader that committed on the old quorum only would leave the new voters without
+/// the reconfig and the ensemble without a quorum.
+#[test]
+fn reconfig_waits_for_both_quorums() {
+    for seed in 520..=522u64 {
+        let mut cfg = SimConfig::new(seed);
+        cfg.faults = false;
+        cfg.voters = 3;
+        cfg.observers = 0;
+        cfg.spares = 2;
+        cfg.spare_observers = false;
+        cfg.safety_ms = 9_000;
+        cfg.liveness_ms = 30_000;
+        cfg.isolate_on_proposal = Some((1, vec![4, 5], 3_000));
+        cfg.reconfigs = vec![
+            step(
+                1_000,
+                Some(format!(
+                    "{},{}",
+                    line(4, "participant"),
+                    line(5, "participant")
+                )),
+                None,
+            ),
+            step(3_950, None, Some("1,2,3")),
+        ];
+        let report = run_seed(cfg);
+        assert_eq!(report.reconfigs, 2, "seed {seed}");
+        assert!(
+            !report.final_config.contains("server.1="),
+            "{}",
+            report.final_config
+        );
     }
 }

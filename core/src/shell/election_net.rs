@@ -130,6 +130,8 @@ struct Inner {
 #[derive(Default)]
 struct State {
     peers: BTreeMap<ServerId, Peer>,
+    /// Election addresses learnt from reconfigurations; they override the configured ones.
+    addrs: BTreeMap<ServerId, SocketAddr>,
     next_conn: u64,
     shut: bool,
 }
@@ -419,6 +421,12 @@ impl ElectionNet {
         Ok(())
     }
 
+    /// Uses `addr` as `sid`'s election address from now on (a reconfiguration added the server or moved
+    /// it; `QuorumCnxManager` reads addresses from the current view the same way).
+    pub fn set_peer_addr(&self, sid: ServerId, addr: SocketAddr) {
+        self.lock().addrs.insert(sid, addr);
+    }
+
     /// `connectOne`: opens a connection to `sid` unless one exists or is being opened. `addr`
     /// overrides the configured address (the acceptor connects back to the header's address).
     fn connect_one(&self, sid: ServerId, addr: Option<SocketAddr>) {
@@ -427,7 +435,11 @@ impl ElectionNet {
             if st.shut {
                 return;
             }
-            let Some(addr) = addr.or_else(|| self.inner.cfg.peers.get(&sid).copied()) else {
+            let known = st
+                .addrs
+                .get(&sid)
+                .or_else(|| self.inner.cfg.peers.get(&sid));
+            let Some(addr) = addr.or(known.copied()) else {
                 if st.peers.get(&sid).is_none_or(|p| p.conn.is_none()) {
                     tracing::warn!("invalid server id {sid}: no election address known");
                 }

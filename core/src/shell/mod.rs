@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod connection;
+pub mod dynamic_config;
 pub mod election_net;
 pub mod log_thread;
 pub mod metrics;

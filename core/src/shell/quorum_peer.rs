@@ -65,6 +65,9 @@ pub struct PeerShellConfig {
     pub observer_master_listen: Option<SocketAddr>,
     /// Every voter's observer-master address, for an observer choosing its learner master.
     pub observer_master_addrs: BTreeMap<ServerId, SocketAddr>,
+    /// zoo.cfg, whose dynamic files a reconfiguration rewrites (`None`: configurations stay in
+    /// memory, as in Java tests without a static file).
+    pub config_file: Option<std::path::PathBuf>,
     /// `connectToLearnerMasterLimit` in ticks: how long a learner keeps trying to connect to the leader
     /// (0 = `initLimit`, as in ZooKeeper).
     pub connect_limit_ticks: u64,
@@ -390,6 +393,8 @@ pub async fn run(
     let mut leader_link: Option<(u64, mpsc::Sender<LinkOut>)> = None;
     let mut leader_generation: u64 = 0;
     let mut leader_tasks: Vec<JoinHandle<()>> = Vec::new();
+    // Reconfigurations add members: their addresses join these.
+    let mut quorum_addrs = config.quorum_addrs.clone();
     let tick_ms = config.peer.tick_ms.clamp(20, 400) / 4;
     let mut tick = tokio::time::interval(Duration::from_millis(tick_ms.max(5)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -532,7 +537,7 @@ pub async fn run(
                     match action {
                         PeerAction::ElectionSend { to, payload } => net.send(to, payload),
                         PeerAction::ConnectLeader { leader, delay_ms } => {
-                            let addr = config.quorum_addrs.get(&leader).copied();
+                            let addr = quorum_addrs.get(&leader).copied();
                             start_connect(
                                 &config,
                                 addr,
@@ -715,6 +720,46 @@ pub async fn run(
                             );
                         }
                         PeerAction::Warning(_) => {}
+                        PeerAction::ConfigSeen { text } | PeerAction::ConfigActivated { text }
+                            if config.config_file.is_none() =>
+                        {
+                            learn_addresses(&text, &mut quorum_addrs, &net, config.peer.my_id);
+                        }
+                        PeerAction::ConfigSeen { text } => {
+                            learn_addresses(&text, &mut quorum_addrs, &net, config.peer.my_id);
+                            if let Some(cfg_path) = &config.config_file {
+                                match super::dynamic_config::write_next(
+                                    disk.as_ref(),
+                                    cfg_path,
+                                    &text,
+                                ) {
+                                    Ok(path) => tracing::info!("wrote {}", path.display()),
+                                    Err(e) => tracing::error!(
+                                        "writing the next dynamic config file failed: {e}"
+                                    ),
+                                }
+                            }
+                        }
+                        PeerAction::ConfigActivated { text } => {
+                            learn_addresses(&text, &mut quorum_addrs, &net, config.peer.my_id);
+                            if let Some(cfg_path) = &config.config_file {
+                                match super::dynamic_config::write_activated(
+                                    disk.as_ref(),
+                                    cfg_path,
+                                    &text,
+                                ) {
+                                    Ok(path) => tracing::info!(
+                                        "configuration committed: {} now names {}",
+                                        cfg_path.display(),
+                                        path.display()
+                                    ),
+                                    // Java logs and goes on too (the in-memory view is what counts).
+                                    Err(e) => tracing::error!(
+                                        "writing the dynamic config file failed: {e}"
+                                    ),
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -740,6 +785,40 @@ pub async fn run(
     net.shutdown();
     drop(log_thread);
     result
+}
+
+/// Resolves the quorum and election addresses of a configuration's members, so this server can connect
+/// to members a reconfiguration added (`QuorumPeer.connectNewPeers`).
+fn learn_addresses(
+    text: &[u8],
+    quorum_addrs: &mut BTreeMap<ServerId, SocketAddr>,
+    net: &ElectionNet,
+    my_id: ServerId,
+) {
+    use std::net::ToSocketAddrs;
+    let Ok(qc) = outpost_conf::reconfig::parse_config_text(&String::from_utf8_lossy(text)) else {
+        return;
+    };
+    let resolve = |host: &str, port: u16| {
+        (host.trim_start_matches('[').trim_end_matches(']'), port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+    };
+    for (id, spec) in &qc.servers {
+        let Some(a) = spec.addrs.first() else {
+            continue;
+        };
+        let sid = ServerId(*id);
+        if let Some(addr) = resolve(&a.host, a.quorum_port) {
+            quorum_addrs.insert(sid, addr);
+        }
+        if sid != my_id {
+            if let Some(addr) = resolve(&a.host, a.election_port) {
+                net.set_peer_addr(sid, addr);
+            }
+        }
+    }
 }
 
 fn send_link(links: &mut BTreeMap<LinkId, LinkTx>, link: LinkId, out: LinkOut, peer: &mut Peer) {

@@ -80,6 +80,31 @@ pub struct SimConfig {
     /// A planned outage of the last server: it goes down at the first virtual ms and comes back at the
     /// second, then syncs the backlog while writes go on (even in a run without faults).
     pub outage_ms: Option<(u64, u64)>,
+    /// Servers outside the initial configuration (ids after the observers), running from the start
+    /// with the initial configuration plus their own line (`spare_role`), ready to be added by
+    /// reconfig.
+    pub spares: u64,
+    /// Whether spares name themselves observers (else participants).
+    pub spare_observers: bool,
+    /// Scripted partitions: from `.0` to `.1` ms the servers in `.2` are cut off from the others.
+    pub isolations: Vec<(u64, u64, Vec<u64>)>,
+    /// When reconfig number `.0` is first proposed (the leader's `ConfigSeen`, before its PROPOSAL
+    /// packets leave), cut the servers in `.1` off for `.2` ms: they miss the proposal.
+    pub isolate_on_proposal: Option<(usize, Vec<u64>, u64)>,
+    /// Reconfigs a super-user client issues (`reconfigEnabled=true`, skipACL), each retried until it
+    /// succeeds, in order.
+    pub reconfigs: Vec<SimReconfig>,
+}
+
+/// One reconfig request of a simulation.
+#[derive(Clone, Debug)]
+pub struct SimReconfig {
+    /// Not before this virtual time.
+    pub at_ms: u64,
+    /// `-add`: comma-separated `server.N=spec` entries (use [`ClusterSim::server_line`]).
+    pub joining: Option<String>,
+    /// `-remove`: comma-separated sids.
+    pub leaving: Option<String>,
 }
 
 impl SimConfig {
@@ -101,6 +126,11 @@ impl SimConfig {
             max_concurrent_diff_syncs: 100,
             snap_chunk_bytes: 200,
             outage_ms: None,
+            spares: 0,
+            spare_observers: true,
+            isolations: Vec::new(),
+            isolate_on_proposal: None,
+            reconfigs: Vec::new(),
         }
     }
 }
@@ -168,6 +198,13 @@ pub struct SimReport {
     /// Learners that started serving, each checked against what its master had committed when its
     /// sync began.
     pub learners_checked_at_uptodate: u64,
+    /// Reconfigs that succeeded.
+    pub reconfigs: u64,
+    /// The committed configuration at the end (the text of the converged servers).
+    pub final_config: String,
+    /// Servers outside their own final configuration that still serve clients (a removed server
+    /// restarted after its removal rejoins as a non-voting follower, as in ZooKeeper).
+    pub serving_non_members: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -226,6 +263,11 @@ enum Event {
         node: u64,
     },
     Heal,
+    Reconfig,
+    Isolate {
+        nodes: Vec<u64>,
+    },
+    Rejoin,
 }
 
 struct Link {
@@ -249,6 +291,8 @@ struct Disk {
     accepted: Epoch,
     current: Epoch,
     snapshots: Vec<(Zxid, Vec<u8>)>,
+    /// The committed configuration's text (the dynamic file), once a reconfig activated one.
+    config: Option<Vec<u8>>,
 }
 
 struct Node {
@@ -272,6 +316,8 @@ struct Client {
     next_xid: i32,
     pending: HashMap<i32, (OpCode, String)>,
     written: u64,
+    /// The super-user client that issues the next reconfig.
+    admin: bool,
 }
 
 /// The simulator.
@@ -296,6 +342,8 @@ pub struct ClusterSim {
     /// Epoch → the server established as its leader.
     established: BTreeMap<u32, u64>,
     acked_creates: BTreeSet<String>,
+    /// Paths of every create applied (so committed) anywhere: committed means durable, acked or not.
+    committed_creates: BTreeSet<String>,
     report: SimReport,
     trace: Vec<String>,
     /// Invariant violations seen while performing actions (reported after the event).
@@ -308,6 +356,9 @@ pub struct ClusterSim {
     sync_begin: HashMap<LinkId, Zxid>,
     /// The tree digest an established leader had at each zxid it was seen at.
     leader_digests: HashMap<Zxid, i64>,
+    /// The next reconfig to issue (index into `cfg.reconfigs`) and whether one is in flight.
+    next_reconfig: usize,
+    reconfig_in_flight: bool,
 }
 
 const NET_MIN_MS: u64 = 1;
@@ -318,7 +369,7 @@ impl ClusterSim {
     pub fn new(cfg: SimConfig) -> ClusterSim {
         let mut rng = SplitMix64::new(cfg.seed);
         let mut nodes = BTreeMap::new();
-        for id in 1..=(cfg.voters + cfg.observers) {
+        for id in 1..=(cfg.voters + cfg.observers + cfg.spares) {
             nodes.insert(
                 id,
                 Node {
@@ -352,6 +403,7 @@ impl ClusterSim {
             committed: BTreeMap::new(),
             established: BTreeMap::new(),
             acked_creates: BTreeSet::new(),
+            committed_creates: BTreeSet::new(),
             report: SimReport::default(),
             trace: Vec::new(),
             violations: Vec::new(),
@@ -359,7 +411,14 @@ impl ClusterSim {
             liveness_acked: 0,
             sync_begin: HashMap::new(),
             leader_digests: HashMap::new(),
+            next_reconfig: 0,
+            reconfig_in_flight: false,
         }
+    }
+
+    /// The `server.N` line value the simulator gives server `id` with `role`.
+    pub fn server_line(id: u64, role: &str) -> String {
+        format!("sim{id}:2888:3888:{role};0.0.0.0:2181")
     }
 
     fn verifier(&self) -> QuorumVerifier {
@@ -383,27 +442,53 @@ impl ClusterSim {
         )
     }
 
-    fn config_text(&self) -> Vec<u8> {
+    /// The initial configuration text; a spare adds its own line.
+    fn config_text(&self, me: u64) -> Vec<u8> {
         let mut text = String::new();
-        for id in 1..=(self.cfg.voters + self.cfg.observers) {
-            let role = if id > self.cfg.voters {
-                "observer"
-            } else {
+        for id in 1..=(self.cfg.voters + self.cfg.observers + self.cfg.spares) {
+            let spare = id > self.cfg.voters + self.cfg.observers;
+            if spare && id != me {
+                continue;
+            }
+            let role = if id <= self.cfg.voters || (spare && !self.cfg.spare_observers) {
                 "participant"
+            } else {
+                "observer"
             };
-            text.push_str(&format!(
-                "server.{id}=sim{id}:2888:3888:{role};0.0.0.0:2181\n"
-            ));
+            text.push_str(&format!("server.{id}={}\n", Self::server_line(id, role)));
         }
         text.push_str("version=0");
         text.into_bytes()
     }
 
     fn peer_config(&self, id: u64) -> PeerConfig {
+        // A configuration a reconfig activated was persisted (the dynamic file); else the initial one.
+        let spare = id > self.cfg.voters + self.cfg.observers;
+        let (verifier, config_text) = match self.nodes.get(&id).and_then(|n| n.disk.config.clone())
+        {
+            Some(text) => {
+                let m = crate::zab::reconfig::Membership::from_text(&text)
+                    .expect("persisted configurations parse");
+                (m.verifier, text)
+            }
+            None if spare => {
+                let text = self.config_text(id);
+                let m = crate::zab::reconfig::Membership::from_text(&text)
+                    .expect("the initial configuration parses");
+                (m.verifier, text)
+            }
+            None => (self.verifier(), self.config_text(id)),
+        };
+        let mut prep = PrepConfig::default();
+        if !self.cfg.reconfigs.is_empty() {
+            prep.reconfig_enabled = true;
+            prep.auth.skip_acl = true;
+        }
         PeerConfig {
             my_id: ServerId(id),
-            verifier: self.verifier(),
-            config_text: self.config_text(),
+            verifier,
+            config_text,
+            standalone_enabled: true,
             tick_ms: 100,
             init_limit: 10,
             sync_limit: 5,
@@ -423,7 +508,7 @@ impl ClusterSim {
             server: Settings {
                 server_id: ServerId(id),
                 session: SessionConfig::from_tick(100),
-                prep: PrepConfig::default(),
+                prep,
                 snap_count: self.cfg.snap_count,
                 snapshot_seed: self.cfg.seed ^ id,
                 snapshot_chunk_nodes: 1_000_000,
@@ -484,6 +569,14 @@ impl ClusterSim {
         self.schedule(300, Event::ClientStart);
         if self.cfg.faults {
             self.schedule(1_000, Event::Fault);
+        }
+        for (from, to, nodes) in self.cfg.isolations.clone() {
+            self.schedule(from, Event::Isolate { nodes });
+            self.schedule(to, Event::Rejoin);
+        }
+        if !self.cfg.reconfigs.is_empty() {
+            let at = self.cfg.reconfigs[0].at_ms;
+            self.schedule(at, Event::Reconfig);
         }
         let end_safety = self.cfg.safety_ms;
         self.schedule(end_safety, Event::Heal);
@@ -806,6 +899,12 @@ impl ClusterSim {
                     self.start_node(node);
                 }
             }
+            Event::Reconfig => self.issue_reconfig(),
+            Event::Isolate { nodes } => self.isolate(&nodes),
+            Event::Rejoin => {
+                self.log("scripted partition healed".into());
+                self.partition.clear();
+            }
             Event::Heal => {
                 self.log("heal: liveness phase".into());
                 self.liveness = true;
@@ -848,6 +947,29 @@ impl ClusterSim {
                     self.partition.insert(*id, side);
                 }
                 self.log(format!("partition {:?}", self.partition));
+                self.break_crossing_links();
+            }
+            _ => {
+                if !self.partition.is_empty() {
+                    self.log("partition healed".into());
+                }
+                self.partition.clear();
+            }
+        }
+    }
+
+    fn isolate(&mut self, nodes: &[u64]) {
+        self.partition.clear();
+        for id in self.nodes.keys().copied().collect::<Vec<_>>() {
+            self.partition.insert(id, u8::from(nodes.contains(&id)));
+        }
+        self.log(format!("scripted partition {:?}", self.partition));
+        self.break_crossing_links();
+    }
+
+    fn break_crossing_links(&mut self) {
+        {
+            {
                 let broken: Vec<LinkId> = self
                     .links
                     .iter()
@@ -859,12 +981,6 @@ impl ClusterSim {
                 for link in broken {
                     self.break_link(link);
                 }
-            }
-            _ => {
-                if !self.partition.is_empty() {
-                    self.log("partition healed".into());
-                }
-                self.partition.clear();
             }
         }
     }
@@ -1067,6 +1183,27 @@ impl ClusterSim {
                 self.log(format!("node {id} -> {}", role.mode_name()));
             }
             PeerAction::Warning(w) => self.log(format!("node {id} warning: {w}")),
+            PeerAction::ConfigSeen { text } => {
+                if let Some((k, nodes, ms)) = self.cfg.isolate_on_proposal.clone() {
+                    if k == self.next_reconfig && self.reconfig_in_flight {
+                        self.cfg.isolate_on_proposal = None;
+                        // At once: before this action's successors (the PROPOSAL packets) go out.
+                        self.isolate(&nodes);
+                        self.schedule(self.now + ms, Event::Rejoin);
+                    }
+                }
+                self.log(format!(
+                    "node {id} sees configuration {:x}",
+                    crate::zab::election::config_version(&text).unwrap_or(0)
+                ));
+            }
+            PeerAction::ConfigActivated { text } => {
+                self.log(format!(
+                    "node {id} activates configuration {:x}",
+                    crate::zab::election::config_version(&text).unwrap_or(0)
+                ));
+                self.nodes.get_mut(&id).expect("node").disk.config = Some(text);
+            }
         }
     }
 
@@ -1137,8 +1274,53 @@ impl ClusterSim {
         Ok(())
     }
 
+    /// An observer in its own current configuration (reconfigs change roles).
     fn is_observer(&self, id: u64) -> bool {
-        id > self.cfg.voters
+        match self.nodes.get(&id).and_then(|n| n.peer.as_ref()) {
+            Some(p) => p.config().is_observer(),
+            None => id > self.cfg.voters && id <= self.cfg.voters + self.cfg.observers,
+        }
+    }
+
+    /// A member of its own current configuration (a server a reconfig removed is not; it stops).
+    fn is_member(&self, id: u64) -> bool {
+        self.nodes
+            .get(&id)
+            .and_then(|n| n.peer.as_ref())
+            .is_some_and(|p| {
+                let v = &p.config().verifier;
+                v.is_voter(ServerId(id)) || v.observers().contains(&ServerId(id))
+            })
+    }
+
+    /// Issues the next reconfig through a fresh super-user session on a serving member.
+    fn issue_reconfig(&mut self) {
+        if self.next_reconfig >= self.cfg.reconfigs.len() {
+            return;
+        }
+        // The admin client may have vanished with its server (crash, refused session).
+        if !self.clients.values().any(|c| c.admin) {
+            self.reconfig_in_flight = false;
+        }
+        if self.reconfig_in_flight {
+            self.schedule(self.now + 3_000, Event::Reconfig);
+            return;
+        }
+        let ids: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.peer.as_ref().is_some_and(|p| p.is_serving()))
+            .map(|(k, _)| *k)
+            .collect();
+        if ids.is_empty() {
+            self.schedule(self.now + 300, Event::Reconfig);
+            return;
+        }
+        let node = ids[self.rng.below(ids.len() as u64) as usize];
+        self.reconfig_in_flight = true;
+        self.connect_client(node, true);
+        // A lost connection (crash, partition) is retried.
+        self.schedule(self.now + 3_000, Event::Reconfig);
     }
 
     fn check_observer_packet(&mut self, link: LinkId, p: &QuorumPacket) -> Result<(), SimFailure> {
@@ -1174,6 +1356,10 @@ impl ClusterSim {
             return;
         }
         let node = ids[self.rng.below(ids.len() as u64) as usize];
+        self.connect_client(node, false);
+    }
+
+    fn connect_client(&mut self, node: u64, admin: bool) {
         let client = self.next_client;
         self.next_client += 1;
         let conn = self.next_conn;
@@ -1187,6 +1373,7 @@ impl ClusterSim {
                 next_xid: 1,
                 pending: HashMap::new(),
                 written: 0,
+                admin,
             },
         );
         self.conn_owner.insert((node, conn), client);
@@ -1268,6 +1455,10 @@ impl ClusterSim {
                     match ConnectResponse::read(&mut r) {
                         Ok(resp) if resp.session_id != 0 => {
                             c.session = Some(SessionId(resp.session_id));
+                            if c.admin {
+                                self.send_reconfig(client);
+                                return;
+                            }
                             let at = self.now + 5;
                             self.schedule(at, Event::ClientWrite { client });
                         }
@@ -1282,6 +1473,10 @@ impl ClusterSim {
                 let Some((op, path)) = c.pending.remove(&xid) else {
                     return;
                 };
+                if op == OpCode::Reconfig {
+                    self.reconfig_reply(node, conn, client, &payload);
+                    return;
+                }
                 if let Ok((header, _)) = decode_reply(&payload, Some(op)) {
                     if header.err == 0 {
                         self.report.acked_writes += 1;
@@ -1300,7 +1495,9 @@ impl ClusterSim {
             }
             ServerAction::Close { conn } => {
                 if let Some(client) = self.conn_owner.remove(&(node, conn)) {
-                    self.clients.remove(&client);
+                    if self.clients.remove(&client).is_some_and(|c| c.admin) {
+                        self.reconfig_in_flight = false;
+                    }
                 }
             }
             ServerAction::Committed { zxid, header, txn } => {
@@ -1321,7 +1518,9 @@ impl ClusterSim {
                     self.violations.push(msg);
                 }
                 n.last_applied = zxid;
-                let _ = txn;
+                if let Txn::Create(t) = &txn {
+                    self.committed_creates.insert(t.path.clone());
+                }
             }
             ServerAction::Snapshot { zxid, blob } => {
                 let n = self.nodes.get_mut(&node).expect("node");
@@ -1330,6 +1529,63 @@ impl ClusterSim {
             other => self
                 .violations
                 .push(format!("node {node}: unexpected server action {other:?}")),
+        }
+    }
+
+    fn send_reconfig(&mut self, client: u64) {
+        let Some(step) = self.cfg.reconfigs.get(self.next_reconfig).cloned() else {
+            return;
+        };
+        let Some(c) = self.clients.get_mut(&client) else {
+            return;
+        };
+        let xid = c.next_xid;
+        c.next_xid += 1;
+        c.pending.insert(xid, (OpCode::Reconfig, String::new()));
+        let (node, conn) = (c.node, c.conn);
+        self.log(format!(
+            "client {client} asks node {node} to reconfig (add {:?}, remove {:?})",
+            step.joining, step.leaving
+        ));
+        let request = Request::Reconfig(crate::proto::client::ReconfigRequest {
+            joining_servers: step.joining,
+            leaving_servers: step.leaving,
+            new_members: None,
+            cur_config_id: -1,
+        });
+        self.input(
+            node,
+            PeerInput::Client(ServerInput::Request { conn, xid, request }),
+        );
+    }
+
+    fn reconfig_reply(&mut self, node: u64, conn: ConnId, client: u64, payload: &[u8]) {
+        self.reconfig_in_flight = false;
+        self.conn_owner.remove(&(node, conn));
+        self.clients.remove(&client);
+        let Ok((header, body)) = decode_reply(payload, Some(OpCode::Reconfig)) else {
+            return;
+        };
+        if header.err == 0 {
+            let text = match body {
+                crate::proto::client::Response::Reconfig(r) => r.data.unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            self.log(format!(
+                "reconfig {} done at {}: {}",
+                self.next_reconfig,
+                Zxid(header.zxid),
+                String::from_utf8_lossy(&text).replace('\n', " ")
+            ));
+            self.report.reconfigs += 1;
+            self.next_reconfig += 1;
+            if let Some(step) = self.cfg.reconfigs.get(self.next_reconfig) {
+                let at = step.at_ms.max(self.now + 100);
+                self.schedule(at, Event::Reconfig);
+            }
+        } else {
+            self.log(format!("reconfig refused with error {}", header.err));
+            self.schedule(self.now + 300, Event::Reconfig);
         }
     }
 
@@ -1370,9 +1626,16 @@ impl ClusterSim {
         if !self.quiescing() {
             return false;
         }
+        if self.next_reconfig < self.cfg.reconfigs.len() {
+            return false;
+        }
         let mut last = None;
         for n in self.nodes.values() {
             let Some(p) = &n.peer else { return false };
+            if !self.is_member(n.id) {
+                // Removed by a reconfig: not part of the ensemble any more.
+                continue;
+            }
             if !p.is_serving() {
                 return false;
             }
@@ -1384,21 +1647,79 @@ impl ClusterSim {
             }
         }
         // Quiet: nothing acked is still missing anywhere, and the tree covers every acked create.
-        self.nodes.values().all(|n| {
-            n.peer.as_ref().is_some_and(|p| {
-                self.acked_creates
-                    .iter()
-                    .all(|path| p.server().tree().node(path).is_some())
+        self.nodes
+            .values()
+            .filter(|n| self.is_member(n.id))
+            .all(|n| {
+                n.peer.as_ref().is_some_and(|p| {
+                    self.acked_creates
+                        .iter()
+                        .all(|path| p.server().tree().node(path).is_some())
+                })
             })
-        }) && self.now > self.cfg.safety_ms + 1_000
+            && self.now > self.cfg.safety_ms + 1_000
     }
 
     fn finish(mut self) -> Result<SimReport, SimFailure> {
-        let digests: BTreeSet<i64> = self
+        let members: Vec<u64> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|id| self.is_member(*id))
+            .collect();
+        // Committed txns survive: every create any server applied is on every member at the end.
+        for id in &members {
+            let Some(p) = self.nodes[id].peer.as_ref() else {
+                continue;
+            };
+            let lost: Vec<&String> = self
+                .committed_creates
+                .iter()
+                .filter(|path| p.server().tree().node(path).is_none())
+                .take(5)
+                .collect();
+            if !lost.is_empty() {
+                return Err(self.fail(format!("committed creates lost on member {id}: {lost:?}")));
+            }
+        }
+        let digests: BTreeSet<i64> = members
+            .iter()
+            .filter_map(|id| {
+                self.nodes[id]
+                    .peer
+                    .as_ref()
+                    .map(|p| p.server().tree().digest())
+            })
+            .collect();
+        let configs: BTreeSet<Vec<u8>> = members
+            .iter()
+            .filter_map(|id| {
+                self.nodes[id]
+                    .peer
+                    .as_ref()
+                    .map(|p| p.config().config_text.clone())
+            })
+            .collect();
+        if configs.len() != 1 {
+            return Err(self.fail(format!(
+                "converged members have different configurations: {:?}",
+                configs
+                    .iter()
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect::<Vec<_>>()
+            )));
+        }
+        self.report.serving_non_members = self
             .nodes
             .values()
-            .filter_map(|n| n.peer.as_ref().map(|p| p.server().tree().digest()))
+            .filter(|n| !self.is_member(n.id) && n.peer.as_ref().is_some_and(|p| p.is_serving()))
+            .map(|n| n.id)
             .collect();
+        self.report.final_config = configs
+            .iter()
+            .next()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .unwrap_or_default();
         if digests.len() != 1 {
             return Err(self.fail(format!(
                 "servers at one zxid have different digests: {digests:?}"

@@ -111,8 +111,8 @@ pub enum Action {
     /// The election is over. Always the last action of its outbox.
     Elected(Elected),
     /// A LOOKING server received a configuration newer than its committed one. Java adopts it
-    /// (`processReconfig`) and restarts the election when membership changed; that is the driver's
-    /// decision (reconfiguration is not implemented yet).
+    /// (`processReconfig`) and restarts the election when membership changed; the peer does the same
+    /// when `reconfigEnabled` (see `zab::reconfig`).
     NewerConfig {
         /// Who sent it.
         from: ServerId,
@@ -460,6 +460,27 @@ impl Election {
     /// Counters.
     pub fn stats(&self) -> ElectionStats {
         self.stats
+    }
+
+    /// Adopts new configurations (`QuorumPeer.setQuorumVerifier` / `setLastSeenQuorumVerifier`): the
+    /// committed verifier and its text, the last-seen one, and this server's learner type in the
+    /// committed one (an observer there observes; anything else is a participant, voting or not). A
+    /// running election keeps its round; the caller restarts it when membership changed (Java's
+    /// `restartLeaderElection`).
+    pub fn reconfigure(
+        &mut self,
+        verifier: QuorumVerifier,
+        last_seen: Option<QuorumVerifier>,
+        config_text: Vec<u8>,
+    ) {
+        self.cfg.learner_type = if verifier.observers().contains(&self.cfg.my_id) {
+            LearnerType::Observer
+        } else {
+            LearnerType::Participant
+        };
+        self.cfg.verifier = verifier;
+        self.cfg.last_seen = last_seen;
+        self.cfg.config_text = config_text;
     }
 
     /// The settings.

@@ -32,6 +32,11 @@ use crate::proto::quorum::{
 use crate::proto::quorum_stream::QuorumItem;
 use crate::server::standalone::{Input as ServerInput, Mode};
 use crate::zab::peer::{EpochFile, LinkId, Peer, PeerAction, PeerRole, RoleState};
+use crate::zab::quorum::QuorumVerifier;
+use crate::zab::reconfig::{
+    commit_and_activate_data, designated_leader, inform_and_activate_data, reconfig_membership,
+    Membership,
+};
 
 /// Where the leader is in `Leader.lead`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +89,11 @@ struct Handler {
 struct Proposal {
     entry: Arc<[u8]>,
     acks: BTreeSet<ServerId>,
+    /// The configurations whose quorums must ack it (`Proposal.qvAcksetPairs`): the committed one at
+    /// proposal time, and the last seen one while a reconfig is in flight.
+    verifiers: Vec<QuorumVerifier>,
+    /// For a reconfig proposal, the configuration it activates.
+    config: Option<Membership>,
 }
 
 /// The leader's state.
@@ -131,6 +141,15 @@ impl LeaderState {
                 h.sid
                     .map(|sid| (sid, h.observer, h.state == HandlerState::Active))
             })
+            .collect()
+    }
+
+    /// Followers (voting or not) synced with this leader: `isQuorumSynced`'s `forwardingFollowers`.
+    pub(crate) fn synced_followers(&self) -> Vec<ServerId> {
+        self.handlers
+            .values()
+            .filter(|h| h.state == HandlerState::Active && !h.observer)
+            .filter_map(|h| h.sid)
             .collect()
     }
 
@@ -313,12 +332,10 @@ impl Peer {
         else {
             return self.drop_learner(link, "learner info without a server id");
         };
+        // A follower outside the voting set is a non-voting follower (Java's too): it syncs and acks,
+        // and its acks count only in a configuration where it votes (a voter being added by reconfig
+        // must be synced before the reconfig: `isQuorumSynced`).
         let voter = self.cfg.verifier.is_voter(sid);
-        if !observer && !voter {
-            // A follower not in the voting set would otherwise be counted toward nothing yet sent
-            // proposals; Java treats it as a non-voting follower. Keep it simple and refuse it.
-            return self.drop_learner(link, &format!("server {sid} is not a voter"));
-        }
         let learner_accepted = Zxid(packet.zxid).epoch();
         // A second link from the same server replaces the first (its old connection is dead).
         if let Some(old) = self.leader().link_of(sid) {
@@ -372,7 +389,7 @@ impl Peer {
             epoch,
         });
         let my_id = self.cfg.my_id;
-        if self.cfg.verifier.is_voter(my_id) {
+        if self.is_active_voter(my_id) {
             self.leader().epoch_acks.insert(my_id);
         }
         let waiting = self.leader().links_in(HandlerState::AwaitEpoch);
@@ -433,7 +450,7 @@ impl Peer {
             if phase == LeaderPhase::EpochAcks
                 && peer_last != Zxid::NONE
                 && !observer
-                && self.cfg.verifier.is_voter(sid)
+                && self.is_active_voter(sid)
             {
                 self.leader().epoch_acks.insert(sid);
             }
@@ -446,12 +463,12 @@ impl Peer {
     }
 
     fn leader_check_epoch_ack_quorum(&mut self) {
-        let verifier = self.cfg.verifier.clone();
         let now = self.now_ms;
-        let l = self.leader();
-        if l.phase != LeaderPhase::EpochAcks || !verifier.contains_quorum(&l.epoch_acks) {
+        let acks = self.leader().epoch_acks.clone();
+        if self.leader().phase != LeaderPhase::EpochAcks || !self.has_all_quorums(&acks) {
             return;
         }
+        let l = self.leader();
         let epoch = l.new_epoch;
         l.phase = LeaderPhase::NewLeaderAcks;
         l.started_ms = now;
@@ -461,7 +478,7 @@ impl Peer {
             epoch,
         });
         let my_id = self.cfg.my_id;
-        if self.cfg.verifier.is_voter(my_id) {
+        if self.is_active_voter(my_id) {
             self.leader().newleader_acks.insert(my_id);
         }
         let waiting = self.leader().links_in(HandlerState::AwaitSync);
@@ -517,7 +534,7 @@ impl Peer {
         };
         self.link_synced(link);
         // Leader.waitForNewLeaderAck counts only ACKs of this epoch's NEWLEADER from voters.
-        if zxid == Zxid::new(epoch, 0) && !observer && self.cfg.verifier.is_voter(sid) {
+        if zxid == Zxid::new(epoch, 0) && !observer && self.is_active_voter(sid) {
             self.leader().newleader_acks.insert(sid);
         }
         if self.leader().phase == LeaderPhase::Broadcast {
@@ -528,12 +545,12 @@ impl Peer {
     }
 
     fn leader_check_newleader_quorum(&mut self) {
-        let verifier = self.cfg.verifier.clone();
         let start = self.cfg.epoch_start_counter;
-        let l = self.leader();
-        if l.phase != LeaderPhase::NewLeaderAcks || !verifier.contains_quorum(&l.newleader_acks) {
+        let acks = self.leader().newleader_acks.clone();
+        if self.leader().phase != LeaderPhase::NewLeaderAcks || !self.has_all_quorums(&acks) {
             return;
         }
+        let l = self.leader();
         l.phase = LeaderPhase::Broadcast;
         let epoch = l.new_epoch;
         let base = Zxid::new(epoch, start);
@@ -543,6 +560,20 @@ impl Peer {
         self.rebuild_server(Mode::Leader);
         self.server.set_next_zxid_base(base);
         self.serving = true;
+        // Leader.lead after NEWLEADER: a reconfig the previous leader began (the last seen configuration
+        // NEWLEADER carried) is now committed by both quorums; activate it. A leader that does not vote
+        // in it hands over (here: steps down; the new voters elect a leader among themselves).
+        if let Some(m) = self.newer_last_seen().cloned() {
+            let me = self.cfg.my_id;
+            let stays = m.verifier.is_voter(me);
+            let text = m.text.clone();
+            self.activate(m, Some(me));
+            self.server.init_config(&text, self.cfg.verifier.version());
+            if !stays {
+                tracing::warn!("this leader is not a voter of the configuration it activated");
+                self.abdicate = true;
+            }
+        }
         let waiting = self.leader().links_in(HandlerState::AwaitUpToDate);
         for link in waiting {
             self.send_up_to_date(link);
@@ -565,6 +596,17 @@ impl Peer {
             return;
         }
         let entry: Arc<[u8]> = Arc::from(entry);
+        // Leader.propose: a reconfig becomes the last seen configuration before the proposal is built,
+        // so the reconfig itself needs a quorum of both the old and the new voters.
+        let config = reconfig_membership(&entry);
+        let mut verifiers = vec![self.cfg.verifier.clone()];
+        if let Some(m) = &config {
+            tracing::info!("proposing reconfig {zxid} to version {:x}", m.version());
+            self.set_last_seen(m.clone());
+        }
+        if let Some(m) = self.newer_last_seen() {
+            verifiers.push(m.verifier.clone());
+        }
         let followers: Vec<LinkId> = {
             let l = self.leader();
             l.last_proposed = zxid;
@@ -573,6 +615,8 @@ impl Peer {
                 Proposal {
                     entry: entry.clone(),
                     acks: BTreeSet::new(),
+                    verifiers,
+                    config,
                 },
             );
             l.handlers
@@ -597,9 +641,6 @@ impl Peer {
 
     pub(crate) fn leader_on_durable(&mut self) {
         let my_id = self.cfg.my_id;
-        if !self.cfg.verifier.is_voter(my_id) {
-            return;
-        }
         let durable = self.durable;
         for (_, p) in self.leader().outstanding.range_mut(..=durable) {
             p.acks.insert(my_id);
@@ -612,7 +653,9 @@ impl Peer {
             let h = &self.leader().handlers[&link];
             (h.sid.expect("identified"), h.observer)
         };
-        if observer || !self.cfg.verifier.is_voter(sid) {
+        // Any follower's ack is recorded; each configuration counts only its own voters
+        // (`SyncedLearnerTracker.addAck`).
+        if observer {
             return;
         }
         if zxid.counter() == 0 {
@@ -627,15 +670,20 @@ impl Peer {
         self.try_commit();
     }
 
-    /// Commits outstanding proposals in zxid order while the oldest has a quorum (`tryToCommit`).
+    /// Commits outstanding proposals in zxid order while the oldest has a quorum of every configuration
+    /// it waits for (`tryToCommit`). A reconfig commits as COMMITANDACTIVATE / INFORMANDACTIVATE and
+    /// activates its configuration here first; a leader that does not vote in it commits nothing more
+    /// and steps down (`allowedToCommit = false`).
     fn try_commit(&mut self) {
         loop {
-            let verifier = self.cfg.verifier.clone();
+            if self.abdicate {
+                return;
+            }
             let l = self.leader();
             let Some((&zxid, p)) = l.outstanding.iter().next() else {
                 return;
             };
-            if !verifier.contains_quorum(&p.acks) {
+            if !p.verifiers.iter().all(|q| q.contains_quorum(&p.acks)) {
                 return;
             }
             let p = l.outstanding.remove(&zxid).expect("present");
@@ -645,11 +693,36 @@ impl Peer {
                 .filter(|(_, h)| h.forwarding)
                 .map(|(l, h)| (*l, h.observer))
                 .collect();
+            let designated = match &p.config {
+                Some(m) => {
+                    let later: Vec<BTreeSet<ServerId>> =
+                        l.outstanding.values().map(|q| q.acks.clone()).collect();
+                    let d = designated_leader(self.cfg.my_id, &m.verifier, &p.acks, &later);
+                    tracing::info!(
+                        "committing reconfig {zxid} to version {:x}; designated leader {d}",
+                        m.version()
+                    );
+                    self.activate(m.clone(), Some(d));
+                    Some(d)
+                }
+                None => None,
+            };
             for (link, observer) in targets {
-                let packet = if observer {
-                    QuorumPacket::with_data(PacketType::Inform, zxid.0, p.entry.to_vec())
-                } else {
-                    QuorumPacket::new(PacketType::Commit, zxid.0)
+                let packet = match (designated, observer) {
+                    (None, true) => {
+                        QuorumPacket::with_data(PacketType::Inform, zxid.0, p.entry.to_vec())
+                    }
+                    (None, false) => QuorumPacket::new(PacketType::Commit, zxid.0),
+                    (Some(d), true) => QuorumPacket::with_data(
+                        PacketType::InformAndActivate,
+                        zxid.0,
+                        inform_and_activate_data(d, &p.entry),
+                    ),
+                    (Some(d), false) => QuorumPacket::with_data(
+                        PacketType::CommitAndActivate,
+                        zxid.0,
+                        commit_and_activate_data(d),
+                    ),
                 };
                 self.send_learner(link, packet);
             }
@@ -659,6 +732,11 @@ impl Peer {
             self.server
                 .handle(ServerInput::Durable(zxid), self.now_ms as i64);
             self.route_server_actions();
+            if designated.is_some_and(|d| d != self.cfg.my_id) {
+                tracing::warn!("this leader is not the designated leader any more; stepping down");
+                self.abdicate = true;
+                return;
+            }
         }
     }
 
@@ -666,6 +744,9 @@ impl Peer {
         let sid = self.leader().handlers[&link].sid.expect("identified");
         match ForwardedRequest::from_bytes(packet.data_or_empty()) {
             Ok(request) => {
+                if request.op_type == crate::proto::OpCode::Reconfig.code() {
+                    self.refresh_reconfig_context();
+                }
                 let auth_ids = packet.authinfo.unwrap_or_default();
                 self.server.handle(
                     ServerInput::Forwarded {
@@ -782,7 +863,7 @@ impl Peer {
                 .filter_map(|h| h.sid)
                 .collect();
             synced.insert(my_id);
-            if !self.cfg.verifier.contains_quorum(&synced) {
+            if !self.has_all_quorums(&synced) {
                 tracing::warn!(
                     "not sufficient followers synced, only synced with {:?}; giving up leadership",
                     synced

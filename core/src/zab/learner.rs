@@ -31,6 +31,7 @@ use crate::server::standalone::{Input as ServerInput, Mode};
 use crate::zab::election::config_version;
 use crate::zab::observer_master::{ObserverMaster, SyncOwner};
 use crate::zab::peer::{EpochFile, Peer, PeerAction, PeerRole, RoleState};
+use crate::zab::reconfig::{reconfig_membership, split_activate_data, Membership};
 
 /// PINGs an observer remembers while it has not applied their zxid (the oldest ones matter: a full
 /// queue keeps them and drops the newer).
@@ -95,6 +96,8 @@ pub(crate) struct LearnerState {
     master_zxid: Zxid,
     /// A snapshot coming in: (bytes when progress was last logged, when).
     snap_logged: (u64, u64),
+    /// The configuration NEWLEADER carried, activated at UPTODATE (`Learner.syncWithLeader`).
+    newleader_config: Option<Membership>,
 }
 
 impl LearnerState {
@@ -137,6 +140,7 @@ impl Peer {
             master_pings: VecDeque::new(),
             master_zxid: Zxid::NONE,
             snap_logged: (0, self.now_ms),
+            newleader_config: None,
         }));
         // The server runs as a learner from now on (sync txns apply through its commit path); it serves
         // clients only after UPTODATE, except a detached observer's, which keeps serving reads.
@@ -307,7 +311,35 @@ impl Peer {
                 LearnerPhase::Syncing,
                 PacketType::Proposal | PacketType::Commit | PacketType::Inform,
             ) => self.learner_buffer(ty, packet),
+            (LearnerPhase::Syncing, PacketType::CommitAndActivate) => {
+                self.learner_buffer_activate(packet)
+            }
+            (LearnerPhase::Syncing, PacketType::InformAndActivate) => {
+                match split_activate_data(packet.data_or_empty()) {
+                    Some((designated, entry)) => {
+                        let entry = entry.to_vec();
+                        if let Some(m) = reconfig_membership(&entry) {
+                            if self.activate(m, Some(designated)) {
+                                return self.leave_after_reconfig();
+                            }
+                        }
+                        let inform =
+                            QuorumPacket::with_data(PacketType::Inform, packet.zxid, entry);
+                        self.learner_buffer(PacketType::Inform, inform)
+                    }
+                    None => self.learner_fail("INFORMANDACTIVATE without a leader id"),
+                }
+            }
             (LearnerPhase::Syncing, PacketType::NewLeader) => {
+                if let Some(data) = packet.data.as_deref().filter(|d| d.len() > 1) {
+                    match Membership::from_text(data) {
+                        Ok(m) => {
+                            self.set_last_seen(m.clone());
+                            self.learner().newleader_config = Some(m);
+                        }
+                        Err(e) => tracing::warn!("NEWLEADER's configuration does not parse: {e}"),
+                    }
+                }
                 self.learner_on_newleader(Zxid(packet.zxid))
             }
             (LearnerPhase::AwaitUpToDate, PacketType::UpToDate) => self.learner_on_up_to_date(),
@@ -320,6 +352,14 @@ impl Peer {
             (LearnerPhase::AwaitUpToDate | LearnerPhase::Broadcast, PacketType::Inform) => {
                 self.learner_on_inform(packet)
             }
+            (
+                LearnerPhase::AwaitUpToDate | LearnerPhase::Broadcast,
+                PacketType::CommitAndActivate,
+            ) => self.learner_on_commit_and_activate(packet),
+            (
+                LearnerPhase::AwaitUpToDate | LearnerPhase::Broadcast,
+                PacketType::InformAndActivate,
+            ) => self.learner_on_inform_and_activate(packet),
             (_, PacketType::Ping) => self.learner_on_ping(packet),
             (LearnerPhase::Broadcast, PacketType::Revalidate)
                 if self.om_route_revalidate(&packet) => {}
@@ -428,11 +468,18 @@ impl Peer {
         let zxid = Zxid(packet.zxid);
         let l = self.learner();
         match ty {
-            PacketType::Proposal => l.buffered.push_back(Pending {
-                zxid,
-                entry: packet.data.unwrap_or_default(),
-                committed: false,
-            }),
+            PacketType::Proposal => {
+                let entry = packet.data.unwrap_or_default();
+                let config = reconfig_membership(&entry);
+                l.buffered.push_back(Pending {
+                    zxid,
+                    entry,
+                    committed: false,
+                });
+                if let Some(m) = config {
+                    self.set_last_seen(m);
+                }
+            }
             PacketType::Inform => l.buffered.push_back(Pending {
                 zxid,
                 entry: packet.data.unwrap_or_default(),
@@ -451,6 +498,41 @@ impl Peer {
                 }
             }
         }
+    }
+
+    /// COMMITANDACTIVATE during sync: the COMMIT, and the buffered reconfig's configuration becomes the
+    /// committed one at once (`Learner.syncWithLeader`).
+    fn learner_buffer_activate(&mut self, packet: QuorumPacket) {
+        let Some((designated, _)) = split_activate_data(packet.data_or_empty()) else {
+            return self.learner_fail("COMMITANDACTIVATE without a leader id");
+        };
+        let zxid = Zxid(packet.zxid);
+        let config = self
+            .learner()
+            .buffered
+            .iter()
+            .find(|p| !p.committed)
+            .filter(|p| p.zxid == zxid)
+            .and_then(|p| reconfig_membership(&p.entry));
+        self.learner_buffer(
+            PacketType::Commit,
+            QuorumPacket::new(PacketType::Commit, zxid.0),
+        );
+        if !matches!(self.role, RoleState::Learning(_)) {
+            return;
+        }
+        if let Some(m) = config {
+            if self.activate(m, Some(designated)) {
+                self.leave_after_reconfig();
+            }
+        }
+    }
+
+    /// A major change (`processReconfig` returned true: new learner type, removed, or another leader):
+    /// leave the role as Java does by throwing out of `followLeader` / `observeLeader`.
+    fn leave_after_reconfig(&mut self) {
+        tracing::info!("changes proposed in reconfig: leaving the role");
+        self.go_looking();
     }
 
     fn learner_on_newleader(&mut self, zxid: Zxid) {
@@ -505,6 +587,15 @@ impl Peer {
     }
 
     fn learner_on_up_to_date(&mut self) {
+        // A newer configuration NEWLEADER carried is committed now (processReconfig at UPTODATE).
+        if let Some(m) = self.learner().newleader_config.take() {
+            let text = m.text.clone();
+            let major = self.activate(m, None);
+            self.server.init_config(&text, self.cfg.verifier.version());
+            if major {
+                return self.leave_after_reconfig();
+            }
+        }
         let observer = self.learner().observer;
         let epoch = self.learner().new_epoch;
         self.learner().phase = LearnerPhase::Broadcast;
@@ -543,6 +634,10 @@ impl Peer {
             ));
         }
         let entry = packet.data.unwrap_or_default();
+        // Follower.processPacket: a reconfig proposal is the last seen configuration from now on.
+        if let Some(m) = reconfig_membership(&entry) {
+            self.set_last_seen(m);
+        }
         self.actions.push(PeerAction::Log {
             zxid,
             entry: entry.clone(),
@@ -575,6 +670,62 @@ impl Peer {
         // ObserverMaster: observers get the txn once this follower has it.
         if matches!(self.role, RoleState::Learning(_)) {
             self.om_inform(zxid, &entry);
+        }
+    }
+
+    /// Follower: COMMITANDACTIVATE (`Follower.processPacket`): activate the pending reconfig's
+    /// configuration with the designated leader, commit it, pass it on to our observers, and leave the
+    /// role if the change is major.
+    fn learner_on_commit_and_activate(&mut self, packet: QuorumPacket) {
+        if self.learner().observer {
+            return;
+        }
+        let Some((designated, _)) = split_activate_data(packet.data_or_empty()) else {
+            return self.learner_fail("COMMITANDACTIVATE without a leader id");
+        };
+        let zxid = Zxid(packet.zxid);
+        let head = self.learner().pending.front().map(|(z, e)| (*z, e.clone()));
+        let Some((head_zxid, entry)) = head.filter(|(z, _)| *z == zxid) else {
+            return self.learner_fail(&format!(
+                "COMMITANDACTIVATE {zxid} does not match the oldest pending proposal"
+            ));
+        };
+        let major = match reconfig_membership(&entry) {
+            Some(m) => self.activate(m, Some(designated)),
+            None => false,
+        };
+        self.learner().pending.pop_front();
+        self.unapplied.remove(&head_zxid);
+        self.apply_entry(zxid, &entry);
+        if !matches!(self.role, RoleState::Learning(_)) {
+            return;
+        }
+        self.om_inform_as(zxid, &entry, Some(designated));
+        if major {
+            self.leave_after_reconfig();
+        }
+    }
+
+    /// Observer: INFORMANDACTIVATE (`Observer.processPacket`).
+    fn learner_on_inform_and_activate(&mut self, packet: QuorumPacket) {
+        if !self.learner().observer {
+            return self.learner_fail("INFORMANDACTIVATE sent to a follower");
+        }
+        let Some((designated, entry)) = split_activate_data(packet.data_or_empty()) else {
+            return self.learner_fail("INFORMANDACTIVATE without a leader id");
+        };
+        let entry = entry.to_vec();
+        let major = match reconfig_membership(&entry) {
+            Some(m) => self.activate(m, Some(designated)),
+            None => false,
+        };
+        self.learner_on_inform(QuorumPacket::with_data(
+            PacketType::Inform,
+            packet.zxid,
+            entry,
+        ));
+        if major && matches!(self.role, RoleState::Learning(_)) {
+            self.leave_after_reconfig();
         }
     }
 

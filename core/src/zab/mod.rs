@@ -18,6 +18,7 @@ pub mod learner_sync;
 pub mod observer_master;
 pub mod peer;
 pub mod quorum;
+pub mod reconfig;
 pub mod rng;
 pub mod sim;
 pub mod vote;

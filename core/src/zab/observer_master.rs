@@ -258,6 +258,12 @@ impl Peer {
 
     /// A txn this follower committed and applied: INFORM every observer being served.
     pub(crate) fn om_inform(&mut self, zxid: Zxid, entry: &[u8]) {
+        self.om_inform_as(zxid, entry, None)
+    }
+
+    /// As [`Peer::om_inform`]; a committed reconfig goes as INFORMANDACTIVATE with the designated
+    /// leader (`ObserverMaster.informAndActivate`).
+    pub(crate) fn om_inform_as(&mut self, zxid: Zxid, entry: &[u8], designated: Option<ServerId>) {
         let links: Vec<LinkId> = match self.om() {
             Some(om) => om
                 .handlers
@@ -268,10 +274,15 @@ impl Peer {
             None => return,
         };
         for link in links {
-            self.om_send(
-                link,
-                QuorumPacket::with_data(PacketType::Inform, zxid.0, entry.to_vec()),
-            );
+            let packet = match designated {
+                None => QuorumPacket::with_data(PacketType::Inform, zxid.0, entry.to_vec()),
+                Some(d) => QuorumPacket::with_data(
+                    PacketType::InformAndActivate,
+                    zxid.0,
+                    crate::zab::reconfig::inform_and_activate_data(d, entry),
+                ),
+            };
+            self.om_send(link, packet);
         }
     }
 

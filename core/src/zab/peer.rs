@@ -44,6 +44,9 @@ use crate::zab::learner_sync::CommittedLog;
 use crate::zab::quorum::QuorumVerifier;
 use crate::zab::rng::SplitMix64;
 
+/// How long a server removed by a reconfig waits before looking again after an election ended.
+const REMOVED_RELOOK_MS: u64 = 2_000;
+
 /// A connection on the quorum port accepted by this server, numbered by the driver.
 pub type LinkId = u64;
 
@@ -89,6 +92,8 @@ pub struct PeerConfig {
     pub max_concurrent_diff_syncs: usize,
     /// Bytes of snapshot per chunk of a streamed SNAP sync (outpost's; see `zab::learner_link`).
     pub snap_chunk_bytes: usize,
+    /// `standaloneEnabled` (default true): a reconfig must then leave at least two voters.
+    pub standalone_enabled: bool,
     /// The counter an epoch's zxids start after (0 in production: the first txn of an epoch has counter
     /// 1). Tests set it near `u32::MAX` to reach counter exhaustion, which must force a new epoch.
     pub epoch_start_counter: u32,
@@ -309,6 +314,20 @@ pub enum PeerAction {
     RoleChanged(PeerRole),
     /// A problem worth an operator's attention (already logged): the driver may count it.
     Warning(String),
+    /// A reconfig proposal was seen (`setLastSeenQuorumVerifier`): write `<zoo.cfg>.dynamic.next`
+    /// with this text (version line kept) and connect to its new members' election ports.
+    ConfigSeen {
+        /// The configuration text.
+        text: Vec<u8>,
+    },
+    /// A configuration became the committed one (`setQuorumVerifier(qv, true)`): write
+    /// `<zoo.cfg>.dynamic.<version hex>` (sorted lines, no version line), point zoo.cfg's
+    /// `dynamicConfigFile` at it (dropping its `server.`, `group`, `weight`, `peerType` lines), delete
+    /// `.dynamic.next` if it holds this version, and use the new members' addresses from now on.
+    ConfigActivated {
+        /// The configuration text.
+        text: Vec<u8>,
+    },
 }
 
 /// The role-specific state.
@@ -355,6 +374,11 @@ pub struct Peer {
     pub(crate) detached: bool,
     /// Per learner link served (leader or observer master): counters, lag, throttle slot, SNAP stream.
     pub(crate) link_states: BTreeMap<LinkId, LinkState>,
+    /// The last seen configuration while a reconfig is in flight (see `zab::reconfig`).
+    pub(crate) last_seen: Option<crate::zab::reconfig::Membership>,
+    /// A committed reconfig removed this server: it stops serving; it keeps looking (a LOOKING
+    /// non-voter, so the others see it looking and nobody counts it) but never takes a role.
+    pub(crate) removed: bool,
 }
 
 /// Counters for `mntr`, metrics and tests.
@@ -400,6 +424,14 @@ impl Peer {
         }
         ecfg.finalize_early = cfg.election_finalize_early;
         let election = Election::new(ecfg);
+        // The recovered log may end with a reconfig this server logged but never saw committed (Java
+        // keeps it in `zoo.cfg.dynamic.next`): it is the last seen configuration.
+        let logged_config = db
+            .tree
+            .node(crate::tree::CONFIG_NODE)
+            .and_then(|n| n.data.as_deref())
+            .and_then(|d| crate::zab::reconfig::Membership::from_text(d).ok())
+            .filter(|m| m.version() > cfg.verifier.version());
         let server = build_server(
             &cfg,
             Mode::Standalone,
@@ -409,7 +441,7 @@ impl Peer {
             now_ms,
         );
         let rng = SplitMix64::new(cfg.seed);
-        Peer {
+        let mut peer = Peer {
             election,
             role: RoleState::Looking,
             server,
@@ -430,8 +462,15 @@ impl Peer {
             abdicate: false,
             detached: false,
             link_states: BTreeMap::new(),
+            last_seen: None,
+            removed: false,
             cfg,
+        };
+        if let Some(m) = logged_config {
+            peer.set_last_seen(m);
+            peer.actions.clear();
         }
+        peer
     }
 
     /// Starts the first election.
@@ -687,6 +726,15 @@ impl Peer {
                         elected.election_epoch,
                         elected.role
                     );
+                    if self.removed {
+                        // Out of the configuration: no role until a configuration names this
+                        // server again (or a restart); look again later.
+                        for link in std::mem::take(&mut self.waiting_links).into_keys() {
+                            self.actions.push(PeerAction::CloseLearner { link });
+                        }
+                        self.election_resume_at = Some(self.now_ms + REMOVED_RELOOK_MS);
+                        continue;
+                    }
                     self.stats.elections += 1;
                     let waiting = std::mem::take(&mut self.waiting_links);
                     match elected.role {
@@ -709,11 +757,8 @@ impl Peer {
                         }
                     }
                 }
-                ElectionAction::NewerConfig { from, version, .. } => {
-                    tracing::warn!(
-                        "server {from} has configuration version {version:x}, newer than ours; \
-                         dynamic reconfiguration is not supported yet"
-                    );
+                ElectionAction::NewerConfig { from, config, .. } => {
+                    self.on_newer_config(from, &config);
                 }
                 ElectionAction::PeerLooking { .. } => {}
             }
@@ -731,7 +776,11 @@ impl Peer {
     pub(crate) fn go_looking(&mut self) {
         let observer_delay = matches!(&self.role, RoleState::Learning(l) if l.observer);
         // An observer that was serving keeps serving reads while it looks for a leader again.
-        let detach = observer_delay && self.serving && self.cfg.observer_serves_detached;
+        // (A removed observer is no observer any more: it stops serving.)
+        let detach = observer_delay
+            && self.serving
+            && self.cfg.observer_serves_detached
+            && self.cfg.is_observer();
         match std::mem::replace(&mut self.role, RoleState::Looking) {
             RoleState::Leading(leader) => {
                 for link in leader.links() {
@@ -769,6 +818,13 @@ impl Peer {
             let delay = self.rng.below(self.cfg.observer_election_delay_ms);
             self.election_resume_at = Some(self.now_ms + delay);
         } else {
+            self.start_election();
+        }
+    }
+
+    /// A LOOKING server adopted a configuration with other members: a new round over it.
+    pub(crate) fn restart_election_after_reconfig(&mut self) {
+        if self.election_resume_at.is_none() {
             self.start_election();
         }
     }
@@ -897,6 +953,13 @@ impl Peer {
                     .push(PeerAction::Client(ServerAction::Close { conn }));
             }
             return;
+        }
+        if let ServerInput::Request {
+            request: crate::proto::client::Request::Reconfig(_),
+            ..
+        } = &input
+        {
+            self.refresh_reconfig_context();
         }
         self.server.handle(input, self.now_ms as i64);
         self.route_server_actions();
@@ -1048,7 +1111,7 @@ impl Peer {
         packets.push(QuorumPacket::with_data(
             PacketType::NewLeader,
             Zxid::new(epoch, 0).0,
-            self.cfg.config_text.clone(),
+            self.newleader_config_text(),
         ));
         for packet in packets {
             self.link_send(link, packet);
