@@ -1,0 +1,402 @@
+//! Dynamic reconfiguration across real outpost processes: an ensemble of three voters grows to three
+//! voters and two observers with `reconfig -add` and shrinks back with `reconfig -remove` while a client
+//! writes through a voter; every member agrees on `/zookeeper/config`, writes `zoo.cfg.dynamic.<version>`
+//! and points zoo.cfg at it (a restarted member reads it back); removed observers stop serving and close
+//! their clients' connections; no acknowledged write is lost and the writer's session survives.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use outpost_core::client::{Client, CreateMode, KeeperState};
+use outpost_core::proto::ErrorCode;
+use support::ensemble::scenario::{connect, create_on, logs, runtime, test_root, ELECT, OP, START};
+use support::ensemble::{find_leader, start_member, wait_mode, EnsemblePlan, JavaServer};
+
+/// `DigestAuthenticationProvider.generateDigest("super:test")`.
+const SUPER_DIGEST: &str = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
+
+/// zoo.cfg keys of every member: reconfig on, the super user configured as operators do.
+const RECONFIG_KEYS: &[(&str, &str)] = &[
+    ("reconfigEnabled", "true"),
+    ("DigestAuthenticationProvider.superDigest", SUPER_DIGEST),
+];
+
+/// A session authenticated as the super user (`addauth digest super:test`).
+async fn super_session(port: u16) -> Client {
+    let c = connect(port).await;
+    tokio::time::timeout(OP, c.add_auth("digest", b"super:test"))
+        .await
+        .expect("addauth in time")
+        .expect("addauth sent")
+        .expect("addauth accepted");
+    c
+}
+
+/// Polls until `f` holds or `timeout` passes; returns whether it held.
+fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `/zookeeper/config` as seen by a fresh session on `port` (after a sync, so it is the latest).
+fn config_on(rt: &tokio::runtime::Runtime, port: u16) -> Option<String> {
+    rt.block_on(async {
+        let (c, _events) = tokio::time::timeout(
+            OP,
+            Client::connect(&format!("127.0.0.1:{port}"), Duration::from_secs(4)),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let _ = tokio::time::timeout(OP, c.sync("/zookeeper/config")).await;
+        let (data, _) = tokio::time::timeout(OP, c.get_config(false))
+            .await
+            .ok()?
+            .ok()?
+            .ok()?;
+        let _ = c.close().await;
+        Some(String::from_utf8_lossy(&data).into_owned())
+    })
+}
+
+/// The version line of a configuration text.
+fn version_of(text: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix("version="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Checks what a member persisted after activating `config`: the versioned dynamic file with the
+/// sorted server lines and zoo.cfg's `dynamicConfigFile` naming it.
+fn assert_persisted(cfg: &std::path::Path, config: &str) {
+    let version = version_of(config);
+    let dynamic = std::path::PathBuf::from(format!("{}.dynamic.{version}", cfg.display()));
+    let text = std::fs::read_to_string(&dynamic)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dynamic.display()));
+    let mut expected: Vec<&str> = config
+        .lines()
+        .filter(|l| l.starts_with("server."))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(text, expected.join("\n"), "{}", dynamic.display());
+    let zoo = std::fs::read_to_string(cfg).expect("read zoo.cfg");
+    assert!(
+        zoo.lines()
+            .any(|l| l == format!("dynamicConfigFile={}", dynamic.display())),
+        "zoo.cfg does not name {}:\n{zoo}",
+        dynamic.display()
+    );
+    assert!(!zoo.lines().any(|l| l.starts_with("server.")), "{zoo}");
+}
+
+/// Writes every member's directory (the first `voters` members know only the voters; each later member
+/// knows the voters and itself, ZooKeeper's way of starting a server that is to be added), starts the
+/// voters and waits for their leader. Returns the servers, every member's zoo.cfg and the leader.
+fn start_voters(
+    plan: &EnsemblePlan,
+    voters: usize,
+    root: &std::path::Path,
+) -> (Vec<JavaServer>, Vec<std::path::PathBuf>, u64) {
+    let voter_plan = EnsemblePlan {
+        members: plan.members[..voters].to_vec(),
+    };
+    let mut cfgs = Vec::new();
+    for (i, m) in plan.members.iter().enumerate() {
+        let dynamic = if i >= voters {
+            format!("{}{}\n", voter_plan.dynamic_config(), m.server_line())
+        } else {
+            voter_plan.dynamic_config()
+        };
+        cfgs.push(plan.write_member_dir_with(m.id, root, RECONFIG_KEYS, &dynamic));
+    }
+    let servers: Vec<JavaServer> = plan.members[..voters]
+        .iter()
+        .zip(&cfgs)
+        .map(|(m, cfg)| start_member(cfg, m))
+        .collect();
+    let leader = find_leader(&voter_plan.members, START)
+        .unwrap_or_else(|| panic!("no leader among the voters\n{}", logs(&servers)));
+    (servers, cfgs, leader)
+}
+
+/// Three voters grow to three voters and two observers and back, while a client writes: see the module
+/// documentation for everything checked.
+#[test]
+fn grow_and_shrink_observers_while_writing() {
+    let plan = EnsemblePlan::new(3, 2).with_outpost(&[1, 2, 3, 4, 5]);
+    let root = test_root();
+    let (mut servers, cfgs, leader) = start_voters(&plan, 3, root.path());
+    let rt = runtime();
+
+    // A writer on voter 1: sequential creates, each recorded once acknowledged.
+    let writer_port = plan.member(1).client;
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let rt = runtime();
+            rt.block_on(async {
+                let c = connect(writer_port).await;
+                let session = c.session_id();
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let path = format!("/w{i:06}");
+                    match tokio::time::timeout(
+                        OP,
+                        c.create(
+                            &path,
+                            b"x",
+                            &outpost_core::proto::Acl::open_unsafe(),
+                            CreateMode::Persistent,
+                        ),
+                    )
+                    .await
+                    {
+                        Ok(Ok(Ok(_))) => acked.lock().expect("lock").push(path),
+                        Ok(Ok(Err(code))) => panic!("write {path} failed: {code:?}"),
+                        Ok(Err(e)) => panic!("write {path} failed: {e}"),
+                        Err(_) => panic!("write {path} timed out"),
+                    }
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                // The session lived through both reconfigs.
+                create_on(&c, "/writer-done", b"", CreateMode::Persistent).await;
+                assert_eq!(c.session_id(), session);
+                let _ = c.close().await;
+            });
+        })
+    };
+
+    // The observers start outside the configuration and observe the leader already.
+    for m in &plan.members[3..] {
+        servers.push(start_member(&cfgs[(m.id - 1) as usize], m));
+    }
+    for m in &plan.members[3..] {
+        assert_eq!(
+            wait_mode(m.client, START).as_deref(),
+            Some("observer"),
+            "observer {} did not start\n{}",
+            m.id,
+            logs(&servers)
+        );
+    }
+
+    // Without the super user, reconfig is refused (only the super user may write /zookeeper/config).
+    let add = format!(
+        "{},{}",
+        plan.member(4).server_line(),
+        plan.member(5).server_line()
+    );
+    rt.block_on(async {
+        let c = connect(plan.member(2).client).await;
+        let r = c.reconfig(Some(&add), None, None, -1).await;
+        assert!(matches!(r, Ok(Err(ErrorCode::NoAuth))), "{r:?}");
+    });
+
+    // Grow: -add both observers through a follower (it forwards to the leader).
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let grown = rt.block_on(async {
+        let c = super_session(plan.member(follower).client).await;
+        let (data, _) = tokio::time::timeout(OP, c.reconfig(Some(&add), None, None, -1))
+            .await
+            .expect("reconfig in time")
+            .expect("reconfig sent")
+            .unwrap_or_else(|e| panic!("reconfig -add: {e:?}\n{}", logs(&servers)));
+        String::from_utf8(data).expect("utf8")
+    });
+    assert!(
+        grown.contains(&format!("server.4=127.0.0.1:{}", plan.member(4).quorum)),
+        "{grown}"
+    );
+    assert!(grown.contains(":observer;127.0.0.1:"), "{grown}");
+    for m in &plan.members {
+        assert!(
+            eventually(ELECT, || config_on(&rt, m.client).as_deref()
+                == Some(grown.as_str())),
+            "member {} does not show the grown configuration\n{}",
+            m.id,
+            logs(&servers)
+        );
+        assert_persisted(&cfgs[(m.id - 1) as usize], &grown);
+    }
+
+    // A client reading through observer 4 sees the writes, then loses its connection at the removal.
+    let (observer_client, mut events) = rt.block_on(async {
+        let (c, events) = Client::connect(
+            &format!("127.0.0.1:{}", plan.member(4).client),
+            Duration::from_secs(4),
+        )
+        .await
+        .expect("connect to observer 4");
+        let _ = c.sync("/").await;
+        let children = c
+            .get_children("/", false)
+            .await
+            .expect("read sent")
+            .expect("read on the observer");
+        assert!(children.iter().any(|n| n.starts_with('w')), "{children:?}");
+        (c, events)
+    });
+
+    // Shrink: -remove both observers, with -v naming the grown configuration's version.
+    let version = i64::from_str_radix(&version_of(&grown), 16).expect("hex version");
+    let shrunk = rt.block_on(async {
+        let c = super_session(plan.member(leader).client).await;
+        let (data, _) = tokio::time::timeout(OP, c.reconfig(None, Some("4,5"), None, version))
+            .await
+            .expect("reconfig in time")
+            .expect("reconfig sent")
+            .unwrap_or_else(|e| panic!("reconfig -remove: {e:?}\n{}", logs(&servers)));
+        // The same -v again is stale now.
+        let again = c.reconfig(None, Some("4"), None, version).await;
+        assert!(matches!(again, Ok(Err(ErrorCode::BadVersion))), "{again:?}");
+        String::from_utf8(data).expect("utf8")
+    });
+    assert!(!shrunk.contains("server.4="), "{shrunk}");
+    for m in &plan.members[..3] {
+        assert!(
+            eventually(ELECT, || config_on(&rt, m.client).as_deref()
+                == Some(shrunk.as_str())),
+            "voter {} does not show the shrunk configuration\n{}",
+            m.id,
+            logs(&servers)
+        );
+        assert_persisted(&cfgs[(m.id - 1) as usize], &shrunk);
+    }
+    // The removed observers stop serving: their client was disconnected and new sessions are refused.
+    let disconnected = rt.block_on(async {
+        tokio::time::timeout(ELECT, async {
+            while let Some(ev) = events.recv().await {
+                if ev.state == KeeperState::Disconnected {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false)
+    });
+    assert!(
+        disconnected,
+        "observer 4's client was not disconnected\n{}",
+        logs(&servers)
+    );
+    drop(observer_client);
+    for m in &plan.members[3..] {
+        assert!(
+            eventually(ELECT, || support::ensemble::srvr_mode(m.client).is_none()),
+            "removed observer {} still serves\n{}",
+            m.id,
+            logs(&servers)
+        );
+    }
+
+    // A follower restarted from its rewritten zoo.cfg (which now names zoo.cfg.dynamic.<version>) comes
+    // back with the shrunk configuration.
+    let restarted = (1..=3)
+        .find(|id| *id != leader && *id != 1)
+        .expect("a follower");
+    servers[(restarted - 1) as usize].restart();
+    assert_eq!(
+        wait_mode(plan.member(restarted).client, START).as_deref(),
+        Some("follower"),
+        "voter {restarted} did not come back\n{}",
+        logs(&servers)
+    );
+    assert_eq!(
+        config_on(&rt, plan.member(restarted).client).as_deref(),
+        Some(shrunk.as_str())
+    );
+
+    // Enough writes to span both reconfigs and some time after.
+    assert!(
+        eventually(ELECT, || acked.lock().expect("lock").len() >= 30),
+        "the writer stalled\n{}",
+        logs(&servers)
+    );
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("writer thread");
+    let acked = acked.lock().expect("lock").clone();
+    for m in &plan.members[..3] {
+        let children = rt.block_on(async {
+            let c = connect(m.client).await;
+            let _ = c.sync("/").await;
+            c.get_children("/", false)
+                .await
+                .expect("read sent")
+                .expect("children")
+        });
+        let missing: Vec<&String> = acked
+            .iter()
+            .filter(|p| !children.contains(&p[1..].to_string()))
+            .take(5)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "voter {} lost acknowledged writes {missing:?}",
+            m.id
+        );
+    }
+    drop(servers);
+}
+
+/// Apache ZooKeeper's zkCli.sh reconfigures an outpost ensemble unchanged: refused without the super
+/// user, `-add` of an observer after `addauth digest super:…` prints the committed configuration, a
+/// stale `-v` is refused, and `config` shows the new configuration.
+#[test]
+fn zkcli_reconfig_against_outpost() {
+    let plan = EnsemblePlan::new(3, 1).with_outpost(&[1, 2, 3, 4]);
+    let root = test_root();
+    let (mut servers, cfgs, _leader) = start_voters(&plan, 3, root.path());
+    let observer = plan.member(4);
+    servers.push(start_member(&cfgs[3], observer));
+    assert_eq!(
+        wait_mode(observer.client, START).as_deref(),
+        Some("observer"),
+        "{}",
+        logs(&servers)
+    );
+    let add = format!("reconfig -add {}", observer.server_line());
+    let out = support::ensemble::interop::zkcli(
+        plan.member(1).client_addr(),
+        &[
+            add.as_str(),
+            "addauth digest super:test",
+            add.as_str(),
+            "reconfig -v 1 -remove 4",
+            "config",
+        ],
+    );
+    assert!(out.contains("Insufficient permission"), "{out}");
+    let committed = out
+        .find("Committed new configuration:")
+        .unwrap_or_else(|| panic!("no committed configuration:\n{out}"));
+    let after = &out[committed..];
+    assert!(
+        after.contains(&format!(
+            "server.4=127.0.0.1:{}:{}:observer;127.0.0.1:{}",
+            observer.quorum, observer.election, observer.client
+        )),
+        "{out}"
+    );
+    assert!(after.contains("version="), "{out}");
+    assert!(out.contains("version No is not valid"), "{out}");
+    let rt = runtime();
+    let config = config_on(&rt, plan.member(2).client).expect("config readable");
+    assert!(config.contains("server.4="), "{config}");
+    drop(servers);
+}
