@@ -33,6 +33,31 @@ pub enum Command {
     /// Try it: three voters and an observer on loopback, the observer relaying every committed change
     /// (JSON lines on stdout, or NATS), with an example session.
     Quickstart(QuickstartArgs),
+    /// Change the running membership to what an edited dynamic config file says: prints the plan
+    /// (servers added, removed, changed) and applies it as one reconfig.
+    Reconfig(ReconfigArgs),
+}
+
+/// Arguments of `outpost reconfig`.
+#[derive(Debug, Args)]
+pub struct ReconfigArgs {
+    /// The edited dynamic config file (`server.N=...` lines, as in zoo.cfg.dynamic).
+    #[arg(long, value_name = "DYNAMIC_FILE")]
+    pub from_file: PathBuf,
+    /// zoo.cfg of a member (its membership says where to connect).
+    #[arg(long, short = 'c', value_name = "ZOO_CFG")]
+    pub config: PathBuf,
+    /// Print the plan without applying it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// host:port[,host:port...] to connect to instead of the members' client addresses.
+    #[arg(long, value_name = "HOSTS")]
+    pub server: Option<String>,
+    /// `user:password` for `addauth digest` (the super user, whose digest is zoo.cfg's
+    /// `DigestAuthenticationProvider.superDigest`); the environment variable `OUTPOST_RECONFIG_AUTH`
+    /// keeps it out of the process list.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub auth: Option<String>,
 }
 
 /// Arguments of `outpost quickstart`.

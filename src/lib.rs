@@ -7,5 +7,6 @@ pub mod cli_args;
 pub mod conf_cmd;
 pub mod ensemble_cmd;
 pub mod quickstart;
+pub mod reconfig_cmd;
 pub mod relay_cmd;
 pub mod server_cmd;

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
             init_tracing_with("warn");
             return report(outpost::quickstart::run(&args), "quickstart");
         }
+        Command::Reconfig(args) => return report(outpost::reconfig_cmd::run(&args), "reconfig"),
         Command::Relay(outpost::cli_args::RelayCommand::Tail(args)) => {
             return report(outpost::relay_cmd::run_tail(&args), "relay tail")
         }
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
         Command::Relay(_) => "relay",
         Command::Bench(_) => "bench",
         Command::Quickstart(_) => "quickstart",
+        Command::Reconfig(_) => "reconfig",
     };
     eprintln!("outpost {name}: not built yet (see the project's issues)");
     ExitCode::from(2)

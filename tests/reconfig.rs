@@ -400,3 +400,102 @@ fn zkcli_reconfig_against_outpost() {
     assert!(config.contains("server.4="), "{config}");
     drop(servers);
 }
+
+/// Runs `outpost reconfig` with `args`; returns (success, stdout + stderr).
+fn outpost_reconfig(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(support::outpost_bin())
+        .arg("reconfig")
+        .args(args)
+        .output()
+        .expect("run outpost reconfig");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `outpost reconfig --from-file`: a dry run prints the plan for an addition, a removal and a role
+/// change without changing anything; applying a file that adds an observer commits exactly that, and
+/// without the super user's password the ensemble refuses it.
+#[test]
+fn from_file_plans_and_applies() {
+    let plan = EnsemblePlan::new(3, 1).with_outpost(&[1, 2, 3, 4]);
+    let root = test_root();
+    let (mut servers, cfgs, _leader) = start_voters(&plan, 3, root.path());
+    let observer = plan.member(4);
+    servers.push(start_member(&cfgs[3], observer));
+    assert_eq!(
+        wait_mode(observer.client, START).as_deref(),
+        Some("observer"),
+        "{}",
+        logs(&servers)
+    );
+    let cfg = cfgs[0].display().to_string();
+    let edited = root.path().join("edited.dynamic");
+    let mut role_changed = plan.member(3).clone();
+    role_changed.observer = true;
+    let text = format!(
+        "{}\n{}\n{}\n",
+        plan.member(1).server_line(),
+        role_changed.server_line(),
+        observer.server_line()
+    );
+    std::fs::write(&edited, text).expect("write edited file");
+    let file = edited.display().to_string();
+    let (ok, out) = outpost_reconfig(&["--from-file", &file, "--config", &cfg, "--dry-run"]);
+    assert!(ok, "{out}");
+    for needle in [
+        "running configuration version 0: 3 voters, 0 observers",
+        "add     server.4 as observer",
+        "remove  server.2 (participant)",
+        "change  server.3: participant -> observer",
+        "-remove 2 -v 0",
+    ] {
+        assert!(out.contains(needle), "plan lacks {needle:?}:\n{out}");
+    }
+    let rt = runtime();
+    let before = config_on(&rt, plan.member(1).client).expect("config");
+    assert!(
+        !before.contains("server.4="),
+        "a dry run changed the configuration: {before}"
+    );
+
+    // Apply: keep the voters, add the observer.
+    let text = format!(
+        "{}{}\n",
+        EnsemblePlan {
+            members: plan.members[..3].to_vec()
+        }
+        .dynamic_config(),
+        observer.server_line()
+    );
+    std::fs::write(&edited, text).expect("write edited file");
+    let (ok, out) = outpost_reconfig(&["--from-file", &file, "--config", &cfg]);
+    assert!(!ok, "applied without the super user:\n{out}");
+    assert!(out.contains("Insufficient permission"), "{out}");
+    let (ok, out) = outpost_reconfig(&[
+        "--from-file",
+        &file,
+        "--config",
+        &cfg,
+        "--auth",
+        "super:test",
+    ]);
+    assert!(ok, "{out}\n{}", logs(&servers));
+    assert!(out.contains("Committed new configuration:"), "{out}");
+    let after = config_on(&rt, plan.member(2).client).expect("config");
+    assert!(after.contains(":observer;"), "{after}");
+    // Applying the same file again is a no-op.
+    let (ok, out) = outpost_reconfig(&[
+        "--from-file",
+        &file,
+        "--config",
+        &cfg,
+        "--auth",
+        "super:test",
+    ]);
+    assert!(ok && out.contains("nothing to change"), "{out}");
+    drop(servers);
+}
