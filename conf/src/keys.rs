@@ -241,7 +241,7 @@ pub const KEYS: &[KeyDef] = &[
         "reconfigEnabled",
         "false",
         Bool(Strict),
-        Accepted,
+        Honoured,
         "allow the reconfig operation and config versioning",
     ),
     k(

@@ -258,7 +258,7 @@ fn reconfig_adds_a_voter_and_removes_one() {
 }
 
 /// Reconfigs under crashes and partitions (two configurations active while proposals are in flight,
-/// the leader itself possibly removed): every invariant holds, every reconfig eventually commits, and
+/// the leader itself possibly removed, a removed server added back, an observer turned voter): every invariant holds, every reconfig eventually commits, and
 /// the survivors converge on one configuration with every acknowledged write.
 #[test]
 fn reconfigs_under_faults_stay_safe() {
@@ -279,9 +279,10 @@ fn reconfigs_under_faults_stay_safe() {
             step(4_000, None, Some("4")),
             step(7_000, None, Some(&(1 + seed % 3).to_string())),
             step(10_000, Some(line(4, "observer")), None),
+            step(13_000, Some(line(4, "participant")), None),
         ];
         let report = run_seed(cfg);
-        assert_eq!(report.reconfigs, 4, "seed {seed}");
+        assert_eq!(report.reconfigs, 5, "seed {seed}");
     }
 }
 
@@ -357,6 +358,37 @@ fn reconfig_waits_for_both_quorums() {
         assert_eq!(report.reconfigs, 2, "seed {seed}");
         assert!(
             !report.final_config.contains("server.1="),
+            "{}",
+            report.final_config
+        );
+    }
+}
+
+/// Role changes by reconfig: a voter becomes an observer and the observer becomes a voter (each
+/// leaves its role and comes back in the other); the ensemble ends with voters 1, 2, 4 and observer 3.
+#[test]
+fn reconfig_swaps_roles() {
+    for seed in 530..=532u64 {
+        let mut cfg = SimConfig::new(seed);
+        cfg.faults = false;
+        cfg.safety_ms = 6_000;
+        cfg.reconfigs = vec![
+            step(1_500, Some(line(4, "participant")), None),
+            step(3_000, Some(line(3, "observer")), None),
+        ];
+        let report = run_seed(cfg);
+        assert_eq!(report.reconfigs, 2);
+        assert!(
+            report
+                .final_config
+                .contains("server.3=sim3:2888:3888:observer"),
+            "{}",
+            report.final_config
+        );
+        assert!(
+            report
+                .final_config
+                .contains("server.4=sim4:2888:3888:participant"),
             "{}",
             report.final_config
         );

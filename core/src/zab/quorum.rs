@@ -3,7 +3,7 @@
 //! group's weight), with the voter/observer split every quorum question starts from.
 //!
 //! This module does not parse `zoo.cfg` or render the configuration text: `outpost-conf` does that
-//! (its `QuorumSpec` has the same rules over bare `u64` ids) and the composition root converts. The
+//! (its `QuorumSpec` has the same rules over bare `u64` ids) and `zab::reconfig::verifier_of` converts. The
 //! election engine only asks four questions: who votes, what weight a candidate has, whether a set
 //! of acks is a quorum, and which configuration version is active.
 
