@@ -499,3 +499,75 @@ fn from_file_plans_and_applies() {
     assert!(ok && out.contains("nothing to change"), "{out}");
     drop(servers);
 }
+
+/// A mixed ensemble (one Apache ZooKeeper 3.8 voter, two outpost voters) adds and removes an outpost
+/// observer by a reconfig sent through the Java member: every member, Java included, shows each
+/// committed configuration, so the reconfig packets and texts are understood both ways.
+#[test]
+fn mixed_java_outpost_reconfig() {
+    let plan = EnsemblePlan::new(3, 1).with_outpost(&[2, 3, 4]);
+    let root = test_root();
+    let (mut servers, cfgs, _leader) = start_voters(&plan, 3, root.path());
+    let observer = plan.member(4);
+    servers.push(start_member(&cfgs[3], observer));
+    assert_eq!(
+        wait_mode(observer.client, START).as_deref(),
+        Some("observer"),
+        "{}",
+        logs(&servers)
+    );
+    let rt = runtime();
+    let java = plan.member(1).client;
+    let grown = rt.block_on(async {
+        let c = super_session(java).await;
+        let (data, _) = tokio::time::timeout(
+            OP,
+            c.reconfig(Some(&observer.server_line()), None, None, -1),
+        )
+        .await
+        .expect("reconfig in time")
+        .expect("reconfig sent")
+        .unwrap_or_else(|e| panic!("reconfig -add through Java: {e:?}\n{}", logs(&servers)));
+        String::from_utf8(data).expect("utf8")
+    });
+    assert!(grown.contains("server.4="), "{grown}");
+    for m in &plan.members {
+        assert!(
+            eventually(ELECT, || config_on(&rt, m.client).as_deref()
+                == Some(grown.as_str())),
+            "member {} does not show the grown configuration\n{grown}\n{}",
+            m.id,
+            logs(&servers)
+        );
+    }
+    let shrunk = rt.block_on(async {
+        let c = super_session(plan.member(2).client).await;
+        let (data, _) = tokio::time::timeout(OP, c.reconfig(None, Some("4"), None, -1))
+            .await
+            .expect("reconfig in time")
+            .expect("reconfig sent")
+            .unwrap_or_else(|e| {
+                panic!(
+                    "reconfig -remove through outpost: {e:?}\n{}",
+                    logs(&servers)
+                )
+            });
+        String::from_utf8(data).expect("utf8")
+    });
+    for m in &plan.members[..3] {
+        assert!(
+            eventually(ELECT, || config_on(&rt, m.client).as_deref()
+                == Some(shrunk.as_str())),
+            "voter {} does not show the shrunk configuration\n{shrunk}\n{}",
+            m.id,
+            logs(&servers)
+        );
+    }
+    assert!(
+        eventually(ELECT, || support::ensemble::srvr_mode(observer.client)
+            .is_none()),
+        "removed observer still serves\n{}",
+        logs(&servers)
+    );
+    drop(servers);
+}
