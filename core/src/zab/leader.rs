@@ -509,8 +509,18 @@ impl Peer {
                 .collect()
         };
         let epoch = self.leader().new_epoch;
+        // NEWLEADER's configuration: while the leader is being established, the last seen one (a
+        // reconfig its predecessor proposed is committed by this establishment, `Leader.lead`); once
+        // established, the committed one, since a reconfig in flight is not committed yet and reaches
+        // the learner as its PROPOSAL (then COMMITANDACTIVATE), so the learner never activates it early
+        // at UPTODATE.
+        let text = if self.leader().phase == LeaderPhase::Broadcast {
+            self.cfg.config_text.clone()
+        } else {
+            self.newleader_config_text()
+        };
         // LearnerHandler: syncs to followers are exempt from the throttle (the quorum needs them).
-        if !self.queue_sync(link, peer_last, &in_flight, epoch, !observer) {
+        if !self.queue_sync(link, peer_last, &in_flight, epoch, !observer, text) {
             self.leader().handlers.remove(&link);
             self.close_learner(link);
             return;

@@ -197,7 +197,8 @@ impl Peer {
             (OmState::AwaitAckEpoch, PacketType::AckEpoch) => {
                 let epoch = self.current_epoch;
                 // Observers are never essential: the throttle may refuse them.
-                if !self.queue_sync(link, Zxid(packet.zxid), &[], epoch, false) {
+                let text = self.cfg.config_text.clone();
+                if !self.queue_sync(link, Zxid(packet.zxid), &[], epoch, false, text) {
                     self.om_on_disconnect(link);
                     self.close_learner(link);
                     return;

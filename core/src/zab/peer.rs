@@ -701,6 +701,9 @@ impl Peer {
     }
 
     pub(crate) fn perform_election(&mut self, out: crate::zab::election::Outbox) {
+        // A newer configuration restarts the election: a verdict later in the same outbox was
+        // reached under the old one and is dropped (Java shuts that election down).
+        let mut restarted = false;
         for action in out.actions {
             match action {
                 ElectionAction::Send { to, notification } => {
@@ -718,6 +721,7 @@ impl Peer {
                         });
                     }
                 }
+                ElectionAction::Elected(_) if restarted => {}
                 ElectionAction::Elected(elected) => {
                     tracing::info!(
                         "election over: leader {} (zxid {}, round {}), this server {:?}",
@@ -758,7 +762,7 @@ impl Peer {
                     }
                 }
                 ElectionAction::NewerConfig { from, config, .. } => {
-                    self.on_newer_config(from, &config);
+                    restarted |= self.on_newer_config(from, &config);
                 }
                 ElectionAction::PeerLooking { .. } => {}
             }
@@ -1057,6 +1061,7 @@ impl Peer {
         in_flight: &[(Zxid, std::sync::Arc<[u8]>)],
         epoch: Epoch,
         essential: bool,
+        newleader_config: Vec<u8>,
     ) -> bool {
         use crate::proto::quorum::PacketType;
         use crate::zab::learner_link::SyncKind;
@@ -1111,7 +1116,7 @@ impl Peer {
         packets.push(QuorumPacket::with_data(
             PacketType::NewLeader,
             Zxid::new(epoch, 0).0,
-            self.newleader_config_text(),
+            newleader_config,
         ));
         for packet in packets {
             self.link_send(link, packet);

@@ -255,19 +255,19 @@ impl Peer {
 
     /// A LOOKING server heard of a newer configuration in an election notification
     /// (`FastLeaderElection.Messenger`: `processReconfig(rqv, null, null, false)`, then restart the
-    /// election if membership changed).
-    pub(crate) fn on_newer_config(&mut self, from: ServerId, config: &[u8]) {
+    /// election if membership changed). Returns whether the election restarted.
+    pub(crate) fn on_newer_config(&mut self, from: ServerId, config: &[u8]) -> bool {
         if !self.reconfig_enabled() {
             tracing::warn!(
                 "server {from} has a newer configuration, but reconfigEnabled is false; ignoring it"
             );
-            return;
+            return false;
         }
         let m = match Membership::from_text(config) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!("configuration from server {from} does not parse: {e}");
-                return;
+                return false;
             }
         };
         let old = self.cfg.verifier.clone();
@@ -279,7 +279,9 @@ impl Peer {
         if changed && matches!(self.role, RoleState::Looking) {
             tracing::info!("restarting leader election with configuration from server {from}");
             self.restart_election_after_reconfig();
+            return true;
         }
+        false
     }
 
     /// What a reconfig request needs from this leader (`isQuorumSynced`'s candidates and the two
