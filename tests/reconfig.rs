@@ -571,3 +571,69 @@ fn mixed_java_outpost_reconfig() {
     );
     drop(servers);
 }
+
+/// A voter joins (it syncs first as a non-voting follower), then the leader is removed: the new
+/// configuration's designated leader takes over without an election, the removed leader stops
+/// serving, and writes go on.
+#[test]
+fn add_a_voter_then_remove_the_leader() {
+    let mut plan = EnsemblePlan::new(3, 1).with_outpost(&[1, 2, 3, 4]);
+    plan.members[3].observer = false;
+    let root = test_root();
+    let (mut servers, cfgs, leader) = start_voters(&plan, 3, root.path());
+    let joiner = plan.member(4);
+    servers.push(start_member(&cfgs[3], joiner));
+    assert_eq!(
+        wait_mode(joiner.client, START).as_deref(),
+        Some("follower"),
+        "the joiner did not sync as a non-voting follower\n{}",
+        logs(&servers)
+    );
+    let rt = runtime();
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    rt.block_on(async {
+        let c = super_session(plan.member(follower).client).await;
+        tokio::time::timeout(OP, c.reconfig(Some(&joiner.server_line()), None, None, -1))
+            .await
+            .expect("reconfig in time")
+            .expect("reconfig sent")
+            .unwrap_or_else(|e| panic!("reconfig -add a voter: {e:?}\n{}", logs(&servers)));
+        tokio::time::timeout(OP, c.reconfig(None, Some(&leader.to_string()), None, -1))
+            .await
+            .expect("reconfig in time")
+            .expect("reconfig sent")
+            .unwrap_or_else(|e| panic!("reconfig -remove the leader: {e:?}\n{}", logs(&servers)));
+    });
+    let remaining: Vec<_> = plan
+        .members
+        .iter()
+        .filter(|m| m.id != leader)
+        .cloned()
+        .collect();
+    let new_leader = find_leader(&remaining, ELECT)
+        .unwrap_or_else(|| panic!("no leader after removing {leader}\n{}", logs(&servers)));
+    assert_ne!(new_leader, leader);
+    assert!(
+        eventually(ELECT, || support::ensemble::srvr_mode(
+            plan.member(leader).client
+        )
+        .is_none()),
+        "the removed leader still serves\n{}",
+        logs(&servers)
+    );
+    rt.block_on(async {
+        let c = connect(plan.member(new_leader).client).await;
+        create_on(&c, "/after-handoff", b"x", CreateMode::Persistent).await;
+    });
+    let handoff = servers.iter().filter(|s| s.member.id != leader).any(|s| {
+        std::fs::read_to_string(s.log_path())
+            .unwrap_or_default()
+            .contains("reconfig hand-off")
+    });
+    assert!(
+        handoff,
+        "no member took its role by hand-off\n{}",
+        logs(&servers)
+    );
+    drop(servers);
+}

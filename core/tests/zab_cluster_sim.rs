@@ -394,3 +394,38 @@ fn reconfig_swaps_roles() {
         );
     }
 }
+
+/// Removing the leader hands leadership over without an election: after the three original voters
+/// leave, the new voters take their roles from the designated leader the COMMITANDACTIVATE names.
+#[test]
+fn removing_the_leader_hands_off() {
+    for seed in 540..=542u64 {
+        let mut cfg = SimConfig::new(seed);
+        cfg.faults = false;
+        cfg.voters = 3;
+        cfg.observers = 0;
+        cfg.spares = 2;
+        cfg.spare_observers = false;
+        cfg.safety_ms = 6_000;
+        cfg.reconfigs = vec![
+            step(
+                1_000,
+                Some(format!(
+                    "{},{}",
+                    line(4, "participant"),
+                    line(5, "participant")
+                )),
+                None,
+            ),
+            step(3_000, None, Some("1,2,3")),
+        ];
+        let report = run_seed(cfg);
+        assert_eq!(report.reconfigs, 2, "seed {seed}");
+        // The designated leader leads and the other new voter follows it, both without electing.
+        assert!(
+            report.handoffs >= 2,
+            "seed {seed}: {} hand-offs",
+            report.handoffs
+        );
+    }
+}

@@ -200,6 +200,8 @@ pub struct SimReport {
     pub learners_checked_at_uptodate: u64,
     /// Reconfigs that succeeded.
     pub reconfigs: u64,
+    /// Roles taken by a reconfig's hand-off (no election), summed over the servers' last incarnations.
+    pub handoffs: u64,
     /// The committed configuration at the end (the text of the converged servers).
     pub final_config: String,
     /// Servers outside their own final configuration that still serve clients (a removed server
@@ -266,6 +268,9 @@ enum Event {
     Reconfig,
     Isolate {
         nodes: Vec<u64>,
+    },
+    LinkClose {
+        link: LinkId,
     },
     Rejoin,
 }
@@ -359,6 +364,8 @@ pub struct ClusterSim {
     /// The next reconfig to issue (index into `cfg.reconfigs`) and whether one is in flight.
     next_reconfig: usize,
     reconfig_in_flight: bool,
+    /// When the admin client of the reconfig in flight connected.
+    reconfig_since: u64,
 }
 
 const NET_MIN_MS: u64 = 1;
@@ -413,6 +420,7 @@ impl ClusterSim {
             leader_digests: HashMap::new(),
             next_reconfig: 0,
             reconfig_in_flight: false,
+            reconfig_since: 0,
         }
     }
 
@@ -901,6 +909,20 @@ impl ClusterSim {
             }
             Event::Reconfig => self.issue_reconfig(),
             Event::Isolate { nodes } => self.isolate(&nodes),
+            Event::LinkClose { link } => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    if l.open {
+                        l.open = false;
+                        let (learner, li) = (l.learner, l.learner_inc);
+                        if self.alive_inc(learner, li)
+                            && self.nodes[&learner].leader_link == Some(link)
+                        {
+                            self.nodes.get_mut(&learner).expect("node").leader_link = None;
+                            self.input(learner, PeerInput::LeaderDisconnected);
+                        }
+                    }
+                }
+            }
             Event::Rejoin => {
                 self.log("scripted partition healed".into());
                 self.partition.clear();
@@ -1111,19 +1133,16 @@ impl ClusterSim {
                 );
             }
             PeerAction::CloseLearner { link } => {
-                if let Some(l) = self.links.get_mut(&link) {
-                    if l.open {
-                        l.open = false;
-                        let (learner, li) = (l.learner, l.learner_inc);
-                        if self.alive_inc(learner, li)
-                            && self.nodes[&learner].leader_link == Some(link)
-                        {
-                            self.nodes.get_mut(&learner).expect("node").leader_link = None;
-                            // Delivered later, like a socket close the learner notices.
-                            self.input(learner, PeerInput::LeaderDisconnected);
-                        }
-                    }
-                }
+                // Like the driver's writer: packets queued before the close are still delivered (a
+                // stepping-down leader's last COMMITANDACTIVATE must reach its followers).
+                let at = self.links.get(&link).map_or(self.now, |l| {
+                    l.last_delivery
+                        .get(&Side::ToLearner)
+                        .copied()
+                        .unwrap_or(0)
+                        .max(self.now)
+                });
+                self.schedule(at, Event::LinkClose { link });
             }
             PeerAction::Log { zxid, entry } => {
                 let node = self.nodes.get_mut(&id).expect("node");
@@ -1298,7 +1317,26 @@ impl ClusterSim {
         if self.next_reconfig >= self.cfg.reconfigs.len() {
             return;
         }
-        // The admin client may have vanished with its server (crash, refused session).
+        // The admin client may have vanished with its server (crash, refused session), or waited too
+        // long (a real client's timeout: e.g. its session was being created when its observer lost
+        // the leader); then it gives up and tries again.
+        if self.reconfig_in_flight && self.now.saturating_sub(self.reconfig_since) > 5_000 {
+            let stale: Vec<u64> = self
+                .clients
+                .iter()
+                .filter(|(_, c)| c.admin)
+                .map(|(k, _)| *k)
+                .collect();
+            for client in stale {
+                if let Some(c) = self.clients.remove(&client) {
+                    self.conn_owner.remove(&(c.node, c.conn));
+                    self.log(format!(
+                        "reconfig client {client} gives up on node {}",
+                        c.node
+                    ));
+                }
+            }
+        }
         if !self.clients.values().any(|c| c.admin) {
             self.reconfig_in_flight = false;
         }
@@ -1317,7 +1355,12 @@ impl ClusterSim {
             return;
         }
         let node = ids[self.rng.below(ids.len() as u64) as usize];
+        self.log(format!(
+            "reconfig {}: connecting through node {node}",
+            self.next_reconfig
+        ));
         self.reconfig_in_flight = true;
+        self.reconfig_since = self.now;
         self.connect_client(node, true);
         // A lost connection (crash, partition) is retried.
         self.schedule(self.now + 3_000, Event::Reconfig);
@@ -1733,6 +1776,7 @@ impl ClusterSim {
                 syncs.1 += s.diff_syncs;
                 syncs.2 += s.trunc_syncs;
                 self.report.syncs_throttled += s.syncs_throttled;
+                self.report.handoffs += s.handoffs;
             }
         }
         self.report.syncs = syncs;

@@ -483,6 +483,34 @@ impl Election {
         self.cfg.config_text = config_text;
     }
 
+    /// `QuorumPeer.updateVote` + `updateServerState` after a reconfig named a designated leader:
+    /// Java skips the election and takes the role at once; the vote becomes (`leader`, `zxid`) in the
+    /// current round with this server's new state, so LOOKING peers are pointed at the new leader.
+    /// Returns the role this server takes (leading when it is the designated leader).
+    pub fn adopt_leader(&mut self, leader: ServerId, zxid: Zxid) -> Role {
+        let role = if leader == self.cfg.my_id {
+            Role::Leading
+        } else if self.cfg.learner_type == LearnerType::Participant {
+            Role::Following
+        } else {
+            Role::Observing
+        };
+        let peer_epoch = self.current_vote.map_or(-1, |v| v.peer_epoch);
+        self.state = role.server_state();
+        self.started = false;
+        self.finalize = None;
+        self.recvset.clear();
+        self.outofelection.clear();
+        self.loopback.clear();
+        self.current_vote = Some(Vote::looking(
+            leader.0 as i64,
+            zxid.0,
+            self.logical_clock,
+            peer_epoch,
+        ));
+        role
+    }
+
     /// The settings.
     pub fn config(&self) -> &ElectionConfig {
         &self.cfg

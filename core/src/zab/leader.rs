@@ -745,6 +745,7 @@ impl Peer {
             if designated.is_some_and(|d| d != self.cfg.my_id) {
                 tracing::warn!("this leader is not the designated leader any more; stepping down");
                 self.abdicate = true;
+                self.handoff = designated;
                 return;
             }
         }

@@ -320,7 +320,7 @@ impl Peer {
                         let entry = entry.to_vec();
                         if let Some(m) = reconfig_membership(&entry) {
                             if self.activate(m, Some(designated)) {
-                                return self.leave_after_reconfig();
+                                return self.leave_after_reconfig(Some(designated));
                             }
                         }
                         let inform =
@@ -523,15 +523,18 @@ impl Peer {
         }
         if let Some(m) = config {
             if self.activate(m, Some(designated)) {
-                self.leave_after_reconfig();
+                self.leave_after_reconfig(Some(designated));
             }
         }
     }
 
     /// A major change (`processReconfig` returned true: new learner type, removed, or another leader):
     /// leave the role as Java does by throwing out of `followLeader` / `observeLeader`.
-    fn leave_after_reconfig(&mut self) {
+    /// `designated` is the leader the reconfig named (none at UPTODATE): the server then takes its
+    /// new role at once (see `Peer::take_designated_role`), else it elects.
+    fn leave_after_reconfig(&mut self, designated: Option<ServerId>) {
         tracing::info!("changes proposed in reconfig: leaving the role");
+        self.handoff = designated;
         self.go_looking();
     }
 
@@ -593,7 +596,7 @@ impl Peer {
             let major = self.activate(m, None);
             self.server.init_config(&text, self.cfg.verifier.version());
             if major {
-                return self.leave_after_reconfig();
+                return self.leave_after_reconfig(None);
             }
         }
         let observer = self.learner().observer;
@@ -702,7 +705,7 @@ impl Peer {
         }
         self.om_inform_as(zxid, &entry, Some(designated));
         if major {
-            self.leave_after_reconfig();
+            self.leave_after_reconfig(Some(designated));
         }
     }
 
@@ -725,7 +728,7 @@ impl Peer {
             entry,
         ));
         if major && matches!(self.role, RoleState::Learning(_)) {
-            self.leave_after_reconfig();
+            self.leave_after_reconfig(Some(designated));
         }
     }
 

@@ -376,6 +376,9 @@ pub struct Peer {
     pub(crate) link_states: BTreeMap<LinkId, LinkState>,
     /// The last seen configuration while a reconfig is in flight (see `zab::reconfig`).
     pub(crate) last_seen: Option<crate::zab::reconfig::Membership>,
+    /// A committed reconfig named this leader when this server leaves its role (see
+    /// `zab::reconfig`'s hand-off): it takes its new role at once instead of electing.
+    pub(crate) handoff: Option<ServerId>,
     /// A committed reconfig removed this server: it stops serving; it keeps looking (a LOOKING
     /// non-voter, so the others see it looking and nobody counts it) but never takes a role.
     pub(crate) removed: bool,
@@ -402,6 +405,8 @@ pub struct PeerStats {
     pub snap_bytes_received: u64,
     /// Observer syncs refused by `maxConcurrentSnapSyncs` / `maxConcurrentDiffSyncs`.
     pub syncs_throttled: u64,
+    /// Roles taken after a reconfig's hand-off, without an election.
+    pub handoffs: u64,
 }
 
 impl std::fmt::Debug for Peer {
@@ -463,6 +468,7 @@ impl Peer {
             detached: false,
             link_states: BTreeMap::new(),
             last_seen: None,
+            handoff: None,
             removed: false,
             cfg,
         };
@@ -816,6 +822,11 @@ impl Peer {
             self.fast_forward();
         }
         self.set_role_name(PeerRole::Looking);
+        if let Some(designated) = self.handoff.take() {
+            if self.take_designated_role(designated) {
+                return;
+            }
+        }
         if observer_delay && self.cfg.observer_election_delay_ms > 0 {
             // Observer.shutdown: sleep a random time in [0, observer.election.DelayMs) so a fleet of
             // observers does not stampede the next leader.

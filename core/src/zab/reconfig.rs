@@ -253,6 +253,29 @@ impl Peer {
         role_change || leader_change || self.removed
     }
 
+    /// The hand-off (`QuorumPeer.updateServerState` with `reconfigFlag` set): after a committed reconfig
+    /// named `designated` as leader, a member of the new configuration leads (if designated) or
+    /// follows / observes it straight away, without an election; discovery still establishes the new
+    /// epoch, so this only saves the election's time. Returns false when this server must elect
+    /// instead (it was removed, or the designated leader does not vote in the configuration).
+    pub(crate) fn take_designated_role(&mut self, designated: ServerId) -> bool {
+        let me = self.cfg.my_id;
+        let member = self.cfg.verifier.is_voter(me) || self.cfg.is_observer();
+        if self.removed || !member || !self.cfg.verifier.is_voter(designated) {
+            return false;
+        }
+        let role = self.election.adopt_leader(designated, self.last_logged);
+        tracing::info!("reconfig hand-off: {role:?} server {designated} without an election");
+        self.election_resume_at = None;
+        self.stats.handoffs += 1;
+        match role {
+            crate::zab::election::Role::Leading => self.become_leader(),
+            crate::zab::election::Role::Following => self.become_learner(designated, false),
+            crate::zab::election::Role::Observing => self.become_learner(designated, true),
+        }
+        true
+    }
+
     /// A LOOKING server heard of a newer configuration in an election notification
     /// (`FastLeaderElection.Messenger`: `processReconfig(rqv, null, null, false)`, then restart the
     /// election if membership changed). Returns whether the election restarted.
