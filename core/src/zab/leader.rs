@@ -332,6 +332,18 @@ impl Peer {
         else {
             return self.drop_learner(link, "learner info without a server id");
         };
+        // LearnerHandler.run: a learner with a later activated configuration than this leader's is
+        // refused (it must not sync from a leader of an older configuration).
+        if let Some(v) = info.config_version {
+            if v > self.cfg.verifier.version() {
+                return self.drop_learner(
+                    link,
+                    &format!(
+                        "server {sid} is ahead of the leader (has a later activated configuration {v:x})"
+                    ),
+                );
+            }
+        }
         // A follower outside the voting set is a non-voting follower (Java's too): it syncs and acks,
         // and its acks count only in a configuration where it votes (a voter being added by reconfig
         // must be synced before the reconfig: `isQuorumSynced`).
