@@ -243,7 +243,12 @@ impl Peer {
         let now = self.now_ms;
         if let Some(state) = self.link_states.get_mut(&link) {
             match packet.packet_type() {
-                Some(PacketType::Inform | PacketType::Commit) => state.lag.committed(now),
+                Some(
+                    PacketType::Inform
+                    | PacketType::Commit
+                    | PacketType::InformAndActivate
+                    | PacketType::CommitAndActivate,
+                ) => state.lag.committed(now),
                 Some(PacketType::Ping) => state.lag.ping_sent(),
                 _ => {}
             }
