@@ -17,7 +17,8 @@ timed from process start until it reports `Mode: observer` and its `zk_znode_cou
 leader's, i.e. it serves the whole tree. Repeated --serve-rounds times per system.
 
 Usage: scripts/bench-observers.py [--duration S] [--clients N] [--depth D] [--znodes N]
-          [--serve-rounds N] [--tick MS] [--out DIR] [--only op|zk]
+          [--serve-rounds N] [--tick MS] [--out DIR] [--only op|zk] [--topologies 3v0o,3v4o,...]
+          [--observer-masters]   (outpost's observers sync from followers' observerMasterPort.N)
 Env: OUTPOST_BIN=path uses that binary instead of building a release one (copied first).
 Needs: java, /usr/share/java/zookeeper.jar (apt-get install zookeeper), cargo.
 Results: one JSON file per run, summary.json and summary.md (the README table) in --out.
@@ -95,18 +96,22 @@ def znode_count(port):
 class Ensemble:
     """One system's members for one topology: `voters` participants then `observers` observers."""
 
-    def __init__(self, system, binary, work, voters, observers, tick, extra_observers=0):
+    def __init__(self, system, binary, work, voters, observers, tick, extra_observers=0, masters=False):
         self.system, self.binary, self.tick = system, binary, tick
         self.voters, self.observers = voters, observers
         self.dir = tempfile.mkdtemp(prefix=f"{system}-{voters}v{observers}o-", dir=work)
         total = voters + observers + extra_observers
-        ports = free_ports(3 * total)
+        ports = free_ports(4 * total)
         self.members = []
         for i in range(total):
             sid = i + 1
-            client, quorum, election = ports[3 * i : 3 * i + 3]
+            client, quorum, election, master = ports[4 * i : 4 * i + 4]
             self.members.append({"sid": sid, "client": client, "quorum": quorum, "election": election,
-                                 "observer": i >= voters})
+                                 "master": master, "observer": i >= voters})
+        # outpost only: followers serve observers on their own observer-master ports
+        # (`observerMasterPort.N`); ZooKeeper's single `observerMasterPort` cannot give several servers
+        # on one host different ports.
+        self.masters = masters and system == "op"
         self.procs = {}
 
     def dynamic(self, sids):
@@ -133,6 +138,8 @@ class Ensemble:
                f"dynamicConfigFile={os.path.join(mdir, 'zoo.cfg.dynamic')}"]
         if m["observer"]:
             cfg.append("peerType=observer")
+        if self.masters:
+            cfg += [f"observerMasterPort.{v['sid']}={v['master']}" for v in self.members if not v["observer"]]
         with open(os.path.join(mdir, "zoo.cfg"), "w") as f:
             f.write("\n".join(cfg) + "\n")
         log = open(os.path.join(mdir, "server.log"), "ab")
@@ -202,7 +209,7 @@ def bench(binary, out, name, servers, label, *args):
 
 def run_topology(sys_, binary, work, out, voters, observers, a):
     label = "outpost" if sys_ == "op" else "zookeeper"
-    ens = Ensemble(sys_, binary, work, voters, observers, a.tick)
+    ens = Ensemble(sys_, binary, work, voters, observers, a.tick, masters=a.observer_masters)
     try:
         ens.start_all()
         ens.wait_settled([m["sid"] for m in ens.members])
@@ -257,6 +264,9 @@ def main():
     p.add_argument("--tick", type=int, default=2000)
     p.add_argument("--out")
     p.add_argument("--only", choices=["op", "zk"])
+    p.add_argument("--observer-masters", action="store_true",
+                   help="outpost's observers sync from followers (observerMasterPort.N), not the leader")
+    p.add_argument("--topologies", help="comma-separated subset, e.g. 3v0o,3v4o (default: all)")
     a = p.parse_args()
 
     work = tempfile.mkdtemp(prefix="outpost-obs-bench.")
@@ -274,7 +284,10 @@ def main():
 
     results = {s: {} for s in systems}
     order = list(systems)
-    for voters, observers in TOPOLOGIES:
+    topologies = TOPOLOGIES
+    if a.topologies:
+        topologies = [t for t in TOPOLOGIES if f"{t[0]}v{t[1]}o" in a.topologies.split(",")]
+    for voters, observers in topologies:
         for s in order:
             print(f"== {s}: {voters} voters + {observers} observers ==", file=sys.stderr)
             results[s][f"{voters}v{observers}o"] = run_topology(s, binary, work, out, voters, observers, a)
@@ -303,11 +316,11 @@ def main():
     lines = ["| ensemble | " + " | ".join(
         f"{names[s]} writes/s (vs 3 voters) | {names[s]} write p99 ms | {names[s]} reads/s" for s in systems) + " |",
         "| --- |" + " --- | --- | --- |" * len(systems)]
-    for voters, observers in TOPOLOGIES:
+    for voters, observers in topologies:
         key = f"{voters}v{observers}o"
         cells = []
         for s in systems:
-            r, base = results[s][key], results[s]["3v0o"]
+            r, base = results[s][key], results[s].get("3v0o", results[s][key])
             cells.append(f"{r['write_ops']:,.0f} ({100 * r['write_ops'] / base['write_ops']:.0f}%) | "
                          f"{r['write_p99_ms']:.1f} | {r['read_ops']:,.0f}")
         shape = f"{voters} voters" + (f" + {observers} observer{'s' if observers > 1 else ''}" if observers else "")
@@ -322,7 +335,7 @@ def main():
         ratio = statistics.median(r["seconds"] for r in serve["op"]) / statistics.median(
             r["seconds"] for r in serve["zk"])
         lines.append(f"outpost / ZooKeeper time-to-serve ratio: {ratio:.2f}.")
-    if all("3v4o" in results[s] for s in systems):
+    if all(k in results[s] for s in systems for k in ("3v0o", "3v4o", "7v0o")):
         for s in systems:
             t = results[s]
             keep = t["3v4o"]["write_ops"] / t["3v0o"]["write_ops"]

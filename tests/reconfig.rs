@@ -505,9 +505,25 @@ fn from_file_plans_and_applies() {
 /// committed configuration, so the reconfig packets and texts are understood both ways.
 #[test]
 fn mixed_java_outpost_reconfig() {
-    let plan = EnsemblePlan::new(3, 1).with_outpost(&[2, 3, 4]);
+    add_and_remove_an_observer(&EnsemblePlan::new(3, 1).with_outpost(&[2, 3, 4]), 1, 2);
+}
+
+/// The other direction: two Apache ZooKeeper 3.8 voters (one of them leads: the outpost voter has the
+/// lowest id) and one outpost voter; the reconfig enters at the outpost follower, so the Java leader's
+/// proposal, its COMMITANDACTIVATE to an outpost follower and INFORMANDACTIVATE to an outpost observer
+/// carry the change, and the outpost follower persists it as ZooKeeper does.
+#[test]
+fn java_leader_reconfigures_outpost_members() {
+    let plan = EnsemblePlan::new(3, 1).with_outpost(&[1, 4]);
+    add_and_remove_an_observer(&plan, 1, 1);
+}
+
+/// Adds observer 4 by a reconfig sent to member `add_via`, then removes it through member
+/// `remove_via`; every member shows each committed configuration, outpost voters persist it, and the
+/// removed observer stops serving.
+fn add_and_remove_an_observer(plan: &EnsemblePlan, add_via: u64, remove_via: u64) {
     let root = test_root();
-    let (mut servers, cfgs, _leader) = start_voters(&plan, 3, root.path());
+    let (mut servers, cfgs, leader) = start_voters(plan, 3, root.path());
     let observer = plan.member(4);
     servers.push(start_member(&cfgs[3], observer));
     assert_eq!(
@@ -517,9 +533,8 @@ fn mixed_java_outpost_reconfig() {
         logs(&servers)
     );
     let rt = runtime();
-    let java = plan.member(1).client;
     let grown = rt.block_on(async {
-        let c = super_session(java).await;
+        let c = super_session(plan.member(add_via).client).await;
         let (data, _) = tokio::time::timeout(
             OP,
             c.reconfig(Some(&observer.server_line()), None, None, -1),
@@ -527,7 +542,12 @@ fn mixed_java_outpost_reconfig() {
         .await
         .expect("reconfig in time")
         .expect("reconfig sent")
-        .unwrap_or_else(|e| panic!("reconfig -add through Java: {e:?}\n{}", logs(&servers)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "reconfig -add through {add_via} (leader {leader}): {e:?}\n{}",
+                logs(&servers)
+            )
+        });
         String::from_utf8(data).expect("utf8")
     });
     assert!(grown.contains("server.4="), "{grown}");
@@ -540,15 +560,20 @@ fn mixed_java_outpost_reconfig() {
             logs(&servers)
         );
     }
+    for (m, cfg) in plan.members[..3].iter().zip(&cfgs) {
+        if !m.java {
+            assert_persisted(cfg, &grown);
+        }
+    }
     let shrunk = rt.block_on(async {
-        let c = super_session(plan.member(2).client).await;
+        let c = super_session(plan.member(remove_via).client).await;
         let (data, _) = tokio::time::timeout(OP, c.reconfig(None, Some("4"), None, -1))
             .await
             .expect("reconfig in time")
             .expect("reconfig sent")
             .unwrap_or_else(|e| {
                 panic!(
-                    "reconfig -remove through outpost: {e:?}\n{}",
+                    "reconfig -remove through {remove_via}: {e:?}\n{}",
                     logs(&servers)
                 )
             });
