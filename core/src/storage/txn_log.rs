@@ -843,7 +843,8 @@ impl LogReader {
 /// `ZKDatabase.getProposalsFromTxnLog(after, sizeLimit)` for a learner's DIFF sync (ZooKeeper's
 /// `LearnerHandler.syncFollower` rule 5): the logged txns after `after` up to `until`, oldest first.
 /// `None` — the sync falls back to SNAP — when `size_factor` is negative, when the log does not hold
-/// `after` itself (it was purged, or `after` is in no history of ours), or when the log files from the
+/// `after` itself (it was purged, or `after` is in no history of ours), when a snapshot between `after`
+/// and `until` is not at a logged zxid (installed by a SNAP sync), or when the log files from the
 /// one holding `after` on are larger than `size_factor` × the newest snapshot file
 /// (`calculateTxnLogSizeLimit`; as in Java a limit of 0 — no snapshot, or a factor of 0 — is
 /// unlimited, and file sizes count preallocated space, as `File.length()` does). Memory is bounded by
@@ -859,10 +860,8 @@ pub fn read_for_sync(
     if size_factor < 0.0 {
         return Ok(None);
     }
-    let snap_len = match super::SnapshotStore::open(disk.clone(), data_dir)?
-        .list()?
-        .first()
-    {
+    let snapshots = super::SnapshotStore::open(disk.clone(), data_dir)?.list()?;
+    let snap_len = match snapshots.first() {
         Some((_, path)) => disk.len(path).map_err(io_err("stat", path))?,
         None => 0,
     };
@@ -892,7 +891,17 @@ pub fn read_for_sync(
         }
         txns.push((zxid, payload));
     }
-    Ok((!txns.is_empty()).then_some(txns))
+    // A snapshot in the range whose zxid the log does not hold was installed from a leader (a SNAP
+    // sync): the log records before it may be txns of an abandoned history that the SNAP jumped over
+    // (the log keeps records up to the snapshot), and the zxids alone cannot always tell (the next
+    // record may start a later epoch at counter 1). Such a log cannot serve the sync.
+    let installed = snapshots
+        .iter()
+        .any(|(z, _)| *z > after && *z <= until && txns.binary_search_by_key(z, |t| t.0).is_err());
+    if installed || txns.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(txns))
 }
 
 impl Iterator for LogReader {

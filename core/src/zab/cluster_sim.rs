@@ -126,8 +126,9 @@ impl SimConfig {
             epoch_start_counter: 0,
             observer_master: false,
             hierarchical: false,
-            // Seeds alternate between the txn log serving far-behind learners and SNAP only.
-            snapshot_size_factor: if seed % 3 == 0 { -1.0 } else { 0.33 },
+            // Seeds rotate between SNAP only, the txn log within ZooKeeper's default size limit and
+            // the txn log without a limit (a factor of 0), which serves every far-behind learner it can.
+            snapshot_size_factor: [-1.0, 0.33, 0.0][(seed % 3) as usize],
             max_concurrent_snap_syncs: 10,
             max_concurrent_diff_syncs: 100,
             snap_chunk_bytes: 200,
@@ -1847,8 +1848,8 @@ impl ClusterSim {
 }
 
 /// A simulated `ZKDatabase.getProposalsFromTxnLog`: the logged txns after `after` up to `until`, only
-/// when the log holds `after` itself and the log from it on is at most `size_factor` × the newest
-/// snapshot's bytes (0: unlimited).
+/// when the log holds `after` itself, holds every snapshot's zxid in that range, and the log from
+/// `after` on is at most `size_factor` × the newest snapshot's bytes (0: unlimited).
 fn read_txn_log(
     disk: &Disk,
     after: Zxid,
@@ -1869,13 +1870,18 @@ fn read_txn_log(
     if size_factor < 0.0 || (limit > 0 && size > limit) {
         return None;
     }
-    Some(
-        disk.log[start + 1..]
-            .iter()
-            .take_while(|(z, _)| *z <= until)
-            .map(|(z, b)| (*z, std::sync::Arc::from(b.as_slice())))
-            .collect(),
-    )
+    let txns: Vec<(Zxid, std::sync::Arc<[u8]>)> = disk.log[start + 1..]
+        .iter()
+        .take_while(|(z, _)| *z <= until)
+        .map(|(z, b)| (*z, std::sync::Arc::from(b.as_slice())))
+        .collect();
+    // A snapshot in the range whose zxid the log lacks was installed from a leader: the log before it
+    // may hold an abandoned history (see `storage::read_for_sync`).
+    let installed = disk
+        .snapshots
+        .iter()
+        .any(|(z, _)| *z > after && *z <= until && txns.binary_search_by_key(z, |t| t.0).is_err());
+    (!installed).then_some(txns)
 }
 
 /// Rebuilds a database from a simulated disk: the newest snapshot plus the log after it.
