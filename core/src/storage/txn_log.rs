@@ -840,6 +840,9 @@ impl LogReader {
     }
 }
 
+/// Logged txns (zxid, encoded entry), oldest first, read for a learner's sync.
+pub type SyncTxns = Vec<(Zxid, Vec<u8>)>;
+
 /// `ZKDatabase.getProposalsFromTxnLog(after, sizeLimit)` for a learner's DIFF sync (ZooKeeper's
 /// `LearnerHandler.syncFollower` rule 5): the logged txns after `after` up to `until`, oldest first.
 /// `None` — the sync falls back to SNAP — when `size_factor` is negative, when the log does not hold
@@ -856,7 +859,7 @@ pub fn read_for_sync(
     after: Zxid,
     until: Zxid,
     size_factor: f64,
-) -> Result<Option<Vec<(Zxid, Vec<u8>)>>> {
+) -> Result<Option<SyncTxns>> {
     if size_factor < 0.0 {
         return Ok(None);
     }
