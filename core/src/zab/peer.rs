@@ -347,7 +347,7 @@ pub enum PeerAction {
         link: LinkId,
         /// The learner's last zxid: the log must hold it; the txns after it are wanted.
         after: Zxid,
-        /// The last zxid wanted (the committed log's first when asked).
+        /// The last zxid wanted (what this server had applied when it asked: committed, logged).
         until: Zxid,
         /// `zookeeper.snapshotSizeFactor`.
         size_factor: f64,
@@ -1161,11 +1161,13 @@ impl Peer {
                 Some(TxnLogRead::Requested { .. }) | None => {
                     if let Some(state) = self.link_states.get_mut(&link) {
                         state.txn_log = Some(TxnLogRead::Requested { peer_last });
-                        let until = self.committed_log.min_zxid().unwrap_or(last_processed);
+                        // Java reads while holding the committed log still; here commits go on
+                        // during the read, so it goes up to everything applied now: the txns still
+                        // connect unless the committed log moves a whole commitLogCount meanwhile.
                         self.actions.push(PeerAction::ReadTxnLog {
                             link,
                             after: peer_last,
-                            until,
+                            until: last_processed,
                             size_factor: factor,
                         });
                         return SyncQueued::AwaitTxnLog;
