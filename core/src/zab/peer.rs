@@ -25,10 +25,10 @@
 //!    order (a full queue must close the link, never drop a packet from the middle).
 //! 7. Call [`PeerInput::Tick`] at least every `tick_ms / 2`.
 //! 8. `ReadTxnLog`: read the logged txns after `after` up to `until` (off the peer's task), only when
-//!    the log holds `after` itself and every snapshot's zxid in between (a snapshot at a zxid the log
-//!    lacks was installed by a SNAP sync), and the log files from the one holding `after` on are no larger than
-//!    `size_factor` × the newest snapshot file (`ZKDatabase.getProposalsFromTxnLog` and
-//!    `calculateTxnLogSizeLimit`; a limit of 0 is unlimited), and report [`PeerInput::TxnLogRead`]
+//!    the log holds `after` itself and every snapshot's zxid in between (a snapshot at a zxid the
+//!    log lacks was installed by a SNAP sync), and the log files from the one holding `after` on are
+//!    no larger than `size_factor` × the newest snapshot file (`ZKDatabase.getProposalsFromTxnLog`,
+//!    `calculateTxnLogSizeLimit`; a limit of 0 is unlimited); report [`PeerInput::TxnLogRead`],
 //!    with `None` otherwise or on any read error.
 //!
 //! Nothing here reads a clock, a disk or a socket.
