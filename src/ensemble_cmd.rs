@@ -47,6 +47,19 @@ fn property_u64(cfg: &ZooCfg, key: &str) -> Option<u64> {
         .and_then(|r| r.value.trim().parse().ok())
 }
 
+/// `zookeeper.snapshotSizeFactor` (zoo.cfg `snapshotSizeFactor`), as `ZKDatabase` reads it: a number,
+/// the default 0.33 when absent or not a number (Java logs the error and keeps the default).
+fn snapshot_size_factor(cfg: &ZooCfg) -> f64 {
+    let prefixed = "zookeeper.snapshotSizeFactor";
+    cfg.resolved
+        .iter()
+        .chain(cfg.unknown.iter())
+        .find(|r| r.key == "snapshotSizeFactor" || r.key == prefixed)
+        .and_then(|r| r.value.trim().parse::<f64>().ok())
+        .filter(|f| f.is_finite())
+        .unwrap_or(0.33)
+}
+
 /// Builds the peer shell's configuration from an ensemble zoo.cfg; `base` is what the standalone path
 /// built from the same file (client port, directories, limits).
 pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<PeerShellConfig> {
@@ -127,6 +140,7 @@ pub fn peer_config(cfg: &ZooCfg, mut base: StandaloneConfig) -> anyhow::Result<P
         init_limit: u64::from(cfg.init_limit_ticks.max(1)),
         sync_limit,
         commit_log_count: property_u64(cfg, "commitLogCount").unwrap_or(500) as usize,
+        snapshot_size_factor: snapshot_size_factor(cfg),
         observer_reconnect_delay_ms: cfg.observer_reconnect_delay_ms,
         observer_election_delay_ms: cfg.observer_election_delay_ms,
         observer_sync_enabled: cfg.sync_enabled,

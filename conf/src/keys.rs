@@ -502,7 +502,7 @@ pub const KEYS: &[KeyDef] = &[
         "snapshotSizeFactor",
         "0.33",
         Str,
-        Accepted,
+        Honoured,
         "DIFF from the log while log < factor x snapshot",
     ),
     k(

@@ -113,6 +113,11 @@ enum QuorumEvent {
     LeaderGone {
         generation: u64,
     },
+    /// A txn log read for a learner's sync is done (`PeerAction::ReadTxnLog`).
+    TxnLogRead {
+        link: LinkId,
+        txns: Option<Vec<(Zxid, Arc<[u8]>)>>,
+    },
 }
 
 /// What a link's writer task is asked to do.
@@ -429,6 +434,9 @@ pub async fn run(
                     if links.contains_key(&link) {
                         inputs.push(PeerInput::FromLearner { link, item });
                     }
+                }
+                QuorumEvent::TxnLogRead { link, txns } => {
+                    inputs.push(PeerInput::TxnLogRead { link, txns });
                 }
                 QuorumEvent::ChunkWritten { link } => {
                     if links.contains_key(&link) {
@@ -759,6 +767,40 @@ pub async fn run(
                                     ),
                                 }
                             }
+                        }
+                        PeerAction::ReadTxnLog {
+                            link,
+                            after,
+                            until,
+                            size_factor,
+                        } => {
+                            // Off the peer task: a read of many log files must not stall the
+                            // quorum; the learner's sync waits for the answer.
+                            let disk = disk.clone();
+                            let (data_dir, log_dir) =
+                                (base.data_dir.clone(), base.data_log_dir.clone());
+                            let events = qevents_tx.clone();
+                            tokio::task::spawn_blocking(move || {
+                                let txns = match storage::read_for_sync(
+                                    disk,
+                                    &data_dir,
+                                    &log_dir,
+                                    after,
+                                    until,
+                                    size_factor,
+                                ) {
+                                    Ok(txns) => txns,
+                                    Err(err) => {
+                                        tracing::warn!("reading the txn log for a sync: {err}");
+                                        None
+                                    }
+                                };
+                                let txns = txns.map(|t| {
+                                    t.into_iter().map(|(z, b)| (z, Arc::from(b))).collect()
+                                });
+                                let _ =
+                                    events.blocking_send(QuorumEvent::TxnLogRead { link, txns });
+                            });
                         }
                     }
                 }

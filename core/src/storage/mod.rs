@@ -53,7 +53,7 @@ pub use epoch::{read_epoch_file, write_epoch_file, ACCEPTED_EPOCH_FILE, CURRENT_
 pub use mem_disk::MemDisk;
 pub use purge::{purge, PurgeReport, MIN_SNAP_RETAIN_COUNT};
 pub use snapshot::{write_snapshot, SnapshotStore};
-pub use txn_log::{LogOptions, LogReader, LogRecovery, TxnLog};
+pub use txn_log::{read_for_sync, LogOptions, LogReader, LogRecovery, TxnLog};
 
 /// The sub-directory of `dataDir` and `dataLogDir` that holds the files, as in ZooKeeper.
 pub const VERSION_DIR: &str = "version-2";

@@ -423,6 +423,56 @@ fn read_from_serves_ranges_and_reports_purged_start() {
     assert!(matches!(first, Err(StorageError::Gap { found, .. }) if found == z(4)));
 }
 
+/// `read_for_sync` (rule 5 of a learner sync) serves the txns after a zxid the log holds up to `until`,
+/// and refuses (None) when disabled, when the log no longer reaches back to the zxid, and when the log
+/// files needed are larger than the factor times the newest snapshot.
+#[test]
+fn read_for_sync_serves_connected_ranges_within_the_size_limit() {
+    let (_, disk) = mem();
+    let opts = LogOptions {
+        roll_after_records: 3,
+        ..small_opts()
+    };
+    let (mut log, _) = recover_mem(&disk, opts).unwrap();
+    for c in 1..=9 {
+        log.append(z(c), &payload(z(c)));
+        log.flush().unwrap();
+    }
+    let read = |after: u32, until: u32, factor: f64| {
+        read_for_sync(
+            disk.clone(),
+            Path::new(DATA),
+            Path::new(LOGS),
+            z(after),
+            z(until),
+            factor,
+        )
+        .unwrap()
+        .map(|t| t.iter().map(|(x, _)| x.counter()).collect::<Vec<_>>())
+    };
+    // No snapshot: the limit is 0, unlimited (Java's calculateTxnLogSizeLimit).
+    assert_eq!(read(2, 7, 0.33), Some(vec![3, 4, 5, 6, 7]));
+    assert_eq!(read(5, 9, 0.0), Some(vec![6, 7, 8, 9]));
+    assert_eq!(read(2, 7, -1.0), None);
+    // A small snapshot: three 4 KiB segments are more than 1.0 x its size, not more than 1000 x.
+    write_snapshot(&*disk, Path::new(DATA), z(1), b"a small tree").unwrap();
+    assert_eq!(read(2, 7, 1.0), None);
+    assert_eq!(read(2, 7, 1000.0), Some(vec![3, 4, 5, 6, 7]));
+    // A snapshot at a zxid the log lacks was installed by a SNAP sync: the records before it may be an
+    // abandoned history, so the log cannot serve a range across it.
+    write_snapshot(&*disk, Path::new(DATA), z(20), b"installed").unwrap();
+    assert_eq!(read(2, 30, 1000.0), None);
+    assert_eq!(read(2, 9, 1000.0), Some(vec![3, 4, 5, 6, 7, 8, 9]));
+    // A snapshot at a logged zxid (taken by this server) does not matter.
+    write_snapshot(&*disk, Path::new(DATA), z(6), b"own").unwrap();
+    assert_eq!(read(2, 9, 1000.0), Some(vec![3, 4, 5, 6, 7, 8, 9]));
+    // The segment holding txns 1..=3 is purged: txn 2 is no longer in the log.
+    disk.remove(&segment_path(z(1))).unwrap();
+    assert_eq!(read(2, 5, 1000.0), None);
+    assert_eq!(read(3, 5, 1000.0), None);
+    assert_eq!(read(4, 5, 1000.0), Some(vec![5]));
+}
+
 /// Purge keeps the newest 3 snapshots even when asked for fewer, removes older ones, and removes exactly
 /// the log segments wholly covered by the oldest kept snapshot.
 #[test]

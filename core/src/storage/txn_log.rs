@@ -721,6 +721,8 @@ pub struct LogReader {
     after: Zxid,
     started: bool,
     done: bool,
+    /// Whether the record at `after` itself was read.
+    saw_after: bool,
 }
 
 impl std::fmt::Debug for SegmentCursor {
@@ -750,6 +752,7 @@ impl LogReader {
             after,
             started: false,
             done: false,
+            saw_after: false,
         }
     }
 
@@ -812,6 +815,7 @@ impl LogReader {
                     }
                     self.prev_record = Some(zxid);
                     if zxid <= self.after {
+                        self.saw_after |= zxid == self.after;
                         continue;
                     }
                     check_contiguous(self.prev_yielded, zxid, path)?;
@@ -826,6 +830,81 @@ impl LogReader {
             }
         }
     }
+}
+
+impl LogReader {
+    /// Whether the record at the starting zxid itself has been read (so far): the log reaches back to
+    /// it and the records yielded continue it.
+    pub fn saw_start(&self) -> bool {
+        self.saw_after
+    }
+}
+
+/// Logged txns (zxid, encoded entry), oldest first, read for a learner's sync.
+pub type SyncTxns = Vec<(Zxid, Vec<u8>)>;
+
+/// `ZKDatabase.getProposalsFromTxnLog(after, sizeLimit)` for a learner's DIFF sync (ZooKeeper's
+/// `LearnerHandler.syncFollower` rule 5): the logged txns after `after` up to `until`, oldest first.
+/// `None` — the sync falls back to SNAP — when `size_factor` is negative, when the log does not hold
+/// `after` itself (it was purged, or `after` is in no history of ours), when a snapshot between `after`
+/// and `until` is not at a logged zxid (installed by a SNAP sync), or when the log files from the
+/// one holding `after` on are larger than `size_factor` × the newest snapshot file
+/// (`calculateTxnLogSizeLimit`; as in Java a limit of 0 — no snapshot, or a factor of 0 — is
+/// unlimited, and file sizes count preallocated space, as `File.length()` does). Memory is bounded by
+/// that limit, the txns being at most the files' size. Blocking: run it off the async runtime.
+pub fn read_for_sync(
+    disk: DiskRef,
+    data_dir: &Path,
+    data_log_dir: &Path,
+    after: Zxid,
+    until: Zxid,
+    size_factor: f64,
+) -> Result<Option<SyncTxns>> {
+    if size_factor < 0.0 {
+        return Ok(None);
+    }
+    let snapshots = super::SnapshotStore::open(disk.clone(), data_dir)?.list()?;
+    let snap_len = match snapshots.first() {
+        Some((_, path)) => disk.len(path).map_err(io_err("stat", path))?,
+        None => 0,
+    };
+    let limit = (snap_len as f64 * size_factor) as u64;
+    let dir = data_log_dir.join(VERSION_DIR);
+    let segments = list_segments(&*disk, &dir)?;
+    let Some(first) = segments.iter().rposition(|(z, _)| *z <= after) else {
+        return Ok(None);
+    };
+    let mut size = 0u64;
+    for (_, path) in &segments[first..] {
+        size = size.saturating_add(disk.len(path).map_err(io_err("stat", path))?);
+    }
+    if limit > 0 && size > limit {
+        tracing::info!("txn log size {size} exceeds the sync size limit {limit}");
+        return Ok(None);
+    }
+    let mut reader = LogReader::new(disk, dir, after);
+    let mut txns = Vec::new();
+    while let Some(record) = reader.next() {
+        let (zxid, payload) = record?;
+        if !reader.saw_start() {
+            return Ok(None);
+        }
+        if zxid > until {
+            break;
+        }
+        txns.push((zxid, payload));
+    }
+    // A snapshot in the range whose zxid the log does not hold was installed from a leader (a SNAP
+    // sync): the log records before it may be txns of an abandoned history that the SNAP jumped over
+    // (the log keeps records up to the snapshot), and the zxids alone cannot always tell (the next
+    // record may start a later epoch at counter 1). Such a log cannot serve the sync.
+    let installed = snapshots
+        .iter()
+        .any(|(z, _)| *z > after && *z <= until && txns.binary_search_by_key(z, |t| t.0).is_err());
+    if installed || txns.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(txns))
 }
 
 impl Iterator for LogReader {

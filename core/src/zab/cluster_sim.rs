@@ -71,6 +71,10 @@ pub struct SimConfig {
     pub observer_master: bool,
     /// Hierarchical quorums (`group.N`): the voters dealt into three groups.
     pub hierarchical: bool,
+    /// `zookeeper.snapshotSizeFactor` on every server: learners behind the committed log are synced
+    /// from the simulated txn log while it is at most this times the newest snapshot (0: unlimited,
+    /// negative: never).
+    pub snapshot_size_factor: f64,
     /// `leader.maxConcurrentSnapSyncs` on every server.
     pub max_concurrent_snap_syncs: usize,
     /// `leader.maxConcurrentDiffSyncs` on every server.
@@ -122,6 +126,9 @@ impl SimConfig {
             epoch_start_counter: 0,
             observer_master: false,
             hierarchical: false,
+            // Seeds rotate between SNAP only, the txn log within ZooKeeper's default size limit and
+            // the txn log without a limit (a factor of 0), which serves every far-behind learner it can.
+            snapshot_size_factor: [-1.0, 0.33, 0.0][(seed % 3) as usize],
             max_concurrent_snap_syncs: 10,
             max_concurrent_diff_syncs: 100,
             snap_chunk_bytes: 200,
@@ -193,6 +200,8 @@ pub struct SimReport {
     pub observer_master_links: u64,
     /// Observer syncs refused by the sync throttles, summed over servers.
     pub syncs_throttled: u64,
+    /// DIFF syncs that sent txns from the txn log (rule 5), summed over servers.
+    pub txn_log_syncs: u64,
     /// Snapshot chunks streamed (a SNAP is several when the tree outgrows `snap_chunk_bytes`).
     pub snap_chunks: u64,
     /// Learners that started serving, each checked against what its master had committed when its
@@ -245,6 +254,12 @@ enum Event {
         node: u64,
         incarnation: u64,
         link: LinkId,
+    },
+    TxnLogRead {
+        node: u64,
+        incarnation: u64,
+        link: LinkId,
+        txns: Option<Vec<(Zxid, std::sync::Arc<[u8]>)>>,
     },
     ClientStart,
     ClientWrite {
@@ -501,6 +516,7 @@ impl ClusterSim {
             init_limit: 10,
             sync_limit: 5,
             commit_log_count: self.cfg.commit_log_count,
+            snapshot_size_factor: self.cfg.snapshot_size_factor,
             observer_reconnect_delay_ms: 50,
             observer_election_delay_ms: 100,
             observer_sync_enabled: true,
@@ -674,6 +690,7 @@ impl ClusterSim {
             return;
         };
         self.report.syncs_throttled += peer.stats().syncs_throttled;
+        self.report.txn_log_syncs += peer.stats().txn_log_syncs;
         // Unsynced log records are lost.
         node.disk.log.truncate(node.disk.durable_len);
         self.report.crashes += 1;
@@ -867,6 +884,16 @@ impl ClusterSim {
             } => {
                 if self.alive_inc(node, incarnation) {
                     self.input(node, PeerInput::SnapChunkWritten { link });
+                }
+            }
+            Event::TxnLogRead {
+                node,
+                incarnation,
+                link,
+                txns,
+            } => {
+                if self.alive_inc(node, incarnation) {
+                    self.input(node, PeerInput::TxnLogRead { link, txns });
                 }
             }
             Event::ClientStart => {
@@ -1222,6 +1249,32 @@ impl ClusterSim {
                     crate::zab::election::config_version(&text).unwrap_or(0)
                 ));
                 self.nodes.get_mut(&id).expect("node").disk.config = Some(text);
+            }
+            PeerAction::ReadTxnLog {
+                link,
+                after,
+                until,
+                size_factor,
+            } => {
+                let node = &self.nodes[&id];
+                let txns = read_txn_log(&node.disk, after, until, size_factor);
+                let incarnation = node.incarnation;
+                self.log(format!(
+                    "node {id} reads its txn log after {after} up to {until} for link {link}: {}",
+                    txns.as_ref()
+                        .map_or("refused".to_string(), |t| format!("{} txns", t.len()))
+                ));
+                // The read takes a while: the committed log may move before the answer is in.
+                let at = self.now + 1 + self.rng.below(40);
+                self.schedule(
+                    at,
+                    Event::TxnLogRead {
+                        node: id,
+                        incarnation,
+                        link,
+                        txns,
+                    },
+                );
             }
         }
     }
@@ -1777,6 +1830,7 @@ impl ClusterSim {
                 syncs.2 += s.trunc_syncs;
                 self.report.syncs_throttled += s.syncs_throttled;
                 self.report.handoffs += s.handoffs;
+                self.report.txn_log_syncs += s.txn_log_syncs;
             }
         }
         self.report.syncs = syncs;
@@ -1791,6 +1845,43 @@ impl ClusterSim {
             .unwrap_or(Zxid::ZERO);
         Ok(self.report)
     }
+}
+
+/// A simulated `ZKDatabase.getProposalsFromTxnLog`: the logged txns after `after` up to `until`, only
+/// when the log holds `after` itself, holds every snapshot's zxid in that range, and the log from
+/// `after` on is at most `size_factor` × the newest snapshot's bytes (0: unlimited).
+fn read_txn_log(
+    disk: &Disk,
+    after: Zxid,
+    until: Zxid,
+    size_factor: f64,
+) -> Option<Vec<(Zxid, std::sync::Arc<[u8]>)>> {
+    let start = disk.log.iter().position(|(z, _)| *z == after)?;
+    let newest_snap = disk
+        .snapshots
+        .iter()
+        .max_by_key(|(z, _)| *z)
+        .map_or(0, |(_, b)| b.len());
+    let limit = (newest_snap as f64 * size_factor) as u64;
+    let size: u64 = disk.log[start..]
+        .iter()
+        .map(|(_, b)| b.len() as u64 + 20)
+        .sum();
+    if size_factor < 0.0 || (limit > 0 && size > limit) {
+        return None;
+    }
+    let txns: Vec<(Zxid, std::sync::Arc<[u8]>)> = disk.log[start + 1..]
+        .iter()
+        .take_while(|(z, _)| *z <= until)
+        .map(|(z, b)| (*z, std::sync::Arc::from(b.as_slice())))
+        .collect();
+    // A snapshot in the range whose zxid the log lacks was installed from a leader: the log before it
+    // may hold an abandoned history (see `storage::read_for_sync`).
+    let installed = disk
+        .snapshots
+        .iter()
+        .any(|(z, _)| *z > after && *z <= until && txns.binary_search_by_key(z, |t| t.0).is_err());
+    (!installed).then_some(txns)
 }
 
 /// Rebuilds a database from a simulated disk: the newest snapshot plus the log after it.

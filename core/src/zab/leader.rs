@@ -31,7 +31,7 @@ use crate::proto::quorum::{
 };
 use crate::proto::quorum_stream::QuorumItem;
 use crate::server::standalone::{Input as ServerInput, Mode};
-use crate::zab::peer::{EpochFile, LinkId, Peer, PeerAction, PeerRole, RoleState};
+use crate::zab::peer::{EpochFile, LinkId, Peer, PeerAction, PeerRole, RoleState, SyncQueued};
 use crate::zab::quorum::QuorumVerifier;
 use crate::zab::reconfig::{
     commit_and_activate_data, designated_leader, inform_and_activate_data, reconfig_membership,
@@ -62,6 +62,8 @@ enum HandlerState {
     AwaitAckEpoch,
     /// ACKEPOCH received; waiting for currentEpoch to be established before syncing.
     AwaitSync,
+    /// Sync decided to try the on-disk txn log (rule 5); waiting for the driver's read.
+    AwaitTxnLog,
     /// Sync data and NEWLEADER queued; waiting for the learner's ACK of NEWLEADER.
     AwaitNewLeaderAck,
     /// NEWLEADER acked; waiting for the leader to be established (then UPTODATE).
@@ -532,14 +534,36 @@ impl Peer {
             self.newleader_config_text()
         };
         // LearnerHandler: syncs to followers are exempt from the throttle (the quorum needs them).
-        if !self.queue_sync(link, peer_last, &in_flight, epoch, !observer, text) {
-            self.leader().handlers.remove(&link);
-            self.close_learner(link);
-            return;
+        match self.queue_sync(link, peer_last, &in_flight, epoch, !observer, text) {
+            SyncQueued::Done => {}
+            SyncQueued::Refused => {
+                self.leader().handlers.remove(&link);
+                self.close_learner(link);
+                return;
+            }
+            SyncQueued::AwaitTxnLog => {
+                // Nothing is forwarded yet: the sync (and startForwarding) happens when the read is in.
+                if let Some(h) = self.leader().handlers.get_mut(&link) {
+                    h.state = HandlerState::AwaitTxnLog;
+                }
+                return;
+            }
         }
         if let Some(h) = self.leader().handlers.get_mut(&link) {
             h.state = HandlerState::AwaitNewLeaderAck;
             h.forwarding = true;
+        }
+    }
+
+    /// The txn log read a learner's sync waited for is in: decide its sync now.
+    pub(crate) fn leader_resume_sync(&mut self, link: LinkId) {
+        let waiting = self
+            .leader()
+            .handlers
+            .get(&link)
+            .is_some_and(|h| h.state == HandlerState::AwaitTxnLog);
+        if waiting {
+            self.sync_learner(link);
         }
     }
 

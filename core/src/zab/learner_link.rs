@@ -100,6 +100,23 @@ pub(crate) struct LinkState {
     snap: Option<SnapOut>,
     /// When the last SNAP stream on this link finished.
     snap_done_ms: Option<u64>,
+    /// Rule 5's txn log read for this link's sync, while asked for and once answered.
+    pub(crate) txn_log: Option<TxnLogRead>,
+}
+
+/// The on-disk txn log read a learner's sync waits for (`PeerAction::ReadTxnLog`).
+#[derive(Debug)]
+pub(crate) enum TxnLogRead {
+    /// Asked for, for a learner whose last zxid is `peer_last`.
+    Requested {
+        /// The learner's last zxid.
+        peer_last: Zxid,
+    },
+    /// Answered: the txns read, or `None` when the log cannot serve the sync.
+    Answered {
+        /// The txns after the learner's zxid.
+        txns: Option<Vec<(Zxid, std::sync::Arc<[u8]>)>>,
+    },
 }
 
 impl LinkState {
@@ -116,6 +133,7 @@ impl LinkState {
             lag: LagTracker::default(),
             snap: None,
             snap_done_ms: None,
+            txn_log: None,
         }
     }
 

@@ -1,13 +1,13 @@
 //! The leader's learner sync decision (ZAB phase 2): given the zxid a learner reported in ACKEPOCH, the
 //! leader's last processed zxid and its in-memory log of recent committed txns, choose DIFF, TRUNC or
 //! SNAP and which committed txns follow as PROPOSAL+COMMIT pairs. Mirrors ZooKeeper 3.8's
-//! `LearnerHandler.syncFollower` and `queueCommittedProposals` (guide §7.5) for the in-memory
-//! committed log only.
+//! `LearnerHandler.syncFollower` and `queueCommittedProposals` (guide §7.5).
 //!
-//! ZooKeeper can also serve a learner that is behind the committed log from the on-disk txn log
-//! (rule 5: `zookeeper.snapshotSizeFactor`, `ZKDatabase.getProposalsFromTxnLog`); that extension is
-//! future work here, so such a learner gets a SNAP, as Java does with `snapshotSizeFactor < 0`.
-//! Everything here is pure: no IO, no clock.
+//! A learner behind the committed log can be served from the on-disk txn log (rule 5:
+//! `zookeeper.snapshotSizeFactor`, `ZKDatabase.getProposalsFromTxnLog`): [`wants_txn_log`] says when
+//! to ask the driver for the log's txns after the learner's zxid, and [`plan_txn_log_sync`] checks
+//! that what the driver read connects the learner to the committed log. Everything here is pure: no
+//! IO, no clock.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -146,7 +146,7 @@ fn is_new_epoch_zxid(z: Zxid) -> bool {
 ///    the peer's zxid found, or a new-epoch zxid → `DIFF(maxCommittedLog)`; otherwise the peer has
 ///    txns the leader never committed → `TRUNC` to the newest entry below the peer, unless the next
 ///    entry is of another epoch (a TRUNC never crosses epochs) → SNAP;
-/// 6. otherwise → SNAP (rule 5, the on-disk txn log, is not implemented).
+/// 6. otherwise → SNAP; the caller may first try rule 5, the on-disk txn log ([`wants_txn_log`]).
 ///
 /// An empty log counts as `min = max = last_processed`. The log must hold only applied txns
 /// (`max_zxid() <= last_processed`), as ZooKeeper adds to it after applying.
@@ -221,4 +221,69 @@ fn walk_committed_log(peer: Zxid, max: Zxid, log: &CommittedLog) -> SyncPlan {
         zxid: prev,
         after: prev,
     }
+}
+
+/// Rule 5's precondition (`peerLastZxid < minCommittedLog && txnLogSyncEnabled`): whether a learner that
+/// [`plan_sync`] would SNAP should first be tried with the on-disk txn log. `size_factor` is
+/// `zookeeper.snapshotSizeFactor` (negative disables). A learner with no txn at all (zxid 0) is not
+/// tried: no log reaches back before the first txn, so Java's iterator would be empty too.
+pub fn wants_txn_log(
+    peer_last_zxid: Zxid,
+    last_processed: Zxid,
+    log: &CommittedLog,
+    size_factor: f64,
+) -> bool {
+    let min = log.min_zxid().unwrap_or(last_processed);
+    size_factor >= 0.0 && peer_last_zxid != Zxid::ZERO && peer_last_zxid < min
+}
+
+/// Rule 5's plan once the driver read the txn log: `disk` holds the logged txns after the learner's
+/// zxid, oldest first, read only when the log holds the learner's own zxid (so the learner's history
+/// is a prefix of ours: Java's "strictly the starting txn" check). The txns up to the committed log
+/// then the committed log follow a `DIFF(maxCommittedLog)`, as `queueCommittedProposals` over the
+/// `TxnLogProposalIterator` and then the committed log does. Returns the DIFF plan and the zxid of the
+/// last disk txn to send (committed-log entries above it follow), or `None` — SNAP — when the disk
+/// txns do not reach the committed log (Java's "Detected gap between end of txnlog and start of
+/// committedLog"), are not one unbroken history after the learner's zxid (`epoch_start_counter`, 0 in
+/// production, is the counter each epoch's txns start after), or run past what this server applied.
+///
+/// The committed log may have moved on since the read was asked for; the check is against `log` now.
+pub fn plan_txn_log_sync(
+    peer_last_zxid: Zxid,
+    last_processed: Zxid,
+    log: &CommittedLog,
+    disk: &[(Zxid, Arc<[u8]>)],
+    epoch_start_counter: u32,
+) -> Option<(SyncPlan, Zxid)> {
+    let (min, max) = match (log.min_zxid(), log.max_zxid()) {
+        (Some(min), Some(max)) => (min, max),
+        _ => (last_processed, last_processed),
+    };
+    // The learner's zxid and the txns after it must be one unbroken history: within an epoch the
+    // counters follow each other, and a new epoch's txns start right after `epoch_start_counter`. A
+    // log that kept txns of an abandoned history (below a snapshot a learner installed) breaks this,
+    // and sending them would corrupt the learner.
+    let mut prev = peer_last_zxid;
+    for (zxid, _) in disk {
+        let next_ok = if zxid.epoch() == prev.epoch() {
+            prev.counter().checked_add(1) == Some(zxid.counter())
+        } else {
+            zxid.epoch() > prev.epoch() && zxid.counter() == epoch_start_counter.wrapping_add(1)
+        };
+        if !next_ok {
+            return None;
+        }
+        prev = *zxid;
+    }
+    let last = disk.last()?.0;
+    // The disk txns must reach the committed log's first entry (or, with an empty log, what this
+    // server applied), and never beyond what it applied.
+    if last < min || last > last_processed {
+        return None;
+    }
+    let plan = SyncPlan::Diff {
+        zxid: max,
+        after: peer_last_zxid,
+    };
+    Some((plan, last))
 }

@@ -9,7 +9,9 @@ use proptest::collection::{btree_set, vec};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use super::learner_sync::{plan_sync, CommittedLog, SyncPlan, DEFAULT_COMMIT_LOG_COUNT};
+use super::learner_sync::{
+    plan_sync, plan_txn_log_sync, wants_txn_log, CommittedLog, SyncPlan, DEFAULT_COMMIT_LOG_COUNT,
+};
 use crate::ids::{Epoch, Zxid};
 
 /// What the leader queues for a learner, as packets.
@@ -544,4 +546,81 @@ fn history_scenarios_cover_every_plan() {
         snap > 100 && diff > 100 && trunc > 50,
         "snap {snap} diff {diff} trunc {trunc}"
     );
+}
+
+fn disk_of(zxids: &[Zxid]) -> Vec<(Zxid, Arc<[u8]>)> {
+    zxids.iter().map(|&x| (x, txn(x))).collect()
+}
+
+// A learner behind the committed log is tried with the txn log only when it is enabled (factor >= 0)
+// and the learner has a txn at all; one inside the log never is.
+#[test]
+fn txn_log_is_wanted_only_for_a_learner_behind_the_committed_log() {
+    let log = log_of(&[z(2, 10), z(2, 11), z(2, 12)], 3);
+    assert!(wants_txn_log(z(2, 3), z(2, 12), &log, 0.33));
+    assert!(wants_txn_log(z(1, 7), z(2, 12), &log, 0.0));
+    assert!(!wants_txn_log(z(2, 3), z(2, 12), &log, -1.0));
+    assert!(!wants_txn_log(Zxid::ZERO, z(2, 12), &log, 0.33));
+    assert!(!wants_txn_log(z(2, 10), z(2, 12), &log, 0.33));
+    assert!(!wants_txn_log(z(2, 12), z(2, 12), &log, 0.33));
+    // An empty committed log counts as starting at the last processed zxid.
+    assert!(wants_txn_log(
+        z(2, 3),
+        z(2, 12),
+        &CommittedLog::new(0),
+        0.33
+    ));
+}
+
+// Disk txns that continue the learner's zxid up to the committed log's first entry make a DIFF of
+// maxCommittedLog; the committed log then follows after the last disk txn.
+#[test]
+fn txn_log_that_connects_gives_diff() {
+    let log = log_of(&[z(2, 10), z(2, 11), z(2, 12)], 3);
+    let disk = disk_of(&(4..=10).map(|c| z(2, c)).collect::<Vec<_>>());
+    let (plan, last) = plan_txn_log_sync(z(2, 3), z(2, 12), &log, &disk, 0).expect("connects");
+    assert_eq!(
+        plan,
+        SyncPlan::Diff {
+            zxid: z(2, 12),
+            after: z(2, 3)
+        }
+    );
+    assert_eq!(last, z(2, 10));
+    let rest: Vec<Zxid> = log.after(last).map(|(x, _)| x).collect();
+    assert_eq!(rest, vec![z(2, 11), z(2, 12)]);
+    // Across an epoch change: the new epoch's txns start at counter 1.
+    let log = log_of(&[z(3, 2), z(3, 3)], 2);
+    let disk = disk_of(&[z(2, 5), z(2, 6), z(3, 1), z(3, 2)]);
+    assert!(plan_txn_log_sync(z(2, 4), z(3, 3), &log, &disk, 0).is_some());
+}
+
+// Disk txns that stop short of the committed log (it moved on while the log was read), skip a txn,
+// carry txns of an abandoned history or run past what was applied do not connect: SNAP.
+#[test]
+fn txn_log_that_does_not_connect_gives_snap() {
+    let log = log_of(&[z(2, 10), z(2, 11), z(2, 12)], 3);
+    let short = disk_of(&(4..=8).map(|c| z(2, c)).collect::<Vec<_>>());
+    assert_eq!(plan_txn_log_sync(z(2, 3), z(2, 12), &log, &short, 0), None);
+    let gap = disk_of(&[z(2, 4), z(2, 5), z(2, 7), z(2, 8), z(2, 9), z(2, 10)]);
+    assert_eq!(plan_txn_log_sync(z(2, 3), z(2, 12), &log, &gap, 0), None);
+    // (1, 6..7) were never committed: the history went from (1, 5) to epoch 2.
+    let log2 = log_of(&[z(2, 3), z(2, 4)], 2);
+    let abandoned = disk_of(&[z(1, 6), z(1, 7), z(2, 4)]);
+    assert_eq!(
+        plan_txn_log_sync(z(1, 5), z(2, 4), &log2, &abandoned, 0),
+        None
+    );
+    let beyond = disk_of(&(4..=13).map(|c| z(2, c)).collect::<Vec<_>>());
+    assert_eq!(plan_txn_log_sync(z(2, 3), z(2, 12), &log, &beyond, 0), None);
+    assert_eq!(plan_txn_log_sync(z(2, 3), z(2, 12), &log, &[], 0), None);
+}
+
+// A learner that plan_sync sends a SNAP because it is behind the committed log still gets SNAP when
+// the log read was refused as too large (the driver answers None) — and the in-memory plan stays SNAP.
+#[test]
+fn txn_log_too_large_leaves_snap() {
+    let log = log_of(&[z(2, 10), z(2, 11), z(2, 12)], 3);
+    assert_eq!(plan_sync(z(2, 3), z(2, 12), &log, false), SyncPlan::Snap);
+    assert!(wants_txn_log(z(2, 3), z(2, 12), &log, 0.33));
 }

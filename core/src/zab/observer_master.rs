@@ -27,7 +27,7 @@ use crate::proto::quorum::{
 };
 use crate::proto::quorum_stream::QuorumItem;
 use crate::proto::OpCode;
-use crate::zab::peer::{LinkId, Peer, PeerAction, RoleState};
+use crate::zab::peer::{LinkId, Peer, PeerAction, RoleState, SyncQueued};
 
 /// Where one observer link is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +137,37 @@ impl Peer {
         }
     }
 
+    /// Syncs an observer whose ACKEPOCH carried `peer_last` (the link stays in `AwaitAckEpoch` while
+    /// a txn log read is under way).
+    fn om_sync(&mut self, link: LinkId, peer_last: Zxid) {
+        let epoch = self.current_epoch;
+        // Observers are never essential: the throttle may refuse them.
+        let text = self.cfg.config_text.clone();
+        match self.queue_sync(link, peer_last, &[], epoch, false, text) {
+            SyncQueued::Done => {
+                if let Some(h) = self.om().and_then(|om| om.handlers.get_mut(&link)) {
+                    h.state = OmState::AwaitNewLeaderAck;
+                }
+            }
+            SyncQueued::Refused => {
+                self.om_on_disconnect(link);
+                self.close_learner(link);
+            }
+            SyncQueued::AwaitTxnLog => {}
+        }
+    }
+
+    /// The txn log read an observer's sync waited for is in: decide its sync now.
+    pub(crate) fn om_resume_sync(&mut self, link: LinkId, peer_last: Zxid) {
+        let waiting = self
+            .om()
+            .and_then(|om| om.handlers.get(&link))
+            .is_some_and(|h| h.state == OmState::AwaitAckEpoch);
+        if waiting {
+            self.om_sync(link, peer_last);
+        }
+    }
+
     fn om_drop(&mut self, link: LinkId, why: &str) {
         tracing::warn!("closing observer link {link}: {why}");
         self.stats.protocol_errors += 1;
@@ -195,17 +226,7 @@ impl Peer {
                 self.om_drop(link, "an observer master accepts OBSERVERINFO only")
             }
             (OmState::AwaitAckEpoch, PacketType::AckEpoch) => {
-                let epoch = self.current_epoch;
-                // Observers are never essential: the throttle may refuse them.
-                let text = self.cfg.config_text.clone();
-                if !self.queue_sync(link, Zxid(packet.zxid), &[], epoch, false, text) {
-                    self.om_on_disconnect(link);
-                    self.close_learner(link);
-                    return;
-                }
-                if let Some(h) = self.om().and_then(|om| om.handlers.get_mut(&link)) {
-                    h.state = OmState::AwaitNewLeaderAck;
-                }
+                self.om_sync(link, Zxid(packet.zxid));
             }
             (OmState::AwaitNewLeaderAck, PacketType::Ack) => {
                 if let Some(h) = self.om().and_then(|om| om.handlers.get_mut(&link)) {

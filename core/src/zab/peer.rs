@@ -24,6 +24,12 @@
 //!    [`LinkId`]; their items arrive as [`PeerInput::FromLearner`]; packets to a link are written in
 //!    order (a full queue must close the link, never drop a packet from the middle).
 //! 7. Call [`PeerInput::Tick`] at least every `tick_ms / 2`.
+//! 8. `ReadTxnLog`: read the logged txns after `after` up to `until` (off the peer's task), only when
+//!    the log holds `after` itself and every snapshot's zxid in between (a snapshot at a zxid the
+//!    log lacks was installed by a SNAP sync), and the log files from the one holding `after` on are
+//!    no larger than `size_factor` × the newest snapshot file (`ZKDatabase.getProposalsFromTxnLog`,
+//!    `calculateTxnLogSizeLimit`; a limit of 0 is unlimited); report [`PeerInput::TxnLogRead`],
+//!    with `None` otherwise or on any read error.
 //!
 //! Nothing here reads a clock, a disk or a socket.
 
@@ -67,6 +73,10 @@ pub struct PeerConfig {
     pub sync_limit: u64,
     /// `zookeeper.commitLogCount`: committed txns a leader keeps for DIFF syncs (default 500).
     pub commit_log_count: usize,
+    /// `zookeeper.snapshotSizeFactor` (default 0.33): a learner behind the committed log is synced by
+    /// DIFF from the on-disk txn log when the log files needed are at most this times the newest
+    /// snapshot's size; negative disables (such a learner gets a SNAP).
+    pub snapshot_size_factor: f64,
     /// `observer.reconnectDelayMs` (default 0).
     pub observer_reconnect_delay_ms: u64,
     /// `observer.election.DelayMs` (default 200).
@@ -195,6 +205,14 @@ pub enum PeerInput {
     SnapChunkWritten {
         /// The link.
         link: LinkId,
+    },
+    /// The answer to [`PeerAction::ReadTxnLog`]: the txns read, oldest first, or `None` when the log
+    /// cannot serve the sync (it does not hold the learner's zxid, it is too large, a read failed).
+    TxnLogRead {
+        /// The link.
+        link: LinkId,
+        /// The txns after the requested zxid (zxid, encoded `TxnEntry`).
+        txns: Option<Vec<(Zxid, std::sync::Arc<[u8]>)>>,
     },
 }
 
@@ -328,6 +346,18 @@ pub enum PeerAction {
         /// The configuration text.
         text: Vec<u8>,
     },
+    /// Read the txn log for a learner's DIFF sync (driver obligation 8); answer with
+    /// [`PeerInput::TxnLogRead`]. The learner's sync waits for the answer.
+    ReadTxnLog {
+        /// The learner's link.
+        link: LinkId,
+        /// The learner's last zxid: the log must hold it; the txns after it are wanted.
+        after: Zxid,
+        /// The last zxid wanted (what this server had applied when it asked: committed, logged).
+        until: Zxid,
+        /// `zookeeper.snapshotSizeFactor`.
+        size_factor: f64,
+    },
 }
 
 /// The role-specific state.
@@ -407,6 +437,19 @@ pub struct PeerStats {
     pub syncs_throttled: u64,
     /// Roles taken after a reconfig's hand-off, without an election.
     pub handoffs: u64,
+    /// DIFF syncs (counted in `diff_syncs` too) that sent txns read from the on-disk txn log (rule 5).
+    pub txn_log_syncs: u64,
+}
+
+/// What [`Peer::queue_sync`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SyncQueued {
+    /// The sync and NEWLEADER are queued.
+    Done,
+    /// The throttle refused the learner: close its link.
+    Refused,
+    /// Waiting for the txn log read (rule 5); call again when it is answered.
+    AwaitTxnLog,
 }
 
 impl std::fmt::Debug for Peer {
@@ -679,6 +722,7 @@ impl Peer {
                 self.route_server_actions();
             }
             PeerInput::SnapChunkWritten { link } => self.snap_chunk_written(link),
+            PeerInput::TxnLogRead { link, txns } => self.txn_log_read(link, txns),
             PeerInput::SnapshotProgress { bytes, znodes } => {
                 if let RoleState::Learning(_) = self.role {
                     self.learner_on_snapshot_progress(bytes, znodes);
@@ -1063,8 +1107,12 @@ impl Peer {
     /// `LearnerHandler.syncFollower` + `startForwarding` + NEWLEADER, for the leader and for a follower
     /// serving observers: DIFF/TRUNC with the committed txns the learner misses (PROPOSAL + COMMIT
     /// pairs) or SNAP with this server's tree (streamed, see `zab::learner_link`), then `in_flight`
-    /// proposals, then NEWLEADER of `epoch`. Returns false, having sent nothing, when the sync
-    /// throttle refuses a non-`essential` (observer) learner; the caller then closes its link.
+    /// proposals, then NEWLEADER of `epoch`. Returns [`SyncQueued::Refused`], having sent nothing, when
+    /// the sync throttle refuses a non-`essential` (observer) learner; the caller then closes its link.
+    /// Returns [`SyncQueued::AwaitTxnLog`], having sent nothing, when a learner behind the committed
+    /// log is to be tried with the on-disk txn log (rule 5): the caller calls this again for the link
+    /// once [`PeerInput::TxnLogRead`] answered (`Peer::txn_log_read` routes it), and the decision is
+    /// then made against the committed log of that moment.
     pub(crate) fn queue_sync(
         &mut self,
         link: LinkId,
@@ -1073,18 +1121,72 @@ impl Peer {
         epoch: Epoch,
         essential: bool,
         newleader_config: Vec<u8>,
-    ) -> bool {
+    ) -> SyncQueued {
         use crate::proto::quorum::PacketType;
-        use crate::zab::learner_link::SyncKind;
-        use crate::zab::learner_sync::{plan_sync, SyncPlan};
+        use crate::zab::learner_link::{SyncKind, TxnLogRead};
+        use crate::zab::learner_sync::{plan_sync, plan_txn_log_sync, wants_txn_log, SyncPlan};
         let last_processed = Zxid(self.server.tree().last_processed_zxid());
-        let plan = plan_sync(peer_last, last_processed, &self.committed_log, false);
+        let mut plan = plan_sync(peer_last, last_processed, &self.committed_log, false);
+        let read = self
+            .link_states
+            .get_mut(&link)
+            .and_then(|s| s.txn_log.take());
+        let mut disk = Vec::new();
+        let factor = self.cfg.snapshot_size_factor;
+        if plan == SyncPlan::Snap
+            && wants_txn_log(peer_last, last_processed, &self.committed_log, factor)
+        {
+            match read {
+                Some(TxnLogRead::Answered { txns: Some(txns) }) => {
+                    match plan_txn_log_sync(
+                        peer_last,
+                        last_processed,
+                        &self.committed_log,
+                        &txns,
+                        self.cfg.epoch_start_counter,
+                    ) {
+                        Some((p, _)) => {
+                            tracing::info!(
+                                "using the txn log and the committed log for the learner on link \
+                                 {link} ({} txns from disk)",
+                                txns.len()
+                            );
+                            plan = p;
+                            disk = txns;
+                        }
+                        None => tracing::info!(
+                            "gap between the txn log read for link {link} and the committed log \
+                             (from {:?}): SNAP",
+                            self.committed_log.min_zxid()
+                        ),
+                    }
+                }
+                Some(TxnLogRead::Answered { txns: None }) => tracing::info!(
+                    "the txn log cannot serve the learner on link {link} (last zxid {peer_last}): SNAP"
+                ),
+                Some(TxnLogRead::Requested { .. }) | None => {
+                    if let Some(state) = self.link_states.get_mut(&link) {
+                        state.txn_log = Some(TxnLogRead::Requested { peer_last });
+                        // Java reads while holding the committed log still; here commits go on
+                        // during the read, so it goes up to everything applied now: the txns still
+                        // connect unless the committed log moves a whole commitLogCount meanwhile.
+                        self.actions.push(PeerAction::ReadTxnLog {
+                            link,
+                            after: peer_last,
+                            until: last_processed,
+                            size_factor: factor,
+                        });
+                        return SyncQueued::AwaitTxnLog;
+                    }
+                }
+            }
+        }
         let kind = match plan {
             SyncPlan::Snap => SyncKind::Snap,
             SyncPlan::Diff { .. } | SyncPlan::Trunc { .. } => SyncKind::Diff,
         };
         if !self.begin_sync(link, kind, essential) {
-            return false;
+            return SyncQueued::Refused;
         }
         tracing::info!(
             "syncing learner on link {link} (last zxid {peer_last}, ours {last_processed}): {plan:?}"
@@ -1097,6 +1199,9 @@ impl Peer {
             }
             SyncPlan::Diff { zxid, after } => {
                 self.stats.diff_syncs += 1;
+                if !disk.is_empty() {
+                    self.stats.txn_log_syncs += 1;
+                }
                 self.link_send(link, QuorumPacket::new(PacketType::Diff, zxid.0));
                 Some(after)
             }
@@ -1108,7 +1213,14 @@ impl Peer {
         };
         let mut packets = Vec::new();
         if let Some(after) = after {
-            for (zxid, entry) in self.committed_log.after(after) {
+            // Rule 5: the txns from disk first, then the committed log after the last of them
+            // (`queueCommittedProposals` over the txn log, then over the committed log).
+            let after = disk.last().map_or(after, |d| d.0);
+            for (zxid, entry) in disk
+                .iter()
+                .map(|(z, e)| (*z, e))
+                .chain(self.committed_log.after(after))
+            {
                 packets.push(QuorumPacket::with_data(
                     PacketType::Proposal,
                     zxid.0,
@@ -1132,7 +1244,25 @@ impl Peer {
         for packet in packets {
             self.link_send(link, packet);
         }
-        true
+        SyncQueued::Done
+    }
+
+    /// The driver answered a [`PeerAction::ReadTxnLog`]: the link's sync continues (leader or observer
+    /// master), unless the link is gone or no longer waits.
+    fn txn_log_read(&mut self, link: LinkId, txns: Option<Vec<(Zxid, std::sync::Arc<[u8]>)>>) {
+        use crate::zab::learner_link::TxnLogRead;
+        let Some(state) = self.link_states.get_mut(&link) else {
+            return;
+        };
+        let Some(TxnLogRead::Requested { peer_last }) = state.txn_log.take() else {
+            return;
+        };
+        state.txn_log = Some(TxnLogRead::Answered { txns });
+        if self.om_is_link(link) {
+            self.om_resume_sync(link, peer_last);
+        } else if let RoleState::Leading(_) = self.role {
+            self.leader_resume_sync(link);
+        }
     }
 
     /// `tickTime × n` in ms.
