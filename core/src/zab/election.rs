@@ -464,7 +464,8 @@ impl Election {
 
     /// Adopts new configurations (`QuorumPeer.setQuorumVerifier` / `setLastSeenQuorumVerifier`): the
     /// committed verifier and its text, the last-seen one, and this server's learner type in the
-    /// committed one (an observer there observes; anything else is a participant, voting or not). A
+    /// committed one (an observer there observes, a voter participates, and a server it does not name
+    /// keeps its type, as `QuorumPeer.updateLearnerType` does). A
     /// running election keeps its round; the caller restarts it when membership changed (Java's
     /// `restartLeaderElection`).
     pub fn reconfigure(
@@ -473,11 +474,13 @@ impl Election {
         last_seen: Option<QuorumVerifier>,
         config_text: Vec<u8>,
     ) {
-        self.cfg.learner_type = if verifier.observers().contains(&self.cfg.my_id) {
-            LearnerType::Observer
-        } else {
-            LearnerType::Participant
-        };
+        // `QuorumPeer.updateLearnerType`: a server the new configuration does not name keeps its
+        // type (a joining observer that adopted a leader's bumped configuration still observes).
+        if verifier.observers().contains(&self.cfg.my_id) {
+            self.cfg.learner_type = LearnerType::Observer;
+        } else if verifier.is_voter(self.cfg.my_id) {
+            self.cfg.learner_type = LearnerType::Participant;
+        }
         self.cfg.verifier = verifier;
         self.cfg.last_seen = last_seen;
         self.cfg.config_text = config_text;
