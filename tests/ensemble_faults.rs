@@ -238,10 +238,16 @@ fn follower_restart_is_synced_by_diff() {
     follower_catches_up(&[], 300, "Diff");
 }
 
-/// A follower that missed more txns than `commitLogCount=20` keeps is synced by SNAP.
+/// A follower that missed more txns than `commitLogCount=20` keeps is synced by SNAP when syncing from
+/// the on-disk txn log is off (`snapshotSizeFactor=-1`; with it on the leader may serve a DIFF from its
+/// log instead, which `tests/ensemble_txn_log_sync.rs` covers).
 #[test]
 fn follower_far_behind_is_synced_by_snap() {
-    follower_catches_up(&[("commitLogCount", "20")], 120, "Snap");
+    follower_catches_up(
+        &[("commitLogCount", "20"), ("snapshotSizeFactor", "-1")],
+        120,
+        "Snap",
+    );
 }
 
 /// Starts a proxied outpost ensemble (after `outpost conf check` accepts every member's files) and
