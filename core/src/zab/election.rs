@@ -263,6 +263,9 @@ pub struct Election {
     /// Servers the transport could not reach on its last attempt (see
     /// [`ElectionConfig::finalize_early`]).
     unreachable: BTreeSet<ServerId>,
+    /// Voters whose agreeing vote the running finalize wait consumed unread; only the early-finalize
+    /// check reads it (the decision's supporters stay Java's).
+    late_agreeing: BTreeSet<ServerId>,
     stats: ElectionStats,
 }
 
@@ -289,6 +292,7 @@ impl Election {
             loopback: VecDeque::new(),
             pending: VecDeque::new(),
             unreachable: BTreeSet::new(),
+            late_agreeing: BTreeSet::new(),
             stats: ElectionStats::default(),
         }
     }
@@ -615,17 +619,19 @@ impl Election {
                 self.finalize = None;
             } else {
                 self.stats.dropped_in_finalize += 1;
-                let mut agreeing = self.finalize.take().map(|f| f.1).unwrap_or_default();
+                self.finalize = Some((
+                    now_ms + self.cfg.finalize_wait_ms,
+                    self.finalize.take().map(|f| f.1).unwrap_or_default(),
+                ));
                 // Java drops the notification unread; only the early-finalize check notes that this
-                // voter agrees (the tallies are untouched, so the verdict is Java's).
+                // voter agrees (the tallies and the supporters are untouched, so the verdict is Java's).
                 if n.state == ServerState::Looking
                     && n.election_epoch == self.logical_clock
                     && candidate_of(&n) == self.proposal
                     && self.is_valid_voter(from)
                 {
-                    agreeing.insert(from);
+                    self.late_agreeing.insert(from);
                 }
-                self.finalize = Some((now_ms + self.cfg.finalize_wait_ms, agreeing));
                 self.finalize_early(out);
                 return;
             }
@@ -689,6 +695,7 @@ impl Election {
         let acks = self.agreeing(&self.recvset, &target);
         if self.has_all_quorums(&acks) && self.observer_heard_from(self.proposal.leader) {
             self.finalize = Some((now_ms + self.cfg.finalize_wait_ms, acks));
+            self.late_agreeing.clear();
             self.finalize_early(out);
         }
     }
@@ -708,9 +715,11 @@ impl Election {
             return;
         };
         let settled = self.verifiers().all(|q| {
-            q.voters()
-                .iter()
-                .all(|v| agreeing.contains(v) || self.unreachable.contains(v))
+            q.voters().iter().all(|v| {
+                agreeing.contains(v)
+                    || self.late_agreeing.contains(v)
+                    || self.unreachable.contains(v)
+            })
         });
         if settled {
             self.finish_round(out);
