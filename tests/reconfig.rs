@@ -411,6 +411,61 @@ fn zkcli_reconfig_against_outpost() {
     drop(servers);
 }
 
+/// outpost's own zkCli-style client reconfigures the ensemble as zkCli.sh does: commands piped one per
+/// line, `reconfig -add` refused before `addauth digest super:…`, accepted after it (printing the
+/// committed configuration), then `reconfig -remove 4` and `config` without server 4.
+#[test]
+fn outpost_cli_reconfig_add_and_remove() {
+    let plan = EnsemblePlan::new(3, 1).with_outpost(&[1, 2, 3, 4]);
+    let root = test_root();
+    let (mut servers, cfgs, _leader) = start_voters(&plan, 3, root.path());
+    let observer = plan.member(4);
+    servers.push(start_member(&cfgs[3], observer));
+    assert_eq!(
+        wait_mode(observer.client, START).as_deref(),
+        Some("observer"),
+        "{}",
+        logs(&servers)
+    );
+    let add = format!("reconfig -add {}", observer.server_line());
+    let script = format!("{add}\naddauth digest super:test\n{add}\nreconfig -remove 4\nconfig\n");
+    let mut child = std::process::Command::new(support::outpost_bin())
+        .args([
+            "cli",
+            "-server",
+            &format!("127.0.0.1:{}", plan.member(2).client),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run outpost cli");
+    std::io::Write::write_all(child.stdin.as_mut().expect("cli stdin"), script.as_bytes())
+        .expect("write commands");
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("outpost cli output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Insufficient permission"), "{text}");
+    let committed = text
+        .find("Committed new configuration:")
+        .unwrap_or_else(|| panic!("no committed configuration:\n{text}"));
+    assert!(text[committed..].contains("server.4="), "{text}");
+    let rt = runtime();
+    let mut config = None;
+    assert!(
+        eventually(OP, || {
+            config = config_on(&rt, plan.member(1).client);
+            config.as_deref().is_some_and(|c| !c.contains("server.4="))
+        }),
+        "server 4 still in the configuration after -remove: {config:?}\n{text}"
+    );
+    drop(servers);
+}
+
 /// Runs `outpost reconfig` with `args`; returns (success, stdout + stderr).
 fn outpost_reconfig(args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(support::outpost_bin())
