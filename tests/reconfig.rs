@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use outpost_core::client::{Client, CreateMode, KeeperState};
 use outpost_core::proto::ErrorCode;
 use support::ensemble::scenario::{connect, create_on, logs, runtime, test_root, ELECT, OP, START};
-use support::ensemble::{find_leader, start_member, wait_mode, EnsemblePlan, JavaServer};
+use support::ensemble::{find_leader, start_member, wait_mode, EnsemblePlan, JavaServer, Member};
 
 /// `DigestAuthenticationProvider.generateDigest("super:test")`.
 const SUPER_DIGEST: &str = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
@@ -129,6 +129,17 @@ fn start_voters(
     let leader = find_leader(&voter_plan.members, START)
         .unwrap_or_else(|| panic!("no leader among the voters\n{}", logs(&servers)));
     (servers, cfgs, leader)
+}
+
+/// Starts `observer` (its zoo.cfg names the voters and itself) and waits until it serves as an observer.
+fn start_observer(servers: &mut Vec<JavaServer>, cfg: &std::path::Path, observer: &Member) {
+    servers.push(start_member(cfg, observer));
+    assert_eq!(
+        wait_mode(observer.client, START).as_deref(),
+        Some("observer"),
+        "{}",
+        logs(servers)
+    );
 }
 
 /// Three voters grow to three voters and two observers and back, while a client writes: see the module
@@ -363,13 +374,7 @@ fn zkcli_reconfig_against_outpost() {
     let root = test_root();
     let (mut servers, cfgs, _leader) = start_voters(&plan, 3, root.path());
     let observer = plan.member(4);
-    servers.push(start_member(&cfgs[3], observer));
-    assert_eq!(
-        wait_mode(observer.client, START).as_deref(),
-        Some("observer"),
-        "{}",
-        logs(&servers)
-    );
+    start_observer(&mut servers, &cfgs[3], observer);
     let add = format!("reconfig -add {}", observer.server_line());
     let out = support::ensemble::interop::zkcli(
         plan.member(1).client_addr(),
@@ -420,13 +425,7 @@ fn outpost_cli_reconfig_add_and_remove() {
     let root = test_root();
     let (mut servers, cfgs, _leader) = start_voters(&plan, 3, root.path());
     let observer = plan.member(4);
-    servers.push(start_member(&cfgs[3], observer));
-    assert_eq!(
-        wait_mode(observer.client, START).as_deref(),
-        Some("observer"),
-        "{}",
-        logs(&servers)
-    );
+    start_observer(&mut servers, &cfgs[3], observer);
     let add = format!("reconfig -add {}", observer.server_line());
     let script = format!("{add}\naddauth digest super:test\n{add}\nreconfig -remove 4\nconfig\n");
     let mut child = std::process::Command::new(support::outpost_bin())
@@ -490,13 +489,7 @@ fn from_file_plans_and_applies() {
     let root = test_root();
     let (mut servers, cfgs, _leader) = start_voters(&plan, 3, root.path());
     let observer = plan.member(4);
-    servers.push(start_member(&cfgs[3], observer));
-    assert_eq!(
-        wait_mode(observer.client, START).as_deref(),
-        Some("observer"),
-        "{}",
-        logs(&servers)
-    );
+    start_observer(&mut servers, &cfgs[3], observer);
     let cfg = cfgs[0].display().to_string();
     let edited = root.path().join("edited.dynamic");
     let mut role_changed = plan.member(3).clone();
@@ -590,13 +583,7 @@ fn add_and_remove_an_observer(plan: &EnsemblePlan, add_via: u64, remove_via: u64
     let root = test_root();
     let (mut servers, cfgs, leader) = start_voters(plan, 3, root.path());
     let observer = plan.member(4);
-    servers.push(start_member(&cfgs[3], observer));
-    assert_eq!(
-        wait_mode(observer.client, START).as_deref(),
-        Some("observer"),
-        "{}",
-        logs(&servers)
-    );
+    start_observer(&mut servers, &cfgs[3], observer);
     let rt = runtime();
     let grown = rt.block_on(async {
         let c = super_session(plan.member(add_via).client).await;
