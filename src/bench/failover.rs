@@ -388,25 +388,8 @@ pub fn table(args: &BenchArgs, reports: &[FailoverReport]) -> String {
         }
         lines.push(line);
     }
-    let widths: Vec<usize> = (0..lines[0].len())
-        .map(|c| {
-            lines
-                .iter()
-                .map(|l| l.get(c).map_or(0, String::len))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
     let mut out = format!("workload=failover writers={}\n", args.clients.max(1));
-    for l in lines {
-        let cells: Vec<String> = l
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("{v:<width$}", width = widths[i]))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    out.push_str(&super::columns(&lines));
     out
 }
 

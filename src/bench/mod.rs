@@ -441,7 +441,14 @@ pub fn table(args: &BenchArgs, reports: &[Report]) -> String {
         }
         lines.push(line);
     }
-    let cols = lines[0].len();
+    out.push_str(&columns(&lines));
+    out
+}
+
+/// Renders rows as left-aligned columns two spaces apart, each as wide as its widest cell, one line
+/// per row (the human-readable tables of every workload).
+pub(crate) fn columns(lines: &[Vec<String>]) -> String {
+    let cols = lines.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
             lines
@@ -451,6 +458,7 @@ pub fn table(args: &BenchArgs, reports: &[Report]) -> String {
                 .unwrap_or(0)
         })
         .collect();
+    let mut out = String::new();
     for l in lines {
         let cells: Vec<String> = l
             .iter()
