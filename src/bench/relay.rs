@@ -51,6 +51,10 @@ use crate::cli_args::BenchArgs;
 const RELAY_THREAD: &str = crate::relay_cmd::RELAY_THREAD;
 /// How often the relay's lag and the subscriber's backlog are sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+/// Width of a window of the stall timeline (see [`Window`]).
+const WINDOW: Duration = Duration::from_millis(100);
+/// A commit-to-subscriber latency above this is slow (the p99 target).
+const SLOW: Duration = Duration::from_millis(5);
 
 /// `size` bytes of compressible text: JSON-like service config records with varying numbers, as a
 /// coordination service typically stores, so lz4 has something real to do (random bytes would not
@@ -93,9 +97,29 @@ fn micros(d: Duration) -> u64 {
     d.as_micros().clamp(1, 600_000_000) as u64
 }
 
+/// One [`WINDOW`] of the run, by the time the creates were acknowledged: where the slow events fell,
+/// so a tail can be told apart as a few stalls (a snapshot, an fsync) or as steady queueing.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Window {
+    /// Start of the window, milliseconds after the first create of the run was due.
+    pub at_ms: u64,
+    /// Events in the window slower than [`SLOW`] from reply to subscriber.
+    pub slow: u64,
+    /// Events in the window.
+    pub events: u64,
+    /// Worst commit-to-subscriber latency in the window, microseconds.
+    pub max_us: u64,
+    /// Worst write ack latency in the window, microseconds.
+    pub max_ack_us: u64,
+}
+
 /// Matches creates with their events; holds the latency histograms.
 struct Matcher {
     pending: HashMap<i64, Pending>,
+    /// Where the timeline starts.
+    origin: Instant,
+    /// The stall timeline, one entry per [`WINDOW`] that had an event.
+    windows: std::collections::BTreeMap<u64, Window>,
     commit_to_sub: Histogram<u64>,
     write_to_sub: Histogram<u64>,
     ack: Histogram<u64>,
@@ -110,6 +134,8 @@ impl Matcher {
     fn new() -> Matcher {
         Matcher {
             pending: HashMap::new(),
+            origin: Instant::now(),
+            windows: std::collections::BTreeMap::new(),
             commit_to_sub: histogram(),
             write_to_sub: histogram(),
             ack: histogram(),
@@ -127,9 +153,20 @@ impl Matcher {
         if arrived < acked {
             self.before_ack += 1;
         }
-        let _ = self
-            .commit_to_sub
-            .record(micros(arrived.saturating_duration_since(acked)));
+        let latency = arrived.saturating_duration_since(acked);
+        let slot =
+            (acked.saturating_duration_since(self.origin).as_millis() / WINDOW.as_millis()) as u64;
+        let w = self.windows.entry(slot).or_insert(Window {
+            at_ms: slot * WINDOW.as_millis() as u64,
+            ..Window::default()
+        });
+        w.events += 1;
+        w.slow += u64::from(latency > SLOW);
+        w.max_us = w.max_us.max(micros(latency));
+        w.max_ack_us = w
+            .max_ack_us
+            .max(micros(acked.saturating_duration_since(due)));
+        let _ = self.commit_to_sub.record(micros(latency));
         let _ = self
             .write_to_sub
             .record(micros(arrived.saturating_duration_since(due)));
@@ -335,6 +372,10 @@ pub struct RelayReport {
     pub process_cpu_s: Option<f64>,
     /// Relay threads found.
     pub relay_threads: usize,
+    /// The windows of the stall timeline that had a slow event, in time order.
+    pub slow_windows: Vec<Window>,
+    /// Windows of the timeline that had an event.
+    pub windows: usize,
 }
 
 impl RelayReport {
@@ -361,6 +402,23 @@ impl RelayReport {
     }
 
     fn json(&self, args: &BenchArgs) -> serde_json::Value {
+        // Built apart: one json! with every field exceeds the macro's recursion limit.
+        let slow: Vec<serde_json::Value> = self
+            .slow_windows
+            .iter()
+            .map(|w| {
+                serde_json::json!({
+                    "at_ms": w.at_ms, "slow": w.slow, "events": w.events,
+                    "max_us": w.max_us, "max_ack_us": w.max_ack_us,
+                })
+            })
+            .collect();
+        let timeline = serde_json::json!({
+            "window_ms": WINDOW.as_millis() as u64,
+            "slow_above_ms": SLOW.as_millis() as u64,
+            "windows": self.windows,
+            "slow_windows": slow,
+        });
         serde_json::json!({
             "workload": "relay",
             "servers": args.servers,
@@ -402,6 +460,7 @@ impl RelayReport {
             "process_cpu_s": self.process_cpu_s,
             "process_cpu_pct_of_core": self.process_cpu_s.map(|s| 100.0 * s / self.elapsed_s.max(1e-9)),
             "relay_threads": self.relay_threads,
+            "timeline": timeline,
         })
     }
 
@@ -490,6 +549,35 @@ impl RelayReport {
             opt(self.relay_wait_s, ""),
             opt(self.drain_rate(), " events/s")
         ));
+        out.push_str(&self.timeline_text());
+        out
+    }
+
+    /// Where the slow events fell: how concentrated they are, and the worst windows in time order.
+    fn timeline_text(&self) -> String {
+        let slow: u64 = self.slow_windows.iter().map(|w| w.slow).sum();
+        let mut out = format!(
+            "  slow (> {} ms) events   {} in {} of {} windows of {} ms\n",
+            SLOW.as_millis(),
+            slow,
+            self.slow_windows.len(),
+            self.windows,
+            WINDOW.as_millis()
+        );
+        let mut worst = self.slow_windows.clone();
+        worst.sort_by_key(|w| std::cmp::Reverse(w.slow));
+        worst.truncate(12);
+        worst.sort_by_key(|w| w.at_ms);
+        for w in worst {
+            out.push_str(&format!(
+                "    at {:>7.1} s: {:>5} of {:>5} slow, worst {:.1} ms (write ack worst {:.1} ms)\n",
+                w.at_ms as f64 / 1000.0,
+                w.slow,
+                w.events,
+                w.max_us as f64 / 1000.0,
+                w.max_ack_us as f64 / 1000.0
+            ));
+        }
         out
     }
 }
@@ -784,6 +872,8 @@ pub async fn run_relay(args: &BenchArgs) -> Result<RelayReport, String> {
         relay_wait_s,
         process_cpu_s,
         relay_threads,
+        slow_windows: m.windows.values().filter(|w| w.slow > 0).copied().collect(),
+        windows: m.windows.len(),
     })
 }
 
