@@ -280,28 +280,38 @@ impl NatsSink {
     ) {
         let zxid = events.log.zxid;
         let ens = &self.cfg.nats.ensemble_id;
+        let mut log = self.encode_capped(&events.log);
+        let log_payload = Bytes::from(std::mem::take(&mut log.payload));
         for (i, (path, ev)) in events.nodes.iter().enumerate().skip(skip_nodes) {
-            let enc = self.encode_capped(ev);
+            // A single-op txn's node event is its log event: encode (and compress) it once and share
+            // the payload, which halves the relay's encoding work for the common case.
+            let mut own;
+            let (enc, payload) = if ev == &events.log {
+                (&log, log_payload.clone())
+            } else {
+                own = self.encode_capped(ev);
+                let payload = Bytes::from(std::mem::take(&mut own.payload));
+                (&own, payload)
+            };
             let mut headers = self.headers(
                 zxid,
                 "node",
                 &format!("{ens}-{:x}-{}", zxid as u64, i + 1),
-                &enc,
+                enc,
             );
             headers.insert(PART_HEADER, (i + 1).to_string().as_str());
             out.push(Outgoing {
                 subject: node_subject(&self.cfg.nats.subject_prefix, path),
                 headers,
                 raw_len: enc.raw_len,
-                payload: Bytes::from(enc.payload),
+                payload,
             });
         }
-        let enc = self.encode_capped(&events.log);
         out.push(Outgoing {
             subject: self.log_subject.clone(),
-            headers: self.headers(zxid, "log", &format!("{ens}-{:x}", zxid as u64), &enc),
-            raw_len: enc.raw_len,
-            payload: Bytes::from(enc.payload),
+            headers: self.headers(zxid, "log", &format!("{ens}-{:x}", zxid as u64), &log),
+            raw_len: log.raw_len,
+            payload: log_payload,
         });
     }
 
