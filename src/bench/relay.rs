@@ -938,4 +938,29 @@ mod tests {
         let q = Quantiles::of(&m.commit_to_sub);
         assert!(q.max_us >= 999 && q.max_us <= 1001, "{q:?}");
     }
+
+    /// The stall timeline puts each matched event in the window of its ack and counts as slow only
+    /// events over 5 ms from reply to subscriber.
+    #[test]
+    fn timeline_windows_count_slow_events_by_ack_time() {
+        let mut m = Matcher::new();
+        let t0 = m.origin;
+        let ms = Duration::from_millis;
+        // Window 0: one fast event. Window 3 (300-399 ms): one fast, two slow (6 and 40 ms).
+        m.acked(1, t0, t0 + ms(10));
+        m.arrived(1, t0 + ms(11));
+        m.acked(2, t0, t0 + ms(310));
+        m.arrived(2, t0 + ms(312));
+        m.acked(3, t0, t0 + ms(320));
+        m.arrived(3, t0 + ms(326));
+        m.acked(4, t0 + ms(300), t0 + ms(350));
+        m.arrived(4, t0 + ms(390));
+        let w: Vec<&Window> = m.windows.values().collect();
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].at_ms, w[0].events, w[0].slow), (0, 1, 0));
+        assert_eq!((w[1].at_ms, w[1].events, w[1].slow), (300, 3, 2));
+        assert!((39_900..=40_100).contains(&w[1].max_us), "{:?}", w[1]);
+        // The worst ack in window 3 is event 3's: due at t0, acked at 320 ms.
+        assert!((319_000..=321_000).contains(&w[1].max_ack_us), "{:?}", w[1]);
+    }
 }
