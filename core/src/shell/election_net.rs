@@ -148,7 +148,13 @@ struct Peer {
     conn: Option<Conn>,
     /// A connect attempt is under way.
     connecting: bool,
+    /// When a broken connection last triggered an immediate reconnect (see [`RETRY_SPACING`]).
+    retried_at: Option<std::time::Instant>,
 }
+
+/// At most one immediate reconnect per peer this often after a live connection breaks, so a peer that
+/// keeps dropping connections (a twin with the same myid, say) costs one connect a second, not a loop.
+const RETRY_SPACING: Duration = Duration::from_secs(1);
 
 struct Conn {
     id: u64,
@@ -565,11 +571,33 @@ impl ElectionNet {
                 r = net.recv_worker(sid, rd, leftover) => r,
                 _ = stop.wait_for(|s| *s) => Ok(()),
             };
+            let broken = r.is_err();
             if let Err(err) = r {
                 tracing::info!("election connection to {sid} broken: {err}");
             }
             net.finish_conn(sid, id);
             net.inner.live.fetch_sub(1, Ordering::SeqCst);
+            let retry = broken && {
+                let mut st = net.lock();
+                let peer = st.peers.entry(sid).or_default();
+                let now = std::time::Instant::now();
+                let due = peer
+                    .retried_at
+                    .is_none_or(|t| now.duration_since(t) >= RETRY_SPACING);
+                if due {
+                    peer.retried_at = Some(now);
+                }
+                due
+            };
+            if retry {
+                // Try the peer again at once. A notification queued on this connection just before it
+                // broke was lost with it, and nothing else would connect until the election sends
+                // again; a killed peer refuses the connect, which marks it unreachable for early
+                // finalize (otherwise the new leader waits out `finalizeWait`). A peer that is up is
+                // simply connected again. Connections replaced or stopped on purpose end without an
+                // error and are not retried here; `connect_one` does nothing while a connection exists.
+                net.connect_one(sid, None);
+            }
         });
     }
 
