@@ -13,10 +13,13 @@
 //!    a connection after the frames queued before it.
 //! 3. `Log` entries must be appended in the order given; report [`Input::Durable`] only after the fsync that
 //!    covers them (a reply is released only then: a write is acknowledged only once it is on disk).
-//! 4. `Snapshot` blobs may be written on another thread. They are fuzzy (ZooKeeper's): the tree as of their
-//!    zxid plus some later changes, so recovery must replay every txn after that zxid.
+//! 4. `Snapshot` pieces may be written on another thread, in order, to one file per snapshot. A snapshot
+//!    is fuzzy (ZooKeeper's): the tree as of its zxid plus some later changes, so recovery must replay
+//!    every txn after that zxid.
 //! 5. While [`Standalone::snapshot_in_progress`], give the server [`Input::SnapshotStep`] turns between
-//!    other inputs: each serializes at most `snapshot_chunk_nodes` nodes (ticks also take a step).
+//!    other inputs: each serializes about `snapshot_chunk_bytes` (ticks also take a step). A driver that
+//!    cannot keep up with writing the pieces holds back the turns; memory stays bounded by what it
+//!    queues.
 //!
 //! In an ensemble the ZAB engine is the driver: on the leader a `Log` is a proposal and `Durable` a
 //! commit; on a learner the engine feeds committed txns as [`Input::Committed`] and carries the
@@ -50,8 +53,8 @@ use crate::proto::quorum::{ForwardedRequest, SessionTouch};
 use crate::proto::{perms, ErrorCode, Id, OpCode, Txn, TxnEntry, TxnHeader};
 use crate::session::{check_password, session_password, SessionConfig, SessionTracker};
 use crate::tree::apply::TxnResult;
-use crate::tree::fuzzy::SnapshotWriter;
 use crate::tree::prep::{prepare, PendingChanges, PrepConfig, RequestMeta, WriteRequest};
+use crate::tree::snap_stream::SnapStream;
 use crate::tree::snapshot::{read_sessions, write_sessions};
 use crate::tree::DataTree;
 use crate::watch::{Notification, WatchManager, WatcherMode, WatcherType};
@@ -93,9 +96,9 @@ pub struct Settings {
     pub snap_count: u64,
     /// Seed of the snapshot trigger's randomness (the shell draws it; tests fix it).
     pub snapshot_seed: u64,
-    /// Nodes a snapshot in progress serializes per turn ([`Input::SnapshotStep`]), so that no turn
-    /// stalls the requests for long (default 10 000).
-    pub snapshot_chunk_nodes: usize,
+    /// Bytes a snapshot in progress serializes per turn ([`Input::SnapshotStep`]), so that no turn
+    /// stalls the requests for long (default 512 KiB).
+    pub snapshot_chunk_bytes: usize,
     /// How often the container manager looks for empty containers and expired TTL nodes
     /// (`znode.container.checkIntervalMs`, default 60000).
     pub container_check_interval_ms: i64,
@@ -223,13 +226,19 @@ pub enum Action {
         /// Its body.
         txn: Txn,
     },
-    /// Write this snapshot blob (laid out as [`snapshot_blob`]'s, fuzzy: see [`crate::tree::fuzzy`]) at
-    /// this zxid, the last one applied when the snapshot started, then roll the txn log.
+    /// The next piece of a snapshot at this zxid, the last one applied when the snapshot started. The
+    /// pieces of one snapshot, concatenated, are laid out as [`snapshot_blob`]'s (fuzzy: see
+    /// [`crate::tree::snap_stream`]). `first` begins a new snapshot file (abandoning an unfinished one);
+    /// after the `last` piece, finish the file and roll the txn log.
     Snapshot {
-        /// The zxid the blob reflects.
+        /// The zxid the snapshot reflects.
         zxid: Zxid,
-        /// The blob.
-        blob: Vec<u8>,
+        /// The next bytes of the blob.
+        piece: Vec<u8>,
+        /// The first piece of this snapshot.
+        first: bool,
+        /// The last piece of this snapshot.
+        last: bool,
     },
     /// Learner: send this REQUEST to the leader (authinfo: `auth_ids`).
     Forward {
@@ -365,7 +374,7 @@ pub struct Standalone {
     /// Snapshots started so far (the draw for the next trigger).
     snapshots_started: u64,
     /// The snapshot being serialized, a chunk per turn.
-    snapshot: Option<SnapshotWriter>,
+    snapshot: Option<SnapStream>,
     last_container_check_ms: i64,
     now_ms: i64,
     actions: Vec<Action>,
@@ -1208,9 +1217,9 @@ impl Standalone {
                     self.settings.snapshot_seed,
                     self.snapshots_started,
                 );
-                self.snapshot = Some(SnapshotWriter::new(
+                self.snapshot = Some(SnapStream::new(
                     &self.tree,
-                    self.sessions.global_sessions(),
+                    &self.sessions.global_sessions(),
                 ));
             }
         }
@@ -1223,18 +1232,22 @@ impl Standalone {
 
     /// Serializes the next chunk of the snapshot in progress; emits it when the walk is complete.
     fn snapshot_step(&mut self) {
-        let Some(w) = self.snapshot.as_mut() else {
+        let Some(stream) = self.snapshot.as_mut() else {
             return;
         };
-        w.step(&self.tree, self.settings.snapshot_chunk_nodes);
-        if w.is_done() {
-            let w = self.snapshot.take().expect("checked above");
-            let zxid = Zxid(w.zxid());
-            self.actions.push(Action::Snapshot {
-                zxid,
-                blob: w.finish(),
-            });
+        let first = stream.bytes() == 0;
+        let piece = stream.next_chunk(&self.tree, self.settings.snapshot_chunk_bytes);
+        let last = stream.is_done();
+        let zxid = Zxid(stream.zxid());
+        if last {
+            self.snapshot = None;
         }
+        self.actions.push(Action::Snapshot {
+            zxid,
+            piece,
+            first,
+            last,
+        });
     }
 
     /// Sends notifications to the connections whose auth ids hold READ on the node (3.8.4+ filter).
@@ -1758,7 +1771,7 @@ mod tests {
             },
             snap_count: 1_000_000,
             snapshot_seed: 1,
-            snapshot_chunk_nodes: 10_000,
+            snapshot_chunk_bytes: 512 << 10,
             container_check_interval_ms: 1000,
             emit_committed: false,
             mode: Mode::Standalone,
@@ -2155,8 +2168,8 @@ mod tests {
         assert_eq!((h.err, h.zxid), (0, before + 2));
     }
 
-    /// A due snapshot starts after snapCount/2 + r txns (r drawn from the seed), is serialized over many
-    /// turns of at most `snapshot_chunk_nodes` nodes while writes go on, and is emitted under the zxid
+    /// A due snapshot starts after snapCount/2 + r txns (r drawn from the seed), is serialized in pieces
+    /// over many turns of about `snapshot_chunk_bytes` while writes go on, and is emitted under the zxid
     /// applied when it started; loading it and replaying the txns logged after that zxid gives the tree.
     #[test]
     fn snapshots_are_fuzzy_and_taken_in_turns() {
@@ -2166,7 +2179,7 @@ mod tests {
             prep: PrepConfig::default(),
             snap_count: 40,
             snapshot_seed: 7,
-            snapshot_chunk_nodes: 2,
+            snapshot_chunk_bytes: 2,
             container_check_interval_ms: 1000,
             emit_committed: false,
             mode: Mode::Standalone,
@@ -2207,22 +2220,31 @@ mod tests {
         assert_eq!(xid as u64 + 1, trigger);
         let start = s.tree().last_processed_zxid();
         let mut turns = 0;
-        let (zxid, blob) = loop {
+        let mut blob = Vec::new();
+        let zxid = 'turns: loop {
             xid += 1;
             write(&mut s, xid, create(&format!("/m{xid}"), 0));
             s.handle(Input::SnapshotStep, 1_002);
             turns += 1;
-            let actions = s.take_actions();
-            if let Some((zxid, blob)) = actions.into_iter().find_map(|a| match a {
-                Action::Snapshot { zxid, blob } => Some((zxid, blob)),
-                _ => None,
-            }) {
-                break (zxid, blob);
+            for a in s.take_actions() {
+                if let Action::Snapshot {
+                    zxid,
+                    piece,
+                    first,
+                    last,
+                } = a
+                {
+                    assert_eq!(first, turns == 1, "only the first turn's piece is first");
+                    blob.extend_from_slice(&piece);
+                    if last {
+                        break 'turns zxid;
+                    }
+                }
             }
         };
         assert!(!s.snapshot_in_progress());
         assert_eq!(zxid.0, start);
-        assert!(turns > 10, "{turns} turns of 2 nodes");
+        assert!(turns > 10, "{turns} turns of one node or so");
         let (mut tree, sessions) = read_snapshot_blob(&blob, false).expect("blob");
         assert_eq!(sessions.len(), 1);
         for (z, entry) in log.iter().filter(|(z, _)| z.0 > start) {

@@ -8,6 +8,7 @@ pub mod election_net;
 pub mod log_thread;
 pub mod metrics;
 pub mod quorum_peer;
+pub mod snapshot_writer;
 pub mod standalone;
 
 /// Turns TCP keepalive on for `stream` when `on` (ZooKeeper's `tcpKeepAlive` for election sockets,

@@ -24,7 +24,8 @@ use tokio::task::JoinHandle;
 use super::connection::{ConnectionSettings, CoreEvent, Outbound, OutboundTx};
 use super::election_net::{ElectionNet, ElectionNetConfig};
 use super::log_thread::{LogCommand, LogEvent, LogThread};
-use super::metrics::{self as shell_metrics, Latency};
+use super::metrics::Latency;
+use super::snapshot_writer::SnapshotWriter;
 use super::standalone::{
     accept_loop, admin_response, four_letter_text, now_ms, snapshot_of, CommittedTxn, ShellError,
     StandaloneConfig,
@@ -309,6 +310,13 @@ pub async fn run(
         what: "start the txn log thread".into(),
         source,
     })?;
+    let snapshots =
+        SnapshotWriter::start(disk.clone(), base.data_dir.clone()).map_err(|source| {
+            ShellError::Io {
+                what: "start the snapshot thread".into(),
+                source,
+            }
+        })?;
 
     let mut peer_cfg = config.peer.clone();
     peer_cfg.server = base.settings.clone();
@@ -526,7 +534,7 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => inputs.push(PeerInput::Tick),
-            _ = std::future::ready(()), if peer.snapshot_in_progress() => {
+            _ = std::future::ready(()), if peer.snapshot_in_progress() && snapshots.ready() => {
                 inputs.push(PeerInput::SnapshotStep);
             }
         }
@@ -695,26 +703,8 @@ pub async fn run(
                                     });
                                 }
                             }
-                            Action::Snapshot { zxid, blob } => {
-                                let disk = disk.clone();
-                                let dir = base.data_dir.clone();
-                                let _ = log_thread.commands.send(LogCommand::Roll);
-                                tokio::task::spawn_blocking(move || {
-                                    let at = Instant::now();
-                                    match storage::write_snapshot(disk.as_ref(), &dir, zxid, &blob)
-                                    {
-                                        Ok(path) => {
-                                            shell_metrics::record_snapshot(at.elapsed());
-                                            tracing::info!(
-                                                "snapshot at {zxid} written to {}",
-                                                path.display()
-                                            )
-                                        }
-                                        Err(err) => {
-                                            tracing::warn!("snapshot at {zxid} failed: {err}")
-                                        }
-                                    }
-                                });
+                            action @ Action::Snapshot { .. } => {
+                                snapshots.carry_out(action, &log_thread)
                             }
                             other => tracing::error!(
                                 "unexpected server action in an ensemble: {other:?}"

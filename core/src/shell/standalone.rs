@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::connection::{serve, ConnectionSettings, CoreEvent, Outbound, OutboundTx};
 use super::log_thread::{LogCommand, LogEvent, LogThread};
 use super::metrics::{self as shell_metrics, Latency};
+use super::snapshot_writer::SnapshotWriter;
 use crate::ids::{SessionId, Zxid};
 use crate::proto::frame::FourLetterWord;
 use crate::proto::{Txn, TxnEntry, TxnHeader};
@@ -308,6 +309,13 @@ pub async fn run(
     if db.replayed > 0 {
         let _ = log_thread.commands.send(LogCommand::Roll);
     }
+    let snapshots =
+        SnapshotWriter::start(disk.clone(), config.data_dir.clone()).map_err(|source| {
+            ShellError::Io {
+                what: "start the snapshot thread".into(),
+                source,
+            }
+        })?;
     let mut committed_prev = db.last_zxid;
     if let Some(feed) = &config.commit_feed {
         feed.recovered(db.last_zxid);
@@ -403,9 +411,10 @@ pub async fn run(
                 None => break Err(ShellError::Corrupt("txn log thread stopped".into())),
             },
             _ = tick.tick() => server.handle(Input::Tick, now_ms()),
-            // A snapshot in progress gets a turn (one chunk) each time round the loop; select! polls the
-            // ready branches in random order, so requests interleave with the chunks.
-            _ = std::future::ready(()), if server.snapshot_in_progress() => {
+            // A snapshot in progress gets a turn (one piece) each time round the loop while the snapshot
+            // thread keeps up; select! polls the ready branches in random order, so requests interleave
+            // with the pieces.
+            _ = std::future::ready(()), if server.snapshot_in_progress() && snapshots.ready() => {
                 server.handle(Input::SnapshotStep, now_ms())
             }
             _ = purge.tick(), if config.purge_interval_hours > 0 => {
@@ -467,22 +476,7 @@ pub async fn run(
                 | Action::ZxidExhausted => {
                     tracing::error!("ensemble action in a standalone server: {action:?}");
                 }
-                Action::Snapshot { zxid, blob } => {
-                    let disk = disk.clone();
-                    let dir = config.data_dir.clone();
-                    let _ = log_thread.commands.send(LogCommand::Roll);
-                    tokio::task::spawn_blocking(move || {
-                        let at = Instant::now();
-                        match storage::write_snapshot(disk.as_ref(), &dir, zxid, &blob) {
-                            Ok(path) => {
-                                shell_metrics::record_snapshot(at.elapsed());
-                                tracing::info!("snapshot at {zxid} written to {}", path.display())
-                            }
-                            // A failed snapshot is not fatal: the txn log still holds everything.
-                            Err(err) => tracing::warn!("snapshot at {zxid} failed: {err}"),
-                        }
-                    });
-                }
+                action @ Action::Snapshot { .. } => snapshots.carry_out(action, &log_thread),
             }
         }
     };

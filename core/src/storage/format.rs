@@ -23,12 +23,14 @@
 //! | 9 | 8 | zxid (signed) |
 //! | 17 | len - 9 | payload |
 //!
-//! Snapshot file (`snapshot.<zxid hex>`): a 36-byte header and the lz4 block-compressed body.
+//! Snapshot file (`snapshot.<zxid hex>`): a 36-byte header and the lz4-compressed body. Version 2 (written
+//! now) compresses the body as an lz4 frame, so it can be written as it is produced; version 1 (still
+//! read) compressed it as one lz4 block.
 //!
 //! | offset | size | field |
 //! | --- | --- | --- |
 //! | 0 | 4 | magic `OPSN` |
-//! | 4 | 4 | file format version (1) |
+//! | 4 | 4 | snapshot format version (2, or 1) |
 //! | 8 | 8 | zxid (signed) |
 //! | 16 | 8 | uncompressed body length |
 //! | 24 | 8 | compressed body length |
@@ -40,8 +42,12 @@ use crate::ids::Zxid;
 pub const LOG_MAGIC: [u8; 4] = *b"OPTL";
 /// Magic of a snapshot file.
 pub const SNAP_MAGIC: [u8; 4] = *b"OPSN";
-/// Version of the log and snapshot file formats.
+/// Version of the log file format.
 pub const FILE_FORMAT_VERSION: u32 = 1;
+/// Snapshot format version 1: the body is one lz4 block (read, no longer written).
+pub const SNAP_VERSION_BLOCK: u32 = 1;
+/// Snapshot format version 2: the body is an lz4 frame, written as the snapshot is produced.
+pub const SNAP_VERSION_FRAME: u32 = 2;
 /// Version of the record format.
 pub const RECORD_VERSION: u8 = 1;
 /// Length of a txn log file header.
@@ -152,6 +158,8 @@ pub fn decode_record_body(body: &[u8]) -> Result<(Zxid, &[u8]), String> {
 /// A decoded snapshot header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapHeader {
+    /// [`SNAP_VERSION_FRAME`] or [`SNAP_VERSION_BLOCK`].
+    pub version: u32,
     /// The zxid the snapshot covers.
     pub zxid: Zxid,
     /// Length of the body before compression.
@@ -162,19 +170,27 @@ pub struct SnapHeader {
     pub crc: u32,
 }
 
-/// Encodes a snapshot header, computing its CRC over the header and the uncompressed `body`.
+/// Encodes a snapshot header from the CRC32C of the uncompressed body alone (`body_crc`, which a writer
+/// can compute as the body streams by): the stored CRC covers the header's first 32 bytes and then the
+/// body, combined with [`crc32c::crc32c_combine`].
 pub fn encode_snap_header(
+    version: u32,
     zxid: Zxid,
-    body: &[u8],
+    uncompressed_len: u64,
     compressed_len: u64,
+    body_crc: u32,
 ) -> [u8; SNAP_HEADER_LEN as usize] {
     let mut out = [0u8; SNAP_HEADER_LEN as usize];
     out[0..4].copy_from_slice(&SNAP_MAGIC);
-    out[4..8].copy_from_slice(&FILE_FORMAT_VERSION.to_be_bytes());
+    out[4..8].copy_from_slice(&version.to_be_bytes());
     out[8..16].copy_from_slice(&zxid.0.to_be_bytes());
-    out[16..24].copy_from_slice(&(body.len() as u64).to_be_bytes());
+    out[16..24].copy_from_slice(&uncompressed_len.to_be_bytes());
     out[24..32].copy_from_slice(&compressed_len.to_be_bytes());
-    let crc = snap_crc(&out[0..32], body);
+    let crc = crc32c::crc32c_combine(
+        crc32c::crc32c(&out[0..32]),
+        body_crc,
+        uncompressed_len as usize,
+    );
     out[32..36].copy_from_slice(&crc.to_be_bytes());
     out
 }
@@ -196,10 +212,11 @@ pub fn decode_snap_header(bytes: &[u8]) -> Result<SnapHeader, String> {
         return Err(format!("bad magic {:02x?}", &bytes[0..4]));
     }
     let version = be_u32(&bytes[4..8]);
-    if version != FILE_FORMAT_VERSION {
+    if version != SNAP_VERSION_FRAME && version != SNAP_VERSION_BLOCK {
         return Err(format!("unsupported snapshot format version {version}"));
     }
     Ok(SnapHeader {
+        version,
         zxid: Zxid(be_u64(&bytes[8..16]) as i64),
         uncompressed_len: be_u64(&bytes[16..24]),
         compressed_len: be_u64(&bytes[24..32]),
@@ -257,19 +274,30 @@ mod tests {
     /// The snapshot header encodes to exactly these bytes and decodes back.
     #[test]
     fn golden_snap_header() {
-        let h = encode_snap_header(Zxid(0x1_0000_0005), b"xyz", 4);
+        let h = encode_snap_header(
+            SNAP_VERSION_FRAME,
+            Zxid(0x1_0000_0005),
+            3,
+            4,
+            crc32c::crc32c(b"xyz"),
+        );
         assert_eq!(
             &h[..32],
             &[
-                b'O', b'P', b'S', b'N', 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 3,
+                b'O', b'P', b'S', b'N', 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 3,
                 0, 0, 0, 0, 0, 0, 0, 4
             ]
         );
         let decoded = decode_snap_header(&h).unwrap();
+        assert_eq!(decoded.version, SNAP_VERSION_FRAME);
         assert_eq!(decoded.zxid, Zxid(0x1_0000_0005));
         assert_eq!(decoded.uncompressed_len, 3);
         assert_eq!(decoded.compressed_len, 4);
+        // The combined CRC equals the CRC of the header prefix followed by the body.
         assert_eq!(decoded.crc, snap_crc(&h[..32], b"xyz"));
+        let mut v9 = h;
+        v9[7] = 9;
+        assert!(decode_snap_header(&v9).is_err());
     }
 
     /// File names use ZooKeeper's lower-case hex and only such names parse.

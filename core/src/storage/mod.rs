@@ -52,7 +52,7 @@ pub use disk::{Disk, RealDisk};
 pub use epoch::{read_epoch_file, write_epoch_file, ACCEPTED_EPOCH_FILE, CURRENT_EPOCH_FILE};
 pub use mem_disk::MemDisk;
 pub use purge::{purge, PurgeReport, MIN_SNAP_RETAIN_COUNT};
-pub use snapshot::{write_snapshot, SnapshotStore};
+pub use snapshot::{write_snapshot, SnapshotFile, SnapshotStore};
 pub use txn_log::{read_for_sync, LogOptions, LogReader, LogRecovery, TxnLog};
 
 /// The sub-directory of `dataDir` and `dataLogDir` that holds the files, as in ZooKeeper.

@@ -20,7 +20,6 @@
 pub mod acl_cache;
 pub mod apply;
 pub mod digest;
-pub mod fuzzy;
 pub mod path_key;
 pub mod prep;
 pub mod quota;

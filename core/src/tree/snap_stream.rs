@@ -1,17 +1,18 @@
-//! The streaming snapshot writer for SNAP syncs: the body a leader (or observer master) sends after a
-//! SNAP packet, produced in bounded chunks while txns keep being applied between them, as Java's
-//! `LearnerHandler` serializes `ZKDatabase.serializeSnapshot` straight onto the learner's socket while
-//! the leader keeps committing (its snapshot is fuzzy too).
+//! The streaming snapshot writer, for disk snapshots and SNAP syncs alike: the body produced in bounded
+//! chunks while txns keep being applied between them. A leader (or observer master) sends it after a SNAP
+//! packet, as Java's `LearnerHandler` serializes `ZKDatabase.serializeSnapshot` straight onto the
+//! learner's socket while the leader keeps committing; a server's periodic snapshot hands each chunk to
+//! its snapshot thread, which compresses and writes it as it comes (`storage::SnapshotFile`), as Java's
+//! snapshot thread streams the tree to the file. Neither ever holds the whole serialized tree.
 //!
 //! The bytes are Java's snapshot layout, the same as [`crate::server::standalone::snapshot_blob`]:
 //! the session list, the ACL table, the nodes in pre-order, `"/"`. For a tree that does not change
 //! while it is streamed, the concatenated chunks equal that blob byte for byte (a test checks it).
 //!
-//! Unlike the disk snapshot writer ([`super::fuzzy::SnapshotWriter`]), which keeps every node it wrote
-//! until the walk ends so that it can put the ACL table in front, a stream cannot go back: the ACL table
-//! is written first, as the tree's table at the start (`ReferenceCountedACLCache.serialize` is also the
-//! first thing Java writes). Two rules keep the result exact once the learner replays every txn after
-//! the start zxid (which it does: the txns committed meanwhile follow the snapshot on the same stream):
+//! A stream cannot go back, so the ACL table is written first, as the tree's table at the start
+//! (`ReferenceCountedACLCache.serialize` is also the first thing Java writes). Two rules keep the result
+//! exact once every txn after the start zxid is replayed over it (a learner gets them on the same stream
+//! after the snapshot; recovery reads them from the txn log):
 //! - a node created after the start (`czxid` above the start zxid) is skipped with its subtree. Its
 //!   create is replayed; the parent's cversion and pzxid only ever move up on replay (`createNode` takes
 //!   the larger cversion, `deleteNode` the larger pzxid), so a parent written after that create stays
@@ -24,13 +25,14 @@
 //! at the start still names the same list.
 
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
 use crate::ids::SessionId;
 use crate::jute::{JuteWriter, Record};
 
 use super::acl_cache::{AclRef, OPEN_UNSAFE_ACL_REF};
 use super::snapshot::write_sessions;
-use super::{DataTree, Node};
+use super::{child_bounds, depth, is_root, DataTree, Node};
 
 /// One level of the pre-order walk: a written node and the last child visited under it.
 #[derive(Debug)]
@@ -149,5 +151,30 @@ impl SnapStream {
         w.write_i64(i64::from(acl));
         node.stat.write(w);
         self.nodes += 1;
+    }
+}
+
+impl DataTree {
+    /// The first child of `parent` (in name order) strictly after the path `after`, if any.
+    pub(super) fn next_child<'a>(
+        &'a self,
+        parent: &str,
+        after: Option<&str>,
+    ) -> Option<(&'a str, &'a Node)> {
+        let level = if is_root(parent) {
+            1
+        } else {
+            depth(parent) + 1
+        };
+        let (lo, hi) = child_bounds(parent);
+        let lo = match after {
+            Some(a) => Bound::Excluded(a.as_bytes()),
+            None => Bound::Included(lo.as_bytes()),
+        };
+        self.levels
+            .get(level)?
+            .range::<[u8], _>((lo, Bound::Excluded(hi.as_bytes())))
+            .next()
+            .map(|(k, v)| (k.as_str(), &**v))
     }
 }

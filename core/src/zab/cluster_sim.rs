@@ -327,6 +327,8 @@ struct Node {
     last_applied: Zxid,
     /// The election transport's unreachable servers (sends that found the peer down or cut off).
     unreachable: BTreeSet<u64>,
+    /// The pieces of the snapshot being written (a temp file: lost in a crash).
+    snapshot_pieces: Vec<u8>,
 }
 
 struct Client {
@@ -403,6 +405,7 @@ impl ClusterSim {
                     leader_link: None,
                     last_applied: Zxid::NONE,
                     unreachable: BTreeSet::new(),
+                    snapshot_pieces: Vec::new(),
                 },
             );
         }
@@ -535,7 +538,7 @@ impl ClusterSim {
                 prep,
                 snap_count: self.cfg.snap_count,
                 snapshot_seed: self.cfg.seed ^ id,
-                snapshot_chunk_nodes: 1_000_000,
+                snapshot_chunk_bytes: 64 << 20,
                 container_check_interval_ms: 60_000,
                 emit_committed: true,
                 mode: Mode::Standalone,
@@ -691,8 +694,9 @@ impl ClusterSim {
         };
         self.report.syncs_throttled += peer.stats().syncs_throttled;
         self.report.txn_log_syncs += peer.stats().txn_log_syncs;
-        // Unsynced log records are lost.
+        // Unsynced log records are lost, and so is a snapshot still being written.
         node.disk.log.truncate(node.disk.durable_len);
+        node.snapshot_pieces.clear();
         self.report.crashes += 1;
         self.log(format!("node {id} crashes"));
         let links: Vec<LinkId> = self
@@ -1618,9 +1622,23 @@ impl ClusterSim {
                     self.committed_creates.insert(t.path.clone());
                 }
             }
-            ServerAction::Snapshot { zxid, blob } => {
+            ServerAction::Snapshot {
+                zxid,
+                piece,
+                first,
+                last,
+            } => {
+                // Pieces gather in memory as a real disk's temp file would; a crash before the last
+                // one loses them (the simulated disk keeps only finished snapshots).
                 let n = self.nodes.get_mut(&node).expect("node");
-                n.disk.snapshots.push((zxid, blob));
+                if first {
+                    n.snapshot_pieces.clear();
+                }
+                n.snapshot_pieces.extend_from_slice(&piece);
+                if last {
+                    let blob = std::mem::take(&mut n.snapshot_pieces);
+                    n.disk.snapshots.push((zxid, blob));
+                }
             }
             other => self
                 .violations

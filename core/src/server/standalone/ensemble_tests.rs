@@ -23,7 +23,7 @@ fn settings(server_id: ServerId, mode: Mode) -> Settings {
         },
         snap_count: 1_000_000,
         snapshot_seed: 1,
-        snapshot_chunk_nodes: 10_000,
+        snapshot_chunk_bytes: 512 << 10,
         container_check_interval_ms: 1000,
         emit_committed: false,
         local_sessions: LocalSessionSettings::default(),

@@ -382,7 +382,7 @@ fn standalone_ignores_local_sessions() {
             prep: PrepConfig::default(),
             snap_count: 1_000_000,
             snapshot_seed: 1,
-            snapshot_chunk_nodes: 10_000,
+            snapshot_chunk_bytes: 512 << 10,
             container_check_interval_ms: 1000,
             emit_committed: false,
             local_sessions: LocalSessionSettings {
