@@ -15,6 +15,7 @@ use crate::jute::{JuteReader, JuteWriter, Record};
 use crate::proto::client::{AuthPacket, SetWatches2};
 use crate::proto::{ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, WatcherEvent};
 use crate::proto::{ErrorCode, OpCode};
+use bytes::{Buf, BytesMut};
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -186,17 +187,36 @@ pub struct ConnTask {
     next_xid: i32,
 }
 
-/// A live socket after the handshake.
+/// A live socket after the handshake. Replies are read by the session task itself into `rbuf`, as many
+/// as one read returns, rather than by a reader task handing each frame over a channel: that saved a
+/// task wake-up and a syscall per reply, which is most of a pipelining client's cost.
 pub struct Connected {
     write: BufWriter<OwnedWriteHalf>,
-    frames: mpsc::UnboundedReceiver<Result<Vec<u8>, String>>,
-    reader: tokio::task::JoinHandle<()>,
+    read: OwnedReadHalf,
+    rbuf: BytesMut,
+    /// Largest reply frame accepted (`jute.maxbuffer`).
+    max: usize,
 }
 
-impl Drop for Connected {
-    fn drop(&mut self) {
-        self.reader.abort();
+/// Capacity the read buffer is topped up to before each read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The next whole frame in `buf` (its body, length prefix removed), `Ok(None)` if more bytes are needed.
+fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, String> {
+    let Some(head) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    if len < 0 || len as usize > max {
+        return Err(format!("reply frame length {len} out of range"));
     }
+    let len = len as usize;
+    if buf.len() < 4 + len {
+        buf.reserve(4 + len - buf.len());
+        return Ok(None);
+    }
+    buf.advance(4);
+    Ok(Some(buf.split_to(len)))
 }
 
 fn frame(xid: i32, op: OpCode, body: &[u8]) -> Vec<u8> {
@@ -350,21 +370,11 @@ impl ConnTask {
             s.timeout_ms = negotiated as u32;
             s.host = host.to_string();
         });
-        let (tx, frames) = mpsc::unbounded_channel();
-        let max = self.cfg.max_frame;
-        let reader = tokio::spawn(async move {
-            loop {
-                let f = read_frame(&mut read, max).await;
-                let stop = f.is_err();
-                if tx.send(f).is_err() || stop {
-                    return;
-                }
-            }
-        });
         let mut conn = Connected {
             write,
-            frames,
-            reader,
+            read,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            max: self.cfg.max_frame,
         };
         self.prime(&mut conn).await?;
         Ok(conn)
@@ -452,17 +462,40 @@ impl ConnTask {
             let dead_at = last_recv + read_timeout;
             tokio::select! {
                 biased;
-                f = conn.frames.recv() => {
-                    last_recv = Instant::now();
-                    let bytes = match f {
-                        Some(Ok(b)) => b,
-                        Some(Err(e)) => break Ended::Lost(e),
-                        None => break Ended::Lost("reader stopped".into()),
-                    };
-                    match self.on_frame(&bytes, &mut pending, &mut auth_pending) {
-                        Ok(Some(done)) => break done,
-                        Ok(None) => {}
+                // `read_buf` is cancel safe: when another branch wins, no bytes were taken.
+                n = conn.read.read_buf(&mut conn.rbuf) => {
+                    match n {
+                        Ok(0) => break Ended::Lost("the server closed the connection".into()),
+                        Ok(_) => {}
                         Err(e) => break Ended::Lost(e.to_string()),
+                    }
+                    last_recv = Instant::now();
+                    let mut done = None;
+                    loop {
+                        match next_frame(&mut conn.rbuf, conn.max) {
+                            Ok(Some(f)) => match self.on_frame(&f, &mut pending, &mut auth_pending) {
+                                Ok(Some(d)) => {
+                                    done = Some(d);
+                                    break;
+                                }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    done = Some(Ended::Lost(e.to_string()));
+                                    break;
+                                }
+                            },
+                            Ok(None) => break,
+                            Err(e) => {
+                                done = Some(Ended::Lost(e));
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(done) = done {
+                        break done;
+                    }
+                    if conn.rbuf.capacity() - conn.rbuf.len() < READ_CHUNK / 4 {
+                        conn.rbuf.reserve(READ_CHUNK);
                     }
                 }
                 cmd = self.cmds.recv(), if !closing => {
@@ -816,6 +849,30 @@ mod tests {
     fn request_frame_layout() {
         let f = frame(7, OpCode::GetData, &[1, 2]);
         assert_eq!(f, vec![0, 0, 0, 10, 0, 0, 0, 7, 0, 0, 0, 4, 1, 2]);
+    }
+
+    /// The read buffer yields whole frames only: several from one read, none from a partial one until
+    /// the rest arrives, and an error for a negative or oversized length.
+    #[test]
+    fn frames_are_cut_from_the_read_buffer() {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&[0, 0, 0, 2, 7, 8, 0, 0, 0, 0, 0, 0, 0, 3, 1]);
+        assert_eq!(&next_frame(&mut buf, 100).unwrap().unwrap()[..], &[7, 8]);
+        assert!(next_frame(&mut buf, 100).unwrap().unwrap().is_empty());
+        assert!(next_frame(&mut buf, 100).unwrap().is_none(), "1 of 3 bytes");
+        buf.extend_from_slice(&[2, 3]);
+        assert_eq!(&next_frame(&mut buf, 100).unwrap().unwrap()[..], &[1, 2, 3]);
+        assert!(buf.is_empty());
+        assert!(next_frame(&mut buf, 100).unwrap().is_none());
+        buf.extend_from_slice(&[0, 0]);
+        assert!(
+            next_frame(&mut buf, 100).unwrap().is_none(),
+            "half a length"
+        );
+        buf.extend_from_slice(&[0, 101]);
+        assert!(next_frame(&mut buf, 100).is_err(), "over the limit");
+        let mut neg = BytesMut::from(&[0xff, 0xff, 0xff, 0xfe][..]);
+        assert!(next_frame(&mut neg, 100).is_err(), "negative");
     }
 
     /// Many watches are split into several setWatches2 records, each below the size cap, none lost.
