@@ -1,5 +1,5 @@
 //! The shell's snapshot writer: one blocking thread that writes the pieces of `Action::Snapshot` to disk
-//! through [`storage::SnapshotFile`] (compressing as they come), so the server task never holds a whole
+//! through [`SnapshotFile`] (compressing as they come), so the server task never holds a whole
 //! serialized tree and never waits for the disk.
 //!
 //! The server task hands each piece over with [`SnapshotWriter::piece`] and asks [`SnapshotWriter::ready`]
