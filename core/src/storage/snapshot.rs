@@ -30,9 +30,9 @@ const WRITE_CHUNK: usize = 1 << 20;
 /// A snapshot being written as its blob is produced (steps S1 to S4 of `docs/storage.md`): the blob's
 /// pieces go through an lz4 frame encoder into `snapshot.<zxid hex>.tmp`, the header (with the lengths
 /// and the CRC, known only at the end) is written last, then the file is fsynced and renamed. Memory is
-/// bounded by one lz4 block and [`WRITE_CHUNK`], whatever the size of the tree.
+/// bounded by one lz4 block and 1 MiB of compressed output, whatever the size of the tree.
 ///
-/// The file is fsynced every [`SNAPSHOT_SYNC_CHUNK`] bytes: on one disk (and through ext4's ordered
+/// The file is fsynced every 4 MiB written: on one disk (and through ext4's ordered
 /// journal) the txn log's next fsync would otherwise wait for every dirty page of the snapshot to be
 /// written back; with a large tree that stalled every write for seconds (p999 535 ms, max 1.25 s in a
 /// create benchmark). With chunks, a log fsync waits for at most one chunk.

@@ -1,9 +1,8 @@
 //! The data tree: znodes with data, interned ACLs and persisted stats, ZooKeeper's `DataTree`/`DataNode`
 //! semantics (built-in `/zookeeper` nodes, `copyStat`, ephemeral/container/TTL owners, per-session
 //! ephemerals), applied deterministically; plus request preparation ([`prep`]), txn application
-//! ([`apply`]), the snapshot encoding ([`snapshot`]), its fuzzy incremental writer ([`fuzzy`]) and the
-//! streaming writer for SNAP syncs ([`snap_stream`]), the
-//! tree digest ([`digest`]) and quota stats ([`quota`]).
+//! ([`apply`]), the snapshot encoding ([`snapshot`]), its fuzzy streaming writer for disk snapshots
+//! and SNAP syncs ([`snap_stream`]), the tree digest ([`digest`]) and quota stats ([`quota`]).
 //!
 //! Layout, chosen for memory (a million small znodes) and ordered iteration: one `BTreeMap` per depth,
 //! keyed by full path. A node's children are exactly the keys of the next depth in the range
