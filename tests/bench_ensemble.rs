@@ -6,7 +6,7 @@
 mod support;
 
 use std::process::Command;
-use support::ensemble::{find_leader, scenario, EnsemblePlan};
+use support::ensemble::{find_leader_all_serving, scenario, EnsemblePlan};
 
 /// Runs `outpost bench <args> --json` and returns its JSON report, failing with its stderr otherwise.
 fn bench_json(args: &[&str]) -> serde_json::Value {
@@ -33,7 +33,7 @@ fn bench_paths_against_an_outpost_ensemble() {
     let plan = EnsemblePlan::new(3, 0).with_outpost(&[1, 2, 3]);
     let root = scenario::test_root();
     let mut servers = scenario::start_all(&plan, root.path());
-    let leader = find_leader(&plan.members, scenario::START)
+    let leader = find_leader_all_serving(&plan.members, scenario::START)
         .unwrap_or_else(|| panic!("no leader elected:\n{}", scenario::logs(&servers)));
     let connect = plan.connect_string();
 

@@ -18,7 +18,9 @@ use support::ensemble::load::{
     create_many, prefer, recorded_create, recorded_set, synced_view, Load,
 };
 use support::ensemble::scenario::{self, connect, create, logs, runtime, ELECT, OP, START};
-use support::ensemble::{find_leader, srvr_mode, wait_mode, EnsemblePlan, JavaServer};
+use support::ensemble::{
+    find_leader, find_leader_all_serving, srvr_mode, wait_mode, EnsemblePlan, JavaServer,
+};
 use support::history::{Op, Outcome, SharedHistory};
 
 /// Lets sessions outlive a leader's death and the election after it (ZooKeeper's default cap is
@@ -31,7 +33,7 @@ fn outpost_plan() -> EnsemblePlan {
 
 /// Waits for one leader among `plan`'s members and every other member following it.
 fn settled_leader(plan: &EnsemblePlan, servers: &[JavaServer]) -> u64 {
-    let leader = find_leader(&plan.members, START)
+    let leader = find_leader_all_serving(&plan.members, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(servers)));
     for m in &plan.members {
         if m.id != leader {

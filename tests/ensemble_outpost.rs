@@ -45,7 +45,7 @@ fn mixed_one_java_two_outpost() {
 #[test]
 fn observer_syncs_from_a_follower_observer_master() {
     use support::ensemble::scenario::{create, logs, read, runtime, test_root, ELECT, START};
-    use support::ensemble::{find_leader, start_member, wait_mode};
+    use support::ensemble::{find_leader_all_serving, start_member, wait_mode};
     let plan = EnsemblePlan::new(3, 1).with_outpost(&[1, 2, 3, 4]);
     let root = test_root();
     let ports: Vec<(String, String)> = (1..=3)
@@ -68,8 +68,8 @@ fn observer_syncs_from_a_follower_observer_master() {
         .map(|(m, cfg)| start_member(cfg, m))
         .collect();
     let voters: Vec<_> = plan.members[..3].to_vec();
-    let leader =
-        find_leader(&voters, START).unwrap_or_else(|| panic!("no leader\n{}", logs(&servers)));
+    let leader = find_leader_all_serving(&voters, START)
+        .unwrap_or_else(|| panic!("no leader\n{}", logs(&servers)));
     assert_eq!(
         wait_mode(plan.member(4).client, START).as_deref(),
         Some("observer"),

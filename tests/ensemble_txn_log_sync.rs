@@ -12,7 +12,9 @@ mod support;
 use std::sync::Mutex;
 
 use support::ensemble::scenario::{connect, create, logs, runtime, test_root, OP, START};
-use support::ensemble::{find_leader, start_member, wait_mode, EnsemblePlan, JavaServer};
+use support::ensemble::{
+    find_leader_all_serving, start_member, wait_mode, EnsemblePlan, JavaServer,
+};
 use support::mntr_value;
 
 /// One test at a time in this file.
@@ -50,7 +52,7 @@ fn outage_and_return(plan: &EnsemblePlan, factor: &str) -> Synced {
             logs(&servers)
         );
     }
-    let leader = find_leader(&plan.members, START).expect("a leader");
+    let leader = find_leader_all_serving(&plan.members, START).expect("a leader");
     // The txn log sync under test is outpost's: the leader must be an outpost server (with every zxid
     // at zero the highest id leads, and the plans give that id to outpost).
     assert!(

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use support::ensemble::{find_leader, start_member, EnsemblePlan};
+use support::ensemble::{find_leader_all_serving, start_member, EnsemblePlan};
 use support::OutpostStandalone;
 
 /// One established TCP socket from `/proc/net/tcp`: its two ports and whether its keepalive timer runs.
@@ -98,7 +98,7 @@ fn tcp_keep_alive_arms_every_election_connection() {
         .map(|(m, cfg)| start_member(cfg, m))
         .collect();
     assert!(
-        find_leader(&plan.members, Duration::from_secs(60)).is_some(),
+        find_leader_all_serving(&plan.members, Duration::from_secs(60)).is_some(),
         "no leader"
     );
     let election_ports: Vec<u16> = plan.members.iter().map(|m| m.election).collect();

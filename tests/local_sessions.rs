@@ -19,7 +19,7 @@ use outpost_core::proto::Stat;
 use support::ensemble::scenario::{
     connect, create_on, get_on, logs, runtime, start_all_with, test_root, OP, START,
 };
-use support::ensemble::{find_leader, wait_mode, EnsemblePlan, Member};
+use support::ensemble::{find_leader_all_serving, wait_mode, EnsemblePlan, Member};
 use support::mntr_value;
 use support::wan::session;
 
@@ -103,7 +103,7 @@ fn local_sessions_on_the_observer(plan: &EnsemblePlan) {
     let mut servers = start_all_with(plan, root.path(), LOCAL_SESSIONS);
     let voters: Vec<Member> = plan.members[..3].to_vec();
     let observer = plan.member(4).clone();
-    let leader_id = find_leader(&voters, START)
+    let leader_id = find_leader_all_serving(&voters, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
     assert_eq!(
         wait_mode(observer.client, START).as_deref(),

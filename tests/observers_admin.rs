@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::ensemble::scenario::{create, logs, read, runtime, START};
 use support::ensemble::{
-    find_leader, start_member, wait_mode, wipe_data, EnsemblePlan, JavaServer,
+    find_leader_all_serving, start_member, wait_mode, wipe_data, EnsemblePlan, JavaServer,
 };
 use support::http::{command, http_get, wait_listening};
 use support::wan::WanBed;
@@ -106,7 +106,7 @@ fn observers_admin_lag_and_streamed_snap() {
         .map(|(m, cfg)| start_member(cfg, m))
         .collect();
     let voters = plan.members[..3].to_vec();
-    let leader = find_leader(&voters, START)
+    let leader = find_leader_all_serving(&voters, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
     for id in [4, 5] {
         assert_eq!(

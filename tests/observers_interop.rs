@@ -16,7 +16,7 @@ use support::ensemble::scenario::{
     connect, create, create_on, logs, read, runtime, set_on, test_root, OP, START,
 };
 use support::ensemble::{
-    find_leader, start_member, wait_mode, wipe_data, EnsemblePlan, JavaServer,
+    find_leader_all_serving, start_member, wait_mode, wipe_data, EnsemblePlan, JavaServer,
 };
 
 /// One test at a time in this file.
@@ -121,7 +121,7 @@ fn observer_interop(plan: &EnsemblePlan) {
     let observer = plan.member(4).clone();
     let voters: Vec<_> = plan.members[..3].to_vec();
     let obs_idx = 3;
-    let leader = find_leader(&voters, START)
+    let leader = find_leader_all_serving(&voters, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
     assert_eq!(
         wait_mode(observer.client, START).as_deref(),

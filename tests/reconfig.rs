@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use outpost_core::client::{Client, CreateMode, KeeperState};
 use outpost_core::proto::ErrorCode;
 use support::ensemble::scenario::{connect, create_on, logs, runtime, test_root, ELECT, OP, START};
-use support::ensemble::{find_leader, start_member, wait_mode, EnsemblePlan, JavaServer, Member};
+use support::ensemble::{
+    find_leader, find_leader_all_serving, start_member, wait_mode, EnsemblePlan, JavaServer, Member,
+};
 
 /// `DigestAuthenticationProvider.generateDigest("super:test")`.
 const SUPER_DIGEST: &str = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
@@ -126,7 +128,7 @@ fn start_voters(
         .zip(&cfgs)
         .map(|(m, cfg)| start_member(cfg, m))
         .collect();
-    let leader = find_leader(&voter_plan.members, START)
+    let leader = find_leader_all_serving(&voter_plan.members, START)
         .unwrap_or_else(|| panic!("no leader among the voters\n{}", logs(&servers)));
     (servers, cfgs, leader)
 }

@@ -17,7 +17,9 @@ use outpost_core::proto::Acl;
 use outpost_core::storage::{LogReader, RealDisk};
 use outpost_relay::StreamEvent;
 use support::ensemble::scenario::{self, test_root, ELECT, START};
-use support::ensemble::{find_leader, start_member, wait_mode, EnsemblePlan, JavaServer};
+use support::ensemble::{
+    find_leader, find_leader_all_serving, start_member, wait_mode, EnsemblePlan, JavaServer,
+};
 use support::nats::{read_until_match, Nats};
 
 /// ZooKeeper writes the load makes in every test (ACKed ones; failed attempts are retried under a new
@@ -314,7 +316,7 @@ fn leader_failover_keeps_the_stream_complete() {
     // and its relay would (rightly) publish a resync instead (see snapshot_sync_publishes_a_resync).
     let mut servers = start_ensemble(&plan, root.path(), &[4], &nats, "50000");
     let rt = support::multi_thread_runtime();
-    let leader = find_leader(&plan.members, START).expect("a leader");
+    let leader = find_leader_all_serving(&plan.members, START).expect("a leader");
     let (result, last) = load_with_crash(&rt, &plan, || {
         servers[leader as usize - 1].kill_9();
     });
@@ -363,7 +365,7 @@ fn two_relays_publish_one_complete_stream() {
     let plan = EnsemblePlan::new(3, 2).with_outpost(&[1, 2, 3, 4, 5]);
     let mut servers = start_ensemble(&plan, root.path(), &[4, 5], &nats, "50000");
     let rt = support::multi_thread_runtime();
-    find_leader(&plan.members, START).expect("a leader");
+    find_leader_all_serving(&plan.members, START).expect("a leader");
     let (result, last) = load_with_crash(&rt, &plan, || servers[3].kill_9());
     assert_eq!(result.acked.len(), WRITES);
     let messages = rt.block_on(read_log_until(&nats, last));
@@ -426,7 +428,7 @@ fn snapshot_sync_never_leaves_a_silent_gap() {
     let plan = EnsemblePlan::new(3, 1).with_outpost(&[1, 2, 3, 4]);
     let mut servers = start_ensemble(&plan, root.path(), &[4], &nats, "10");
     let rt = support::multi_thread_runtime();
-    find_leader(&plan.members, START).expect("a leader");
+    find_leader_all_serving(&plan.members, START).expect("a leader");
     let connect = voters(&plan);
     scenario::create(&rt, plan.members[0].client, "/a", b"");
     scenario::create(&rt, plan.members[0].client, "/load", b"");

@@ -417,8 +417,20 @@ pub fn wait_mode(client_port: u16, timeout: Duration) -> Option<String> {
 /// Polls every member's `srvr` until exactly one reports `leader` and every other member that answers
 /// reports `follower` or `observer`; returns the leader's id, or None after `timeout`. Members that do
 /// not answer (crashed, or still electing) are ignored, so a caller that needs a quorum checks the
-/// followers itself.
+/// followers itself; a caller that has just started every member wants [`find_leader_all_serving`].
 pub fn find_leader(members: &[Member], timeout: Duration) -> Option<u64> {
+    poll_leader(members, timeout, false)
+}
+
+/// Like [`find_leader`], but also waits until every member in `members` serves (`follower` or
+/// `observer` beside the one `leader`). A leader reports `leader` once a quorum has synced, while
+/// the slowest follower may still be syncing and closing client connections; a test that then
+/// connects to that follower would fail on a loaded machine.
+pub fn find_leader_all_serving(members: &[Member], timeout: Duration) -> Option<u64> {
+    poll_leader(members, timeout, true)
+}
+
+fn poll_leader(members: &[Member], timeout: Duration, all_serving: bool) -> Option<u64> {
     let start = Instant::now();
     loop {
         let modes: Vec<(u64, Option<String>)> = members
@@ -430,11 +442,10 @@ pub fn find_leader(members: &[Member], timeout: Duration) -> Option<u64> {
             .filter(|(_, mode)| mode.as_deref() == Some("leader"))
             .map(|(id, _)| *id)
             .collect();
-        let others_settled = modes.iter().all(|(_, mode)| {
-            matches!(
-                mode.as_deref(),
-                None | Some("leader") | Some("follower") | Some("observer") | Some("read-only")
-            )
+        let others_settled = modes.iter().all(|(_, mode)| match mode.as_deref() {
+            Some("leader") | Some("follower") | Some("observer") => true,
+            None | Some("read-only") => !all_serving,
+            Some(_) => false,
         });
         if leaders.len() == 1 && others_settled {
             return Some(leaders[0]);

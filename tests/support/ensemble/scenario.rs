@@ -8,7 +8,9 @@ use std::time::Duration;
 use outpost_core::client::{Client, CreateMode};
 use outpost_core::proto::Acl;
 
-use super::{find_leader, start_member, wait_mode, EnsemblePlan, JavaServer};
+use super::{
+    find_leader, find_leader_all_serving, start_member, wait_mode, EnsemblePlan, JavaServer,
+};
 
 /// Bound for JVM start-up plus the first election on a loaded two-core machine.
 pub const START: Duration = Duration::from_secs(40);
@@ -136,7 +138,7 @@ pub fn read(rt: &tokio::runtime::Runtime, port: u16, path: &str) -> Vec<u8> {
 pub fn elect_exactly_one_leader(plan: &EnsemblePlan) {
     let root = test_root();
     let servers = start_all(plan, root.path());
-    let leader = find_leader(&plan.members, START)
+    let leader = find_leader_all_serving(&plan.members, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
     let mut modes = Vec::new();
     for m in &plan.members {
@@ -167,7 +169,7 @@ pub fn observer_reads_writes_and_leader_failover(plan: &EnsemblePlan) {
     let observer = plan.member(4).clone();
     let voters: Vec<_> = plan.members[..3].to_vec();
 
-    let leader = find_leader(&voters, START)
+    let leader = find_leader_all_serving(&voters, START)
         .unwrap_or_else(|| panic!("no single leader within {START:?}\n{}", logs(&servers)));
     assert_eq!(
         wait_mode(observer.client, START).as_deref(),
