@@ -146,7 +146,7 @@ pub fn standalone_config(cfg: &ZooCfg) -> anyhow::Result<StandaloneConfig> {
                 &std::collections::hash_map::RandomState::new(),
                 std::process::id(),
             ),
-            snapshot_chunk_bytes: 512 << 10,
+            snapshot_chunk_bytes: 128 << 10,
             emit_committed: cfg.relay_config_file.is_some(),
             container_check_interval_ms: unknown_i64(cfg, "znode.container.checkIntervalMs")
                 .unwrap_or(60_000),

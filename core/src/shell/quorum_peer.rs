@@ -25,7 +25,7 @@ use super::connection::{ConnectionSettings, CoreEvent, Outbound, OutboundTx};
 use super::election_net::{ElectionNet, ElectionNetConfig};
 use super::log_thread::{LogCommand, LogEvent, LogThread};
 use super::metrics::Latency;
-use super::snapshot_writer::SnapshotWriter;
+use super::snapshot_writer::{SnapshotWriter, TurnShare};
 use super::standalone::{
     accept_loop, admin_response, four_letter_text, now_ms, snapshot_of, CommittedTxn, ShellError,
     StandaloneConfig,
@@ -415,12 +415,24 @@ pub async fn run(
     let clock = || now_ms() as u64;
     peer.start(clock());
     let mut inputs: Vec<PeerInput> = Vec::new();
+    let mut share = TurnShare::default();
+    let mut shutdown_open = true;
     let result: Result<(), ShellError> = loop {
+        // Biased: the order below is the priority. A snapshot whose time share is due comes
+        // first; an idle task gives the rest of its time to the snapshot (see `snapshot_writer`).
+        let mut snapshot_turn = None;
         tokio::select! {
             biased;
-            _ = shutdown.changed() => {
+            _ = snapshots.turn(), if share.due() && peer.snapshot_in_progress() => {
+                snapshot_turn = Some(Instant::now());
+                inputs.push(PeerInput::SnapshotStep);
+            }
+            changed = shutdown.changed(), if shutdown_open => {
+                // With every sender gone no stop can come; the branch must not stay ready forever.
+                shutdown_open = changed.is_ok();
                 if *shutdown.borrow() { break Ok(()) }
             }
+            _ = tick.tick() => inputs.push(PeerInput::Tick),
             ev = log_rx.recv() => match ev {
                 Some(LogEvent::Durable(zxid)) => inputs.push(PeerInput::Durable(zxid)),
                 Some(LogEvent::Failed(err)) => {
@@ -533,8 +545,8 @@ pub async fn run(
                     }
                 }
             }
-            _ = tick.tick() => inputs.push(PeerInput::Tick),
-            _ = std::future::ready(()), if peer.snapshot_in_progress() && snapshots.ready() => {
+            _ = snapshots.turn(), if peer.snapshot_in_progress() => {
+                snapshot_turn = Some(Instant::now());
                 inputs.push(PeerInput::SnapshotStep);
             }
         }
@@ -798,6 +810,9 @@ pub async fn run(
             if fatal.is_some() {
                 break 'inputs;
             }
+        }
+        if let Some(began) = snapshot_turn {
+            share.took_turn(began);
         }
         if let Some(err) = fatal {
             break Err(err);

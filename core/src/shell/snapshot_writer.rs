@@ -2,20 +2,26 @@
 //! through [`SnapshotFile`] (compressing as they come), so the server task never holds a whole
 //! serialized tree and never waits for the disk.
 //!
-//! The server task hands each piece over with [`SnapshotWriter::piece`] and asks [`SnapshotWriter::ready`]
-//! before it gives the engine another snapshot turn: while more than [`QUEUE_LIMIT`] bytes wait for the
-//! thread, turns are held back, so a slow disk slows the snapshot, not the requests, and memory stays
-//! bounded. Ticks also take snapshot turns, which can exceed the limit by a piece per tick.
+//! The server task hands each piece over with [`SnapshotWriter::piece`] and awaits
+//! [`SnapshotWriter::turn`] before it gives the engine another snapshot turn: while more than
+//! [`QUEUE_LIMIT`] bytes wait for the thread, turns are held back (the thread wakes the task when the
+//! queue drains), so a slow disk slows the snapshot, not the requests, and memory stays bounded. Ticks
+//! also take snapshot turns, which can exceed the limit by a piece per tick.
 //!
-//! One thread handles every snapshot of the server in order, so two snapshots never write at once and a
-//! snapshot the engine abandoned (a `first` piece arrives while another is open, or the server stops) has
-//! its temp file removed before anything else happens.
+//! [`TurnShare`] decides when a busy server task gives the snapshot a turn: a piece is worth
+//! milliseconds of serialization while a request is worth microseconds, so the share is measured in
+//! time, not turns. After a piece that took `d`, the next piece waits until the task has had
+//! `d × (SHARE_DENOMINATOR - 1)` for everything else; a task with nothing else to do gives the snapshot
+//! every turn. Requests then never wait behind more than one piece, and a snapshot still finishes
+//! under a load that never lets the task go idle.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
+
+use tokio::sync::Notify;
 
 use crate::ids::Zxid;
 use crate::server::standalone::Action;
@@ -25,6 +31,31 @@ use crate::storage::{DiskRef, SnapshotFile};
 
 /// Serialized bytes that may wait for the writer thread before snapshot turns are held back.
 pub const QUEUE_LIMIT: usize = 4 << 20;
+
+/// While other inputs wait, a snapshot gets at most one part in this many of the server task's time.
+pub const SHARE_DENOMINATOR: u32 = 3;
+
+/// When the snapshot may next take a turn from a busy task (see the module doc). The task places a
+/// snapshot branch first in its biased `select!`, enabled when [`TurnShare::due`], and another last,
+/// which runs whenever nothing else is ready.
+#[derive(Debug, Default)]
+pub struct TurnShare {
+    next_due: Option<Instant>,
+}
+
+impl TurnShare {
+    /// Whether the task has had its share since the last piece.
+    pub fn due(&self) -> bool {
+        self.next_due.is_none_or(|at| Instant::now() >= at)
+    }
+
+    /// A snapshot turn that began at `began` has just ended.
+    pub fn took_turn(&mut self, began: Instant) {
+        let now = Instant::now();
+        let spent = now.saturating_duration_since(began);
+        self.next_due = Some(now + spent * (SHARE_DENOMINATOR - 1));
+    }
+}
 
 /// A piece of `Action::Snapshot`, as the thread receives it.
 struct Piece {
@@ -39,6 +70,8 @@ struct Piece {
 pub struct SnapshotWriter {
     tx: mpsc::Sender<Piece>,
     queued: Arc<AtomicUsize>,
+    /// Notified by the thread when the queue drops below [`QUEUE_LIMIT`].
+    room: Arc<Notify>,
 }
 
 impl SnapshotWriter {
@@ -46,16 +79,30 @@ impl SnapshotWriter {
     pub fn start(disk: DiskRef, data_dir: PathBuf) -> std::io::Result<SnapshotWriter> {
         let (tx, rx) = mpsc::channel::<Piece>();
         let queued = Arc::new(AtomicUsize::new(0));
-        let q = queued.clone();
+        let room = Arc::new(Notify::new());
+        let (q, r) = (queued.clone(), room.clone());
         std::thread::Builder::new()
             .name("snapshot".into())
-            .spawn(move || run(disk, data_dir, rx, q))?;
-        Ok(SnapshotWriter { tx, queued })
+            .spawn(move || run(disk, data_dir, rx, q, r))?;
+        Ok(SnapshotWriter { tx, queued, room })
     }
 
     /// Whether the engine may serialize another piece now.
     pub fn ready(&self) -> bool {
         self.queued.load(Ordering::Relaxed) < QUEUE_LIMIT
+    }
+
+    /// Completes when the engine may serialize another piece: the queue has room and the task's
+    /// cooperative budget is not spent. Cancel safe. Without the budget check, a task whose channels
+    /// all report "budget spent" would find only this branch ready and spend its turn serializing
+    /// pieces until the queue filled, while requests waited.
+    pub async fn turn(&self) {
+        while !self.ready() {
+            // `notify_one` stores a permit when no one waits, so a wake-up between the check and
+            // this await is not lost.
+            self.room.notified().await;
+        }
+        tokio::task::consume_budget().await;
     }
 
     /// Carries out an `Action::Snapshot`: hands its piece to the thread and, after the last piece, rolls
@@ -93,7 +140,13 @@ impl SnapshotWriter {
     }
 }
 
-fn run(disk: DiskRef, data_dir: PathBuf, rx: mpsc::Receiver<Piece>, queued: Arc<AtomicUsize>) {
+fn run(
+    disk: DiskRef,
+    data_dir: PathBuf,
+    rx: mpsc::Receiver<Piece>,
+    queued: Arc<AtomicUsize>,
+    room: Arc<Notify>,
+) {
     // The snapshot being written, when it began, and whether an error made it give up (its remaining
     // pieces are then dropped until the next first piece).
     let mut open: Option<(SnapshotFile, Instant)> = None;
@@ -105,7 +158,10 @@ fn run(disk: DiskRef, data_dir: PathBuf, rx: mpsc::Receiver<Piece>, queued: Arc<
         last,
     }) = rx.recv()
     {
-        queued.fetch_sub(piece.len(), Ordering::Relaxed);
+        let before = queued.fetch_sub(piece.len(), Ordering::Relaxed);
+        if before >= QUEUE_LIMIT && before - piece.len() < QUEUE_LIMIT {
+            room.notify_one();
+        }
         if first {
             if let Some((file, _)) = open.take() {
                 tracing::warn!("snapshot at {} abandoned unfinished", file.zxid());
@@ -199,9 +255,54 @@ mod tests {
     fn ready_reflects_the_queue() {
         let (tx, _rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        let w = SnapshotWriter { tx, queued };
+        let w = SnapshotWriter {
+            tx,
+            queued,
+            room: Arc::default(),
+        };
         assert!(w.ready());
         w.piece(Zxid(1), vec![0; QUEUE_LIMIT], true, false);
         assert!(!w.ready(), "a full queue holds turns back");
+    }
+
+    /// A turn held back by a full queue is granted once the thread drains it, without any other
+    /// wake-up of the waiting task.
+    #[test]
+    fn a_held_turn_is_granted_when_the_queue_drains() {
+        let mem = Arc::new(MemDisk::new());
+        let disk: DiskRef = mem.clone();
+        let w = SnapshotWriter::start(disk, PathBuf::from("/data")).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // Two pieces over the limit: the first may already be taken, the queue stays full
+            // until the thread has written at least one.
+            w.piece(Zxid(7), vec![b'x'; QUEUE_LIMIT], true, false);
+            w.piece(Zxid(7), vec![b'y'; QUEUE_LIMIT], false, true);
+            tokio::time::timeout(Duration::from_secs(10), w.turn())
+                .await
+                .expect("the drained queue grants a turn");
+            assert!(w.ready());
+        });
+    }
+
+    /// After a turn, the share holds the snapshot back for twice the turn's length, then lets it in.
+    #[test]
+    fn turn_share_leaves_the_task_twice_the_turn() {
+        let mut share = TurnShare::default();
+        assert!(share.due(), "the first turn is due at once");
+        let began = Instant::now();
+        std::thread::sleep(Duration::from_millis(20));
+        share.took_turn(began);
+        assert!(!share.due(), "held back right after a 20 ms turn");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            !share.due(),
+            "still held back halfway through the 40 ms owed"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(share.due(), "due once 40 ms have passed");
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::connection::{serve, ConnectionSettings, CoreEvent, Outbound, OutboundTx};
 use super::log_thread::{LogCommand, LogEvent, LogThread};
 use super::metrics::{self as shell_metrics, Latency};
-use super::snapshot_writer::SnapshotWriter;
+use super::snapshot_writer::{SnapshotWriter, TurnShare};
 use crate::ids::{SessionId, Zxid};
 use crate::proto::frame::FourLetterWord;
 use crate::proto::{Txn, TxnEntry, TxnHeader};
@@ -362,8 +362,46 @@ pub async fn run(
         u64::from(config.purge_interval_hours.max(1)) * 3600,
     ));
     purge.tick().await;
+    let mut share = TurnShare::default();
+    let mut shutdown_open = true;
     let result = loop {
+        // Biased: the order below is the priority. A snapshot whose time share is due comes
+        // first, then what finishes work (durable txns) and timers, then new client input, and an idle
+        // task gives the rest of its time to the snapshot (see `snapshot_writer`).
+        let mut snapshot_turn = None;
         tokio::select! {
+            biased;
+            _ = snapshots.turn(), if share.due() && server.snapshot_in_progress() => {
+                snapshot_turn = Some(Instant::now());
+                server.handle(Input::SnapshotStep, now_ms())
+            }
+            changed = shutdown.changed(), if shutdown_open => {
+                // With every sender gone no stop can come; the branch must not stay ready forever.
+                shutdown_open = changed.is_ok();
+                if *shutdown.borrow() { break Ok(()) }
+            }
+            ev = log_rx.recv() => {
+                match ev {
+                    Some(LogEvent::Durable(zxid)) => server.handle(Input::Durable(zxid), now_ms()),
+                    Some(LogEvent::Failed(err)) => {
+                        tracing::error!("txn log failed, stopping the server: {err}");
+                        break Err(ShellError::Storage(err));
+                    }
+                    None => break Err(ShellError::Corrupt("txn log thread stopped".into())),
+                }
+            }
+            _ = tick.tick() => {
+                server.handle(Input::Tick, now_ms())
+            }
+            _ = purge.tick(), if config.purge_interval_hours > 0 => {
+                let disk = disk.clone();
+                let (d, l, n) = (config.data_dir.clone(), config.data_log_dir.clone(), config.snap_retain_count);
+                tokio::task::spawn_blocking(move || {
+                    if let Err(err) = storage::purge(disk, &d, &l, n) {
+                        tracing::warn!("autopurge failed: {err}");
+                    }
+                });
+            }
             ev = events_rx.recv() => {
                 let Some(ev) = ev else { break Ok(()) };
                 match ev {
@@ -402,32 +440,9 @@ pub async fn run(
                     }
                 }
             }
-            ev = log_rx.recv() => match ev {
-                Some(LogEvent::Durable(zxid)) => server.handle(Input::Durable(zxid), now_ms()),
-                Some(LogEvent::Failed(err)) => {
-                    tracing::error!("txn log failed, stopping the server: {err}");
-                    break Err(ShellError::Storage(err));
-                }
-                None => break Err(ShellError::Corrupt("txn log thread stopped".into())),
-            },
-            _ = tick.tick() => server.handle(Input::Tick, now_ms()),
-            // A snapshot in progress gets a turn (one piece) each time round the loop while the snapshot
-            // thread keeps up; select! polls the ready branches in random order, so requests interleave
-            // with the pieces.
-            _ = std::future::ready(()), if server.snapshot_in_progress() && snapshots.ready() => {
+            _ = snapshots.turn(), if server.snapshot_in_progress() => {
+                snapshot_turn = Some(Instant::now());
                 server.handle(Input::SnapshotStep, now_ms())
-            }
-            _ = purge.tick(), if config.purge_interval_hours > 0 => {
-                let disk = disk.clone();
-                let (d, l, n) = (config.data_dir.clone(), config.data_log_dir.clone(), config.snap_retain_count);
-                tokio::task::spawn_blocking(move || {
-                    if let Err(err) = storage::purge(disk, &d, &l, n) {
-                        tracing::warn!("autopurge failed: {err}");
-                    }
-                });
-            }
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() { break Ok(()) }
             }
         }
         for action in server.take_actions() {
@@ -478,6 +493,9 @@ pub async fn run(
                 }
                 action @ Action::Snapshot { .. } => snapshots.carry_out(action, &log_thread),
             }
+        }
+        if let Some(began) = snapshot_turn {
+            share.took_turn(began);
         }
     };
     accept_task.abort();
