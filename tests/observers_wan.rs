@@ -503,3 +503,52 @@ fn dc1_failover_observers_never_elect_the_dead_leader() {
         bed.logs()
     );
 }
+
+/// A new session requested at a DC2 observer while the WAN is held (its createSession goes to the
+/// leader and no answer comes back) has its connection closed when the observer gives up on the
+/// leader after syncLimit, so the client can move on instead of waiting for a reply that never comes.
+#[test]
+fn a_connect_waiting_for_the_leader_is_closed_when_the_observer_detaches() {
+    use outpost_core::jute::Record;
+    use outpost_core::proto::client::ConnectRequest;
+    use std::io::{Read, Write};
+
+    let _serial = serial();
+    let bed = WanBed::start(3, 1, &[]);
+    bed.leader(OP);
+    let observer = bed.dc2[0];
+    bed.wait_observing(observer, OP);
+    bed.wan.hold();
+    let held_at = Instant::now();
+    // A raw connect (the Rust client would retry on its own): the frame, then wait for a reply or EOF.
+    let mut stream =
+        std::net::TcpStream::connect(bed.member(observer).client_addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    let req = ConnectRequest {
+        timeout: 30_000,
+        passwd: vec![0; 16],
+        ..ConnectRequest::default()
+    };
+    stream
+        .write_all(&outpost_core::proto::encode_frame(&req.to_bytes()))
+        .expect("send the connect request");
+    let mut buf = [0u8; 256];
+    let outcome = stream.read(&mut buf);
+    let waited = held_at.elapsed();
+    bed.wan.heal();
+    match outcome {
+        Ok(0) => {}
+        other => panic!(
+            "the pending connect should be closed when the observer detaches, got {other:?} after \
+             {waited:?}\n{}",
+            bed.logs()
+        ),
+    }
+    // syncLimit is 3 s; the close follows the observer's giving up, long before the 30 s timeout.
+    assert!(
+        waited < Duration::from_secs(12),
+        "closed only after {waited:?}"
+    );
+}

@@ -591,6 +591,18 @@ impl Standalone {
             .map(|(id, c)| (*id, c.session, c.received, c.sent, c.queue.len()))
     }
 
+    /// Connections that wait for the leader: requests queued behind a forwarded one, or a connect
+    /// whose createSession or revalidation went to the leader and has no answer yet.
+    pub fn connections_awaiting_leader(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| {
+                !c.closing && (!c.queue.is_empty() || c.pending_connect_timeout.is_some())
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// The connection a session is bound to, if any.
     pub fn conn_of_session(&self, session: SessionId) -> Option<ConnId> {
         self.session_conn.get(&session).copied()

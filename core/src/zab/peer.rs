@@ -960,13 +960,10 @@ impl Peer {
     /// Closes the connections with requests in flight (a detached observer cannot complete them); the
     /// others keep reading.
     fn close_busy_connections(&mut self) {
-        let busy: Vec<_> = self
-            .server
-            .connections()
-            .filter(|c| c.4 > 0)
-            .map(|c| c.0)
-            .collect();
-        for conn in busy {
+        // A connect waiting for its createSession commit or its revalidation counts: its answer
+        // went with the leader, and without the close its client would wait for a reply that never
+        // comes instead of retrying (here once synced again, or at another server).
+        for conn in self.server.connections_awaiting_leader() {
             self.server.close_connection(conn);
         }
         self.route_server_actions();
