@@ -61,8 +61,14 @@ fn unknown_i64(cfg: &ZooCfg, key: &str) -> Option<i64> {
         .and_then(|r| r.value.trim().parse().ok())
 }
 
-/// The AdminServer (`admin.*`) and the Prometheus exporter (`metricsProvider.httpPort`, 0 = off;
-/// `metricsProvider.httpHost`, default 0.0.0.0).
+/// ZooKeeper's Prometheus metrics provider: naming it in `metricsProvider.className` turns the exporter
+/// on, as in ZooKeeper (whose default provider serves nothing over HTTP).
+pub const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+
+/// The AdminServer (`admin.*`) and the Prometheus exporter (on when `metricsProvider.className` is
+/// [`PROMETHEUS_PROVIDER`] and `metricsProvider.httpPort` is not 0; `metricsProvider.httpHost`,
+/// default 0.0.0.0).
 fn monitoring(cfg: &ZooCfg) -> anyhow::Result<Monitoring> {
     let resolve = |host: &str, port: u16| -> anyhow::Result<SocketAddr> {
         (host, port)
@@ -80,7 +86,8 @@ fn monitoring(cfg: &ZooCfg) -> anyhow::Result<Monitoring> {
     } else {
         None
     };
-    let metrics_addr = if cfg.metrics_provider_http_port == 0 {
+    let prometheus = cfg.metrics_provider_class_name.trim() == PROMETHEUS_PROVIDER;
+    let metrics_addr = if !prometheus || cfg.metrics_provider_http_port == 0 {
         None
     } else {
         let host = cfg

@@ -92,6 +92,10 @@ fn observers_admin_lag_and_streamed_snap() {
                     ("admin.enableServer", "true"),
                     ("admin.serverAddress", "127.0.0.1"),
                     ("admin.serverPort", &admin),
+                    (
+                        "metricsProvider.className",
+                        "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider",
+                    ),
                     ("metricsProvider.httpPort", &metrics),
                     ("metricsProvider.httpHost", "127.0.0.1"),
                     ("commitLogCount", COMMIT_LOG_COUNT),

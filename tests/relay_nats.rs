@@ -742,7 +742,8 @@ fn relay_metrics_are_exported() {
     let (_dir, nats, server, rt) = start_with_cfg(
         "",
         &format!(
-            "metricsProvider.httpPort={port}\nmetricsProvider.httpHost=127.0.0.1\n\
+            "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+             metricsProvider.httpPort={port}\nmetricsProvider.httpHost=127.0.0.1\n\
              admin.enableServer=true\nadmin.serverAddress=127.0.0.1\nadmin.serverPort={admin}"
         ),
     );

@@ -157,6 +157,11 @@ fn admin_server_answers_zookeeper_commands() {
     );
 }
 
+/// ZooKeeper's Prometheus provider, which turns the exporter on (as `metricsProvider.className` does in
+/// ZooKeeper).
+const PROMETHEUS: &str =
+    "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+
 /// The Prometheus endpoint exposes the `mntr` gauges (`znode_count`) and the log thread's `fsynctime`
 /// summary after a few writes, under ZooKeeper's metric names.
 #[test]
@@ -165,7 +170,9 @@ fn prometheus_endpoint_exposes_zookeeper_metrics() {
     let port = free_port();
     let server = OutpostStandalone::start(
         dir.path(),
-        &format!("metricsProvider.httpPort={port}\nmetricsProvider.httpHost=127.0.0.1"),
+        &format!(
+            "{PROMETHEUS}\nmetricsProvider.httpPort={port}\nmetricsProvider.httpHost=127.0.0.1"
+        ),
     );
     let metrics: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     wait_listening(metrics);
@@ -187,4 +194,22 @@ fn prometheus_endpoint_exposes_zookeeper_metrics() {
     assert!(value("num_alive_connections") >= 0.0);
     assert!(value("uptime") > 0.0);
     assert!(body.contains("fsynctime{quantile=\"0.5\"}"), "{body}");
+}
+
+/// Without ZooKeeper's Prometheus provider in `metricsProvider.className`, no exporter listens, even
+/// with `metricsProvider.httpPort` set: ZooKeeper's default provider serves nothing over HTTP either.
+#[test]
+fn no_exporter_without_the_prometheus_provider() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let server = OutpostStandalone::start(
+        dir.path(),
+        &format!("metricsProvider.httpPort={port}\nmetricsProvider.httpHost=127.0.0.1"),
+    );
+    // Serving clients (and a moment more) means the monitoring listeners have been started.
+    write_nodes(server.addr, 1);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let metrics: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let probe = std::net::TcpStream::connect_timeout(&metrics, std::time::Duration::from_secs(1));
+    assert!(probe.is_err(), "something listens on the metrics port");
 }

@@ -374,8 +374,8 @@ pub const KEYS: &[KeyDef] = &[
         "metricsProvider.className",
         "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
         Str,
-        Accepted,
-        "metrics provider",
+        Honoured,
+        "metrics provider (the Prometheus one turns the exporter on)",
     ),
     k(
         "metricsProvider.httpPort",

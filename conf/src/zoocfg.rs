@@ -543,6 +543,21 @@ impl Loader {
                 "Apache ZooKeeper ignores jute.maxbuffer in zoo.cfg (it is the JVM property -Djute.maxbuffer); outpost reads it here",
             );
         }
+        let provider = self.setting("metricsProvider.className");
+        let known = [
+            "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
+            "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider",
+        ];
+        if provider.source != Source::Default && !known.contains(&provider.value.trim()) {
+            self.warn(
+                provider.source,
+                Some("metricsProvider.className"),
+                format!(
+                    "outpost knows only ZooKeeper's default and Prometheus metrics providers; with {} no exporter runs",
+                    provider.value.trim()
+                ),
+            );
+        }
     }
 
     fn build(

@@ -230,6 +230,29 @@ fn unknown_keys_warn() {
     );
 }
 
+/// A metrics provider outpost does not have is a warning (no exporter will run); ZooKeeper's default and
+/// its Prometheus provider are not.
+#[test]
+fn unknown_metrics_provider_warns() {
+    let f = Fixture::new();
+    let known = f
+        .load(
+            "dataDir=DATA\nmetricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n",
+        )
+        .expect("ok");
+    assert!(known.warnings.is_empty(), "{:?}", known.warnings);
+    let other = f
+        .load("dataDir=DATA\nmetricsProvider.className=com.example.StatsdProvider\n")
+        .expect("ok");
+    assert!(
+        other.warnings.iter().any(|w| w
+            .to_string()
+            .contains("metricsProvider.className: outpost knows only")),
+        "{:?}",
+        other.warnings
+    );
+}
+
 /// Both superDigest spellings are accepted; the `zookeeper.`-prefixed one with a warning.
 #[test]
 fn super_digest_forms() {
