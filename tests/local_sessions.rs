@@ -126,6 +126,16 @@ fn local_sessions_on_the_observer(plan: &EnsemblePlan) {
         create_on(&c, "/local-p", b"p", CreateMode::Persistent).await;
         assert_eq!(get_on(&c, "/local-p").await, b"p");
         assert_eq!(mntr(&observer, "zk_local_sessions"), 1);
+        // `dump` shows it as Java's LearnerSessionTracker does: the local tracker's expiry buckets
+        // first, then the global sessions (none).
+        let dump = support::four_letter(observer.client_addr(), "dump").expect("dump");
+        let id = format!("\t0x{:x}\n", c.session_id());
+        assert!(
+            dump.starts_with("SessionTracker dump:\nLocal Session Sets (1)/(1):\n")
+                && dump.contains(&id)
+                && dump.contains("Global Sessions(0):\n"),
+            "{dump}"
+        );
         for m in &voters {
             assert_eq!(
                 mntr(m, "zk_global_sessions"),

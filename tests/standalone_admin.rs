@@ -116,6 +116,24 @@ fn admin_server_answers_zookeeper_commands() {
     let isro = command(admin, "isro");
     assert_eq!(isro["read_only"], false);
 
+    // The writer's session outlives its dropped connection until it expires: one session in one
+    // expiry bucket, keyed by a wall-clock time in the future (`getSessionExpiryMap`).
+    let dump = command(admin, "dump");
+    let expiry = dump["expiry_time_to_session_ids"]
+        .as_object()
+        .expect("expiry map");
+    let sessions: usize = expiry
+        .values()
+        .map(|ids| ids.as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(sessions, 1, "{dump}");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    let at: u128 = expiry.keys().next().expect("a bucket").parse().expect("ms");
+    assert!(at > now_ms, "expiry {at} not after now {now_ms}: {dump}");
+
     let lsnp = command(admin, "lsnp");
     assert_eq!(lsnp["command"], "last_snapshot");
     assert!(lsnp["zxid"].is_string());

@@ -747,6 +747,20 @@ fn four_letter_words_formats() {
     assert_eq!(w("wchp"), format!("/fl\n\t{sid}\n\n"));
     let dump = w("dump");
     assert!(dump.starts_with("SessionTracker dump:\n"), "{dump}");
+    // A standalone server prints its tracker's expiry buckets (`ExpiryQueue.dump`), the session in one.
+    let tracker: Vec<&str> = dump
+        .lines()
+        .take_while(|l| *l != "ephemeral nodes dump:")
+        .collect();
+    assert!(tracker[1].starts_with("Session Sets ("), "{dump}");
+    let at = tracker
+        .iter()
+        .position(|l| *l == format!("\t{sid}"))
+        .unwrap_or_else(|| panic!("session not in a bucket:\n{dump}"));
+    assert!(
+        tracker[at - 1].contains(" expire at ") || tracker[at - 1].starts_with('\t'),
+        "{dump}"
+    );
     assert!(dump.contains("ephemeral nodes dump:\n"), "{dump}");
     assert!(
         dump.contains(&format!("{sid}:\n\t/fl/eph\n")),

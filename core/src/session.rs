@@ -366,6 +366,17 @@ impl SessionTracker {
         self.sessions.is_empty()
     }
 
+    /// The expiry buckets, soonest first, each with its sessions in id order (`ExpiryQueue`'s map, as
+    /// `dump` and `getSessionExpiryMap` show it). Times are the wall-clock milliseconds the tracker
+    /// was given.
+    pub fn expiry_sets(&self) -> Vec<(i64, Vec<SessionId>)> {
+        self.expiry
+            .buckets
+            .iter()
+            .map(|(at, set)| (*at, set.iter().copied().collect()))
+            .collect()
+    }
+
     /// Global sessions with their timeouts, in id order: what a snapshot stores (`sessionsWithTimeout`).
     pub fn global_sessions(&self) -> Vec<(SessionId, i32)> {
         self.sessions

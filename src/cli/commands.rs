@@ -8,6 +8,7 @@ use outpost_core::client::{
 };
 use outpost_core::proto::client::DeleteRequest;
 use outpost_core::proto::{perms, Acl, ErrorCode, Id, Stat};
+use outpost_core::server::fourlw::java_date;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
@@ -233,39 +234,6 @@ pub fn format_stat(stat: &Stat) -> String {
         stat.ephemeral_owner,
         stat.data_length,
         stat.num_children
-    )
-}
-
-/// `java.util.Date.toString()` in UTC: `Tue Nov 24 14:35:31 UTC 2026`.
-pub fn java_date(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let weekday = (days + 4).rem_euclid(7); // 1970-01-01 was a Thursday
-    const WD: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
-        WD[weekday as usize],
-        MON[(month - 1) as usize],
-        day,
-        h,
-        m,
-        s,
-        year
     )
 }
 
@@ -1238,13 +1206,6 @@ pub fn client_config_str(config: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Dates print as `java.util.Date.toString()` does in UTC.
-    #[test]
-    fn java_dates() {
-        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
-        assert_eq!(java_date(1_795_530_931_000), "Tue Nov 24 14:35:31 UTC 2026");
-    }
 
     /// The stat block matches StatPrinter line for line.
     #[test]

@@ -127,6 +127,8 @@ pub struct AdminInputs {
     pub watches_by_path: Vec<(String, Vec<i64>)>,
     /// Session id → ephemeral paths it owns.
     pub ephemerals: Vec<(i64, Vec<String>)>,
+    /// Expiry time (ms since the epoch) → session ids expiring then (`getSessionExpiryMap`).
+    pub session_expiry: Vec<(i64, Vec<i64>)>,
     /// The newest snapshot: zxid and time written (seconds since the epoch).
     pub last_snapshot: Option<(i64, i64)>,
     /// The trace mask (`gtmk`).
@@ -274,8 +276,11 @@ pub fn render(
             r.put("logdir_size", json!(s.log_dir_size));
         }
         "dump" => {
-            // Expiry buckets are internal to the session tracker; outpost reports none (see docs).
-            r.put("expiry_time_to_session_ids", json!({}));
+            let mut expiry = Map::new();
+            for (at, ids) in &inputs.session_expiry {
+                expiry.insert(at.to_string(), json!(ids));
+            }
+            r.put("expiry_time_to_session_ids", Value::Object(expiry));
             let mut eph = Map::new();
             for (sid, paths) in &inputs.ephemerals {
                 eph.insert(sid.to_string(), json!(paths));

@@ -5,6 +5,7 @@
 //! Pure: the shell gathers the numbers, this module only formats them. Detection of a 4lw on a
 //! connection's first bytes lives in the frame codec.
 
+use crate::ids::SessionId;
 use std::fmt::Write as _;
 
 /// The version string in ZooKeeper's format (`<version>-<sha>, built on <date> UTC`), so tools that
@@ -306,6 +307,55 @@ pub fn not_whitelisted(word: &str) -> String {
     format!("{word} is not executed because it is not in the whitelist.\n")
 }
 
+/// `java.util.Date.toString()` in UTC: `Tue Nov 24 14:35:31 UTC 2026`.
+pub fn java_date(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = (days + 4).rem_euclid(7); // 1970-01-01 was a Thursday
+    const WD: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        WD[weekday as usize],
+        MON[(month - 1) as usize],
+        day,
+        h,
+        m,
+        s,
+        year
+    )
+}
+
+/// `ExpiryQueue.dump` after its caller's prefix (`Session `, `Local Session `): `Sets (buckets)/(sessions):`,
+/// then per bucket, soonest first, its size, its expiry time as `java.util.Date` prints it (here
+/// always UTC) and its sessions. ZooKeeper can list buckets left empty by touches until they are
+/// due; outpost drops empty buckets at once, so its counts can be lower.
+pub fn expiry_sets(sets: &[(i64, Vec<SessionId>)]) -> String {
+    let total: usize = sets.iter().map(|(_, s)| s.len()).sum();
+    let mut out = format!("Sets ({})/({}):\n", sets.len(), total);
+    for (at, sessions) in sets {
+        let _ = writeln!(out, "{} expire at {}:", sessions.len(), java_date(*at));
+        for s in sessions {
+            let _ = writeln!(out, "\t0x{:x}", s.0);
+        }
+    }
+    out
+}
+
 /// The reply of most words while the server is not serving (election in progress).
 pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
 
@@ -341,6 +391,29 @@ impl Whitelist {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Dates print as `java.util.Date.toString()` does in UTC.
+    #[test]
+    fn java_dates() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date(1_795_530_931_000), "Tue Nov 24 14:35:31 UTC 2026");
+    }
+
+    /// The expiry dump has `ExpiryQueue.dump`'s header, one line per bucket (size, date) and a tab
+    /// before each session id.
+    #[test]
+    fn expiry_sets_match_expiry_queue_dump() {
+        let sets = vec![
+            (1_795_530_932_000, vec![SessionId(0x100), SessionId(0x1ab)]),
+            (1_795_530_934_000, vec![SessionId(0x2)]),
+        ];
+        assert_eq!(
+            expiry_sets(&sets),
+            "Sets (2)/(3):\n2 expire at Tue Nov 24 14:35:32 UTC 2026:\n\t0x100\n\t0x1ab\n\
+             1 expire at Tue Nov 24 14:35:34 UTC 2026:\n\t0x2\n"
+        );
+        assert_eq!(expiry_sets(&[]), "Sets (0)/(0):\n");
+    }
 
     /// `srvr` has ZooKeeper's lines in ZooKeeper's order, including the `Mode:` line status scripts grep.
     #[test]

@@ -572,6 +572,55 @@ impl Standalone {
         &self.sessions
     }
 
+    /// The session tracker's part of `dump` (after `SessionTracker dump:`), as this role's Java tracker
+    /// prints it: a standalone server or a leader its expiry buckets (`Session Sets ...`), a learner
+    /// the global sessions it knows with their timeouts (`Global Sessions(n):`); with local sessions
+    /// on, the local tracker's buckets come first (`Local Session Sets ...`, and a leader then prints
+    /// `Global Session Sets ...`).
+    pub fn dump_sessions(&self) -> String {
+        let mut out = String::new();
+        if let Some(local) = self.local_sessions() {
+            out.push_str("Local Session ");
+            out.push_str(&crate::server::fourlw::expiry_sets(&local.expiry_sets()));
+        }
+        if self.is_learner() {
+            let global = self.sessions.global_sessions();
+            out.push_str(&format!("Global Sessions({}):\n", global.len()));
+            for (id, timeout) in global {
+                out.push_str(&format!("0x{:x}\t{}ms\n", id.0, timeout));
+            }
+        } else {
+            if self.local.is_some() {
+                out.push_str("Global ");
+            }
+            out.push_str("Session ");
+            out.push_str(&crate::server::fourlw::expiry_sets(
+                &self.sessions.expiry_sets(),
+            ));
+        }
+        out
+    }
+
+    /// `getSessionExpiryMap` (the AdminServer's `dump`): expiry time to the sessions expiring then,
+    /// the local tracker's and the global one's on a leader, the global one's on a standalone server,
+    /// and nothing on a learner (its Java tracker returns an empty map).
+    pub fn session_expiry_map(&self) -> Vec<(i64, Vec<SessionId>)> {
+        if self.is_learner() {
+            return Vec::new();
+        }
+        let mut map: BTreeMap<i64, Vec<SessionId>> = BTreeMap::new();
+        let local = self
+            .local_sessions()
+            .map(|l| l.expiry_sets())
+            .unwrap_or_default();
+        // Java puts the local map first and the global one over it (`putAll`): a time in both shows
+        // the global sessions.
+        for (at, ids) in local.into_iter().chain(self.sessions.expiry_sets()) {
+            map.insert(at, ids);
+        }
+        map.into_iter().collect()
+    }
+
     /// Counters.
     pub fn counters(&self) -> &Counters {
         &self.counters

@@ -705,10 +705,7 @@ pub(crate) fn four_letter_text(
         }
         FourLetterWord::Dump => {
             let mut out = String::from("SessionTracker dump:\n");
-            out.push_str(&format!("Global Sessions({}):\n", server.sessions().len()));
-            for (id, timeout) in server.sessions().global_sessions() {
-                out.push_str(&format!("0x{:x}\t{}ms\n", id.0, timeout));
-            }
+            out.push_str(&server.dump_sessions());
             let tree = server.tree();
             let with = tree.sessions_with_ephemerals();
             out.push_str(&format!(
@@ -769,6 +766,11 @@ pub(crate) fn admin_response(
             }
         }
         "dump" => {
+            inputs.session_expiry = server
+                .session_expiry_map()
+                .into_iter()
+                .map(|(at, ids)| (at, ids.into_iter().map(|s| s.0).collect()))
+                .collect();
             let tree = server.tree();
             for s in tree.sessions_with_ephemerals() {
                 inputs.ephemerals.push((s.0, tree.ephemerals(s)));
