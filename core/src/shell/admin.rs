@@ -53,6 +53,8 @@ pub async fn start(
     let mut tasks = Vec::new();
     if let Some(addr) = monitoring.metrics_addr {
         if let Some(handle) = super::metrics::install_recorder() {
+            // Samples are recorded from now on, whether or not the port binds: fold them regularly.
+            tasks.push(tokio::spawn(super::metrics::upkeep(handle.clone())));
             if let Some(listener) = super::metrics::bind(addr).await {
                 tasks.push(tokio::spawn(super::metrics::serve(
                     listener,

@@ -267,6 +267,22 @@ async fn metrics_page(State(ex): State<Exporter>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], page)
 }
 
+/// How often the recorder's histogram samples are folded into their summaries without a scrape.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Folds the recorded samples into the summaries every [`UPKEEP_INTERVAL`] until the task is aborted.
+/// The recorder keeps every histogram sample (each request's latency) until upkeep runs; a scrape
+/// runs it too, but a server nobody scrapes would otherwise hold every sample of its life (as
+/// `PrometheusBuilder::install` avoids with its own upkeep thread).
+pub async fn upkeep(handle: PrometheusHandle) {
+    let mut every = tokio::time::interval(UPKEEP_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 /// Binds the exporter's port; a failure is logged and the server runs without it.
 pub async fn bind(addr: SocketAddr) -> Option<TcpListener> {
     match TcpListener::bind(addr).await {
