@@ -194,7 +194,7 @@ fn stop_at_stdin_eof(tx: tokio::sync::watch::Sender<bool>) {
 }
 
 /// `outpost server --config zoo.cfg`; with `stdin_lifeline`, the server also stops when its stdin
-/// closes (see [`stop_at_stdin_eof`]).
+/// closes (see `stop_at_stdin_eof`).
 pub fn run_server(path: &Path, stdin_lifeline: bool) -> anyhow::Result<ExitCode> {
     let cfg = ZooCfg::load(path).map_err(|e| anyhow!("{e}"))?;
     for warning in &cfg.warnings {

@@ -97,13 +97,13 @@ fn micros(d: Duration) -> u64 {
     d.as_micros().clamp(1, 600_000_000) as u64
 }
 
-/// One [`WINDOW`] of the run, by the time the creates were acknowledged: where the slow events fell,
+/// One `WINDOW` of the run, by the time the creates were acknowledged: where the slow events fell,
 /// so a tail can be told apart as a few stalls (a snapshot, an fsync) or as steady queueing.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Window {
     /// Start of the window, milliseconds after the first create of the run was due.
     pub at_ms: u64,
-    /// Events in the window slower than [`SLOW`] from reply to subscriber.
+    /// Events in the window slower than `SLOW` from reply to subscriber.
     pub slow: u64,
     /// Events in the window.
     pub events: u64,

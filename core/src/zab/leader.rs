@@ -7,7 +7,7 @@
 //! 2. **Epoch acks** (`waitForEpochAck`): ACKEPOCH carries each learner's currentEpoch and last zxid; a
 //!    learner ahead of the leader is refused; a quorum of acks lets the leader write currentEpoch.
 //! 3. **Learner sync** (`LearnerHandler.syncFollower` + `startForwarding`): DIFF, TRUNC or SNAP by
-//!    [`plan_sync`], the committed txns the learner misses as PROPOSAL+COMMIT pairs, the proposals still in
+//!    [`plan_sync`](super::learner_sync::plan_sync), the committed txns the learner misses as PROPOSAL+COMMIT pairs, the proposals still in
 //!    flight, then NEWLEADER.
 //! 4. **Establishment** (`waitForNewLeaderAck`): a quorum of NEWLEADER ACKs and the leader starts serving;
 //!    every synced learner gets UPTODATE.
