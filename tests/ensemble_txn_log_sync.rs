@@ -23,6 +23,13 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Znodes written while the follower is down: far more than `commitLogCount`.
 const WRITES: usize = 300;
 
+/// The zxid a server reports in `srvr` (`Zxid: 0x...`), or None while it does not answer.
+fn srvr_zxid(addr: std::net::SocketAddr) -> Option<i64> {
+    let text = support::four_letter(addr, "srvr").ok()?;
+    let hex = text.lines().find_map(|l| l.strip_prefix("Zxid: 0x"))?;
+    i64::from_str_radix(hex.trim(), 16).ok()
+}
+
 /// How the returning follower was synced, from the leader's `mntr` counters.
 #[derive(Debug, PartialEq, Eq)]
 enum Synced {
@@ -70,6 +77,22 @@ fn outage_and_return(plan: &EnsemblePlan, factor: &str) -> Synced {
         .id;
     let rt = runtime();
     create(&rt, plan.member(leader).client, "/d", b"");
+    // The victim must hold a txn before it goes down: a learner with none (zxid 0) is always sent a
+    // SNAP, and the create above needs only the other follower's ack, so on a loaded machine a slow
+    // victim could still be without it. Applied means received and handed to its log; the pause lets
+    // that write reach the kernel, which a kill -9 does not undo.
+    let target = srvr_zxid(leader_addr).expect("leader zxid");
+    let victim_addr = plan.member(victim).client_addr();
+    let until = std::time::Instant::now() + OP;
+    while srvr_zxid(victim_addr).is_none_or(|z| z < target) {
+        assert!(
+            std::time::Instant::now() < until,
+            "server {victim} never applied 0x{target:x}:\n{}",
+            logs(&servers)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let index = plan
         .members
         .iter()
