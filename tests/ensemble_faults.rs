@@ -341,7 +341,8 @@ fn isolated_leader_rejoins(majority_writes_first: bool, sync_modes: &[&str]) {
         .filter(|m| m.id != leader)
         .cloned()
         .collect();
-    let new_leader = find_leader(&majority, ELECT).unwrap_or_else(|| {
+    // Both majority members must serve: the writes below go through each of them.
+    let new_leader = find_leader_all_serving(&majority, ELECT).unwrap_or_else(|| {
         panic!(
             "the majority elected no leader within {ELECT:?} with {leader} isolated\n{}",
             logs(&servers)

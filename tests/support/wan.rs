@@ -23,7 +23,9 @@ use std::time::Duration;
 use outpost_core::client::{Client, EventReceiver};
 
 use super::ensemble::scenario::{logs, test_root, START};
-use super::ensemble::{find_leader, start_member, wait_mode, EnsemblePlan, JavaServer, Member};
+use super::ensemble::{
+    find_leader, find_leader_all_serving, start_member, wait_mode, EnsemblePlan, JavaServer, Member,
+};
 use super::proxy::FaultProxy;
 
 /// The WAN's one-way latency by default: 20 ms each way, a 40 ms round trip.
@@ -174,7 +176,7 @@ impl WanBed {
     }
 
     /// Starts `plan` (voters form DC1, observers DC2) with the WAN between them, and waits until DC1
-    /// has a leader and every observer serves.
+    /// has a leader, every DC1 member serves and every observer serves.
     pub fn start_plan(plan: EnsemblePlan, extra: &[(&str, &str)]) -> WanBed {
         let root = test_root();
         let avoid: BTreeSet<u16> = plan
@@ -212,7 +214,14 @@ impl WanBed {
             dc2,
             root,
         };
-        bed.leader(START);
+        // Every DC1 member, not only the leader: a follower still syncing closes client connections.
+        let members: Vec<Member> = bed.dc1.iter().map(|id| bed.member(*id).clone()).collect();
+        if find_leader_all_serving(&members, START).is_none() {
+            panic!(
+                "DC1 does not have a leader and serving followers within {START:?}\n{}",
+                bed.logs()
+            );
+        }
         for id in &bed.dc2 {
             bed.wait_observing(*id, START);
         }
