@@ -19,7 +19,7 @@
 //! gives up (LOOKING) when a phase outlasts `initLimit` ticks or when the voters it heard from within
 //! `syncLimit` ticks no longer form a quorum with it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use crate::ids::{Epoch, ServerId, SessionId, Zxid};
@@ -89,13 +89,52 @@ struct Handler {
 /// An outstanding proposal.
 #[derive(Debug)]
 struct Proposal {
+    zxid: Zxid,
     entry: Arc<[u8]>,
     acks: BTreeSet<ServerId>,
     /// The configurations whose quorums must ack it (`Proposal.qvAcksetPairs`): the committed one at
-    /// proposal time, and the last seen one while a reconfig is in flight.
-    verifiers: Vec<QuorumVerifier>,
-    /// For a reconfig proposal, the configuration it activates.
-    config: Option<Membership>,
+    /// proposal time, and the last seen one while a reconfig is in flight. Shared, not cloned per
+    /// proposal: every proposal of a stable configuration points at the same verifier.
+    verifiers: Vec<Arc<QuorumVerifier>>,
+    /// For a reconfig proposal, the configuration it activates (boxed: the queue moves proposals).
+    config: Option<Box<Membership>>,
+}
+
+/// The outstanding proposals, oldest first. Proposals are made in zxid order and commit in zxid
+/// order, so a queue (push at the back, commit from the front) replaces a map: the commit path neither
+/// searches nor shifts a tree node's worth of proposals per txn.
+#[derive(Debug, Default)]
+struct Outstanding(VecDeque<Proposal>);
+
+impl Outstanding {
+    fn push(&mut self, p: Proposal) {
+        if let Some(last) = self.0.back() {
+            assert!(
+                p.zxid > last.zxid,
+                "proposal {} after {}: proposals must be made in zxid order",
+                p.zxid,
+                last.zxid
+            );
+        }
+        self.0.push_back(p);
+    }
+
+    /// Proposals with a zxid of at most `zxid`, oldest first.
+    fn up_to_mut(&mut self, zxid: Zxid) -> impl Iterator<Item = &mut Proposal> {
+        self.0.iter_mut().take_while(move |p| p.zxid <= zxid)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Proposal> {
+        self.0.iter()
+    }
+
+    fn front(&self) -> Option<&Proposal> {
+        self.0.front()
+    }
+
+    fn pop_front(&mut self) -> Option<Proposal> {
+        self.0.pop_front()
+    }
 }
 
 /// The leader's state.
@@ -110,7 +149,10 @@ pub(crate) struct LeaderState {
     epoch_acks: BTreeSet<ServerId>,
     newleader_acks: BTreeSet<ServerId>,
     handlers: BTreeMap<LinkId, Handler>,
-    outstanding: BTreeMap<Zxid, Proposal>,
+    outstanding: Outstanding,
+    /// The committed configuration's verifier as last shared with a proposal (compared, not cloned,
+    /// per proposal).
+    shared_verifier: Option<Arc<QuorumVerifier>>,
     last_proposed: Zxid,
     last_ping_ms: u64,
 }
@@ -171,7 +213,10 @@ impl LeaderState {
         let outstanding: Vec<String> = self
             .outstanding
             .iter()
-            .map(|(z, p)| format!("{z}{:?}", p.acks.iter().map(|s| s.0).collect::<Vec<_>>()))
+            .map(|p| {
+                let acks: Vec<u64> = p.acks.iter().map(|s| s.0).collect();
+                format!("{}{acks:?}", p.zxid)
+            })
             .collect();
         format!(
             "leader {:?} epoch {} last_proposed {} outstanding [{}] handlers [{}]",
@@ -224,7 +269,8 @@ impl Peer {
             epoch_acks: BTreeSet::new(),
             newleader_acks: BTreeSet::new(),
             handlers: BTreeMap::new(),
-            outstanding: BTreeMap::new(),
+            outstanding: Outstanding::default(),
+            shared_verifier: None,
             last_proposed: self.last_logged,
             last_ping_ms: self.now_ms,
         }));
@@ -519,7 +565,7 @@ impl Peer {
             self.leader()
                 .outstanding
                 .iter()
-                .map(|(z, p)| (*z, p.entry.clone()))
+                .map(|p| (p.zxid, p.entry.clone()))
                 .collect()
         };
         let epoch = self.leader().new_epoch;
@@ -641,30 +687,38 @@ impl Peer {
             tracing::error!("txn {zxid} prepared outside the leader role; dropped");
             return;
         }
-        let entry: Arc<[u8]> = Arc::from(entry);
+        // The txn log takes `log_entry` itself; the proposal and its packets share or copy it.
+        let log_entry = entry;
+        let entry: Arc<[u8]> = Arc::from(log_entry.as_slice());
         // Leader.propose: a reconfig becomes the last seen configuration before the proposal is built,
         // so the reconfig itself needs a quorum of both the old and the new voters.
         let config = reconfig_membership(&entry);
-        let mut verifiers = vec![self.cfg.verifier.clone()];
+        let committed = match self.leader().shared_verifier.clone() {
+            Some(v) if *v == self.cfg.verifier => v,
+            _ => {
+                let v = Arc::new(self.cfg.verifier.clone());
+                self.leader().shared_verifier = Some(v.clone());
+                v
+            }
+        };
+        let mut verifiers = vec![committed];
         if let Some(m) = &config {
             tracing::info!("proposing reconfig {zxid} to version {:x}", m.version());
             self.set_last_seen(m.clone());
         }
         if let Some(m) = self.newer_last_seen() {
-            verifiers.push(m.verifier.clone());
+            verifiers.push(Arc::new(m.verifier.clone()));
         }
         let followers: Vec<LinkId> = {
             let l = self.leader();
             l.last_proposed = zxid;
-            l.outstanding.insert(
+            l.outstanding.push(Proposal {
                 zxid,
-                Proposal {
-                    entry: entry.clone(),
-                    acks: BTreeSet::new(),
-                    verifiers,
-                    config,
-                },
-            );
+                entry: entry.clone(),
+                acks: BTreeSet::new(),
+                verifiers,
+                config: config.map(Box::new),
+            });
             l.handlers
                 .iter()
                 .filter(|(_, h)| h.forwarding && !h.observer)
@@ -678,17 +732,17 @@ impl Peer {
             );
         }
         self.last_logged = zxid;
-        self.unapplied.insert(zxid, entry.to_vec());
+        self.unapplied.insert(zxid, log_entry.clone());
         self.actions.push(PeerAction::Log {
             zxid,
-            entry: entry.to_vec(),
+            entry: log_entry,
         });
     }
 
     pub(crate) fn leader_on_durable(&mut self) {
         let my_id = self.cfg.my_id;
         let durable = self.durable;
-        for (_, p) in self.leader().outstanding.range_mut(..=durable) {
+        for p in self.leader().outstanding.up_to_mut(durable) {
             p.acks.insert(my_id);
         }
         self.try_commit();
@@ -710,7 +764,7 @@ impl Peer {
         }
         // A follower logs in order and acks after each fsync, so an ACK of z covers every proposal up
         // to z (Java acks one by one; counting cumulatively is equivalent and tolerates batching).
-        for (_, p) in self.leader().outstanding.range_mut(..=zxid) {
+        for p in self.leader().outstanding.up_to_mut(zxid) {
             p.acks.insert(sid);
         }
         self.try_commit();
@@ -726,13 +780,14 @@ impl Peer {
                 return;
             }
             let l = self.leader();
-            let Some((&zxid, p)) = l.outstanding.iter().next() else {
+            let Some(p) = l.outstanding.front() else {
                 return;
             };
             if !p.verifiers.iter().all(|q| q.contains_quorum(&p.acks)) {
                 return;
             }
-            let p = l.outstanding.remove(&zxid).expect("present");
+            let p = l.outstanding.pop_front().expect("present");
+            let zxid = p.zxid;
             let targets: Vec<(LinkId, bool)> = l
                 .handlers
                 .iter()
@@ -742,13 +797,13 @@ impl Peer {
             let designated = match &p.config {
                 Some(m) => {
                     let later: Vec<BTreeSet<ServerId>> =
-                        l.outstanding.values().map(|q| q.acks.clone()).collect();
+                        l.outstanding.iter().map(|q| q.acks.clone()).collect();
                     let d = designated_leader(self.cfg.my_id, &m.verifier, &p.acks, &later);
                     tracing::info!(
                         "committing reconfig {zxid} to version {:x}; designated leader {d}",
                         m.version()
                     );
-                    self.activate(m.clone(), Some(d));
+                    self.activate(Membership::clone(m), Some(d));
                     Some(d)
                 }
                 None => None,
