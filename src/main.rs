@@ -4,6 +4,15 @@ use clap::Parser;
 use outpost::cli_args::{normalize_zkcli_args, Cli, Command, ConfCommand};
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: the request and ZAB paths allocate many small, short-lived
+/// buffers, and perf put glibc's malloc, free and consolidation at 11-16% of a leader's CPU.
+/// Measured A/B on a three-member ensemble: set +8-20%, create +27-37%; standalone +0-10%. The cost:
+/// about 1.6 MiB more idle RSS, and memory freed while the server is idle (such as recovery's
+/// snapshot buffers) goes back to the OS at the next allocations, not at once. Transparent huge pages
+/// are off (`no_thp`), since with them a recovered 1M-znode tree kept 530 MiB of huge pages.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Logs go to stderr, filtered by RUST_LOG (default info).
 fn init_tracing() {
     init_tracing_with("info");
