@@ -104,63 +104,89 @@ impl SnapStream {
         let mut w = JuteWriter::from_vec(self.header.take().unwrap_or_default());
         if !self.started {
             self.started = true;
-            self.write_node(&mut w, "", &tree.root);
+            write_node(&mut w, &self.start_refs, "", &tree.root);
+            self.nodes += 1;
             self.stack.push(Frame {
                 path: String::new(),
                 after: None,
             });
         }
-        while w.len() < max_bytes.max(1) {
+        let max_bytes = max_bytes.max(1);
+        while w.len() < max_bytes {
             let Some(top) = self.stack.last() else {
                 w.write_string("/");
                 self.finished = true;
                 break;
             };
-            match tree.next_child(&top.path, top.after.as_deref()) {
-                None => {
-                    let done = self.stack.pop().expect("top exists");
-                    if let Some(parent) = self.stack.last_mut() {
-                        parent.after = Some(done.path);
-                    }
+            // One range scan over the top node's children, writing leaves as it goes: each node costs
+            // a step of the scan, not a search of its level (and one of the level below for its own,
+            // absent, children). The scan stops to descend into a node with children, at the end of
+            // the chunk, or when the children run out.
+            let (parent, after) = (top.path.clone(), top.after.clone());
+            let mut progress: Option<&str> = None;
+            let mut descend: Option<&str> = None;
+            let mut exhausted = true;
+            for (path, node) in tree.children_after(&parent, after.as_deref()) {
+                if w.len() >= max_bytes {
+                    exhausted = false;
+                    break;
                 }
-                Some((path, node)) => {
-                    let path = path.to_owned();
-                    if node.stat.czxid > self.zxid {
-                        // Created after the start: replayed, not written (see the module doc).
-                        self.stack.last_mut().expect("top exists").after = Some(path);
-                        continue;
-                    }
-                    self.write_node(&mut w, &path, node);
-                    self.stack.push(Frame { path, after: None });
+                progress = Some(path);
+                if node.stat.czxid > self.zxid {
+                    // Created after the start: replayed, not written (see the module doc).
+                    continue;
                 }
+                write_node(&mut w, &self.start_refs, path, node);
+                self.nodes += 1;
+                if node.num_children > 0 {
+                    descend = Some(path);
+                    exhausted = false;
+                    break;
+                }
+            }
+            let top = self.stack.last_mut().expect("top exists");
+            if let Some(path) = descend {
+                // The parent resumes after this child once its subtree is done (set when it pops).
+                self.stack.push(Frame {
+                    path: path.to_owned(),
+                    after: None,
+                });
+            } else if exhausted {
+                let done = self.stack.pop().expect("top exists");
+                if let Some(parent) = self.stack.last_mut() {
+                    parent.after = Some(done.path);
+                }
+            } else if let Some(path) = progress {
+                top.after = Some(path.to_owned());
             }
         }
         let chunk = w.into_inner();
         self.bytes += chunk.len() as u64;
         chunk
     }
+}
 
-    fn write_node(&mut self, w: &mut JuteWriter, path: &str, node: &Node) {
-        let acl = if node.acl == OPEN_UNSAFE_ACL_REF || self.start_refs.contains(&node.acl) {
-            node.acl
-        } else {
-            OPEN_UNSAFE_ACL_REF
-        };
-        w.write_string(path);
-        w.write_buffer_opt(node.data.as_deref());
-        w.write_i64(i64::from(acl));
-        node.stat.write(w);
-        self.nodes += 1;
-    }
+/// Writes one node as `DataTree.serializeNode` does, with its ACL reference as the stream's table
+/// resolves it (see the module doc).
+fn write_node(w: &mut JuteWriter, start_refs: &BTreeSet<AclRef>, path: &str, node: &Node) {
+    let acl = if node.acl == OPEN_UNSAFE_ACL_REF || start_refs.contains(&node.acl) {
+        node.acl
+    } else {
+        OPEN_UNSAFE_ACL_REF
+    };
+    w.write_string(path);
+    w.write_buffer_opt(node.data.as_deref());
+    w.write_i64(i64::from(acl));
+    node.stat.write(w);
 }
 
 impl DataTree {
-    /// The first child of `parent` (in name order) strictly after the path `after`, if any.
-    pub(super) fn next_child<'a>(
+    /// The children of `parent` (in name order) strictly after the path `after`, or all of them.
+    pub(super) fn children_after<'a>(
         &'a self,
         parent: &str,
         after: Option<&str>,
-    ) -> Option<(&'a str, &'a Node)> {
+    ) -> impl Iterator<Item = (&'a str, &'a Node)> + 'a {
         let level = if is_root(parent) {
             1
         } else {
@@ -171,10 +197,11 @@ impl DataTree {
             Some(a) => Bound::Excluded(a.as_bytes()),
             None => Bound::Included(lo.as_bytes()),
         };
-        self.levels
-            .get(level)?
-            .range::<[u8], _>((lo, Bound::Excluded(hi.as_bytes())))
-            .next()
-            .map(|(k, v)| (k.as_str(), &**v))
+        // The range is searched here; the iterator borrows the tree, not the bounds.
+        let range = self
+            .levels
+            .get(level)
+            .map(|map| map.range::<[u8], _>((lo, Bound::Excluded(hi.as_bytes()))));
+        range.into_iter().flatten().map(|(k, v)| (k.as_str(), &**v))
     }
 }
