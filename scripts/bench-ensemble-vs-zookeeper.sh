@@ -58,7 +58,7 @@ cleanup() {
     done
     wait 2>/dev/null || true
     # Keep the members' logs, drop their data (txn logs are preallocated in 64 MiB files).
-    rm -rf "$WORK"/op/m*/data "$WORK"/zk/m*/data
+    rm -rf "$WORK"/op/m*/data "$WORK"/zk/m*/data "$WORK/outpost-bin"
 }
 trap cleanup EXIT
 

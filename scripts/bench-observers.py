@@ -349,6 +349,8 @@ def main():
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+    # The member logs stay; the copied binary (tens of MB per run) does not.
+    os.remove(binary)
     print(f"results in {out} (member logs in {work})", file=sys.stderr)
 
 

@@ -69,7 +69,7 @@ cleanup() {
     done
     wait 2>/dev/null || true
     # Keep the logs, drop the data (txn logs are preallocated in 64 MiB files).
-    rm -rf "$WORK"/m*/data "$WORK/js"
+    rm -rf "$WORK"/m*/data "$WORK/js" "$WORK/outpost-bin"
 }
 trap cleanup EXIT
 
