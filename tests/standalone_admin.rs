@@ -30,6 +30,9 @@ fn write_nodes(server: SocketAddr, n: usize) {
                 .expect("io")
                 .expect("create");
         }
+        // Closed here, not left to the drop: a client whose handles are all gone closes its session
+        // when its task next runs, which races with the runtime's shutdown.
+        client.close().await.expect("close");
     });
 }
 
@@ -116,8 +119,15 @@ fn admin_server_answers_zookeeper_commands() {
     let isro = command(admin, "isro");
     assert_eq!(isro["read_only"], false);
 
-    // The writer's session outlives its dropped connection until it expires: one session in one
-    // expiry bucket, keyed by a wall-clock time in the future (`getSessionExpiryMap`).
+    // One open session: one session in one expiry bucket, keyed by a wall-clock time in the future
+    // (`getSessionExpiryMap`). Its runtime lives until the checks are done.
+    let keeper_rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (keeper, _keeper_events) = keeper_rt
+        .block_on(Client::connect(
+            &server.addr.to_string(),
+            Duration::from_secs(10),
+        ))
+        .expect("connect");
     let dump = command(admin, "dump");
     let expiry = dump["expiry_time_to_session_ids"]
         .as_object()
@@ -133,6 +143,13 @@ fn admin_server_answers_zookeeper_commands() {
         .as_millis();
     let at: u128 = expiry.keys().next().expect("a bucket").parse().expect("ms");
     assert!(at > now_ms, "expiry {at} not after now {now_ms}: {dump}");
+    let listed: Vec<i64> = expiry
+        .values()
+        .flat_map(|ids| ids.as_array().cloned().unwrap_or_default())
+        .filter_map(|id| id.as_i64())
+        .collect();
+    assert_eq!(listed, vec![keeper.session_id()], "{dump}");
+    keeper_rt.block_on(keeper.close()).expect("close");
 
     let lsnp = command(admin, "lsnp");
     assert_eq!(lsnp["command"], "last_snapshot");
