@@ -522,3 +522,79 @@ fn without_early_finalize_the_wait_always_runs() {
     assert!(e.tick(202).elected().is_none());
     assert_eq!(e.tick(203).elected().map(|x| x.role), Some(Role::Leading));
 }
+
+/// With `finalize_early`, a voter that answered this round as FOLLOWING (it had not noticed the
+/// leader's death yet, and dropped this server's LOOKING notification) gets the proposal again
+/// `RECHECK_MS` later, once per round, instead of only when the poll times out 200 ms later; the
+/// failover then ends as soon as it agrees. Without the recheck this exact exchange waits for the
+/// poll's timeout.
+#[test]
+fn early_finalize_rechecks_a_voter_that_answered_as_follower() {
+    let mut e = engine_early(2, &[1, 2, 3]);
+    let _ = e.start(100, local(0xa_0000_2220, 10));
+    // Server 1 still follows the dead leader 3 and answers with the vote that ended the last round.
+    let out = e.receive(
+        ServerId(1),
+        note(ServerState::Following, 3, 0xa_0000_2210, 9, 10),
+        100,
+    );
+    assert!(out.elected().is_none());
+    assert_eq!(
+        e.next_deadline(),
+        Some(100 + outpost_core::zab::election::RECHECK_MS)
+    );
+    assert!(e
+        .tick(100 + outpost_core::zab::election::RECHECK_MS - 1)
+        .is_empty());
+    let out = e.tick(100 + outpost_core::zab::election::RECHECK_MS);
+    assert_eq!(
+        actions(out),
+        vec![send(1, looking(2, 0xa_0000_2220, 1, 10))]
+    );
+    // Once per round: another FOLLOWING answer schedules nothing more (the next deadline is the poll,
+    // restarted by that message).
+    let _ = e.receive(
+        ServerId(1),
+        note(ServerState::Following, 3, 0xa_0000_2210, 9, 10),
+        125,
+    );
+    assert_eq!(e.next_deadline(), Some(325));
+    // Server 1, looking now, agrees; 3 is unreachable: elected at once.
+    let _ = e.receive(ServerId(1), looking(1, 0xa_0000_2210, 1, 10), 126);
+    let _ = e.set_unreachable(set(&[3]));
+    let out = e.receive(ServerId(1), looking(2, 0xa_0000_2220, 1, 10), 127);
+    assert_eq!(out.elected().map(|x| x.role), Some(Role::Leading));
+}
+
+/// Without `finalize_early` no recheck is scheduled: ZooKeeper's timing.
+#[test]
+fn without_early_finalize_no_recheck() {
+    let mut e = engine(2, &[1, 2, 3], &[]);
+    let _ = e.start(100, local(7, 2));
+    let _ = e.receive(ServerId(1), note(ServerState::Following, 3, 5, 9, 2), 100);
+    assert_eq!(e.next_deadline(), Some(300));
+}
+
+/// With `finalize_early`, a voter that answers during the finalize wait as FOLLOWING the proposed
+/// leader in this round (it decided already, e.g. when answering a recheck) counts as agreeing: the
+/// wait ends at once when every other voter has agreed or is unreachable, instead of restarting for
+/// another 200 ms.
+#[test]
+fn early_finalize_counts_a_voter_that_already_follows_the_proposal() {
+    let mut e = engine_early(2, &[1, 2, 3, 4, 5]);
+    let _ = e.start(0, local(0x8_0000_20d3, 8));
+    let _ = e.set_unreachable(set(&[5]));
+    let _ = e.receive(ServerId(1), looking(2, 0x8_0000_20d3, 1, 8), 1);
+    let _ = e.receive(ServerId(4), looking(2, 0x8_0000_20d3, 1, 8), 2);
+    // A quorum {1, 2, 4}; 3 is reachable and has not agreed: the wait runs.
+    assert!(e.is_finalizing());
+    assert_eq!(e.next_deadline(), Some(202));
+    // Server 3 decided already and answers as FOLLOWING 2 in round 1: dropped unread as in Java, but
+    // it agrees; 5 is unreachable: elected now.
+    let out = e.receive(
+        ServerId(3),
+        note(ServerState::Following, 2, 0x8_0000_20d3, 1, 8),
+        50,
+    );
+    assert_eq!(out.elected().map(|x| x.role), Some(Role::Leading));
+}

@@ -476,6 +476,30 @@ impl ElectionNet {
         });
     }
 
+    /// Asks again, twice and shortly, whether `sid` can be reached after its connection broke, until
+    /// it has connected back or a refused connect marked it unreachable. To a peer with a larger id a
+    /// connect that succeeds proves only that its port accepted (the peer is expected to connect
+    /// back), and a killed peer's port can still accept for a moment while the kernel tears the
+    /// process down: seen in failover rounds (the retry right after the break "opened" a channel to the
+    /// killed leader), where the leader was then not marked unreachable until the election's next
+    /// notification round, 200 ms or more later, and early finalize waited for it.
+    fn probe_after_break(&self, sid: ServerId) {
+        let net = self.clone();
+        tokio::spawn(async move {
+            for delay_ms in [20u64, 80] {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                let settled = {
+                    let st = net.lock();
+                    st.shut || st.peers.get(&sid).is_some_and(|p| p.conn.is_some())
+                } || net.inner.unreachable.borrow().contains(&sid);
+                if settled {
+                    return;
+                }
+                net.connect_one(sid, None);
+            }
+        });
+    }
+
     /// `initiateConnection` + `startConnection`: connect within `cnxTimeout`, send the V1 header,
     /// and keep the connection only if the remote sid is smaller.
     async fn initiate_connection(
@@ -493,6 +517,7 @@ impl ElectionNet {
         sock.write_all(&header.to_bytes()).await?;
         if sid > self.inner.cfg.my_id {
             // Lost the challenge: the larger sid connects back.
+            tracing::debug!("election channel to {sid} opened; it connects back (larger id)");
             return Ok(());
         }
         let (rd, wr) = sock.into_split();
@@ -597,6 +622,7 @@ impl ElectionNet {
                 // simply connected again. Connections replaced or stopped on purpose end without an
                 // error and are not retried here; `connect_one` does nothing while a connection exists.
                 net.connect_one(sid, None);
+                net.probe_after_break(sid);
             }
         });
     }

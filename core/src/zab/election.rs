@@ -266,8 +266,23 @@ pub struct Election {
     /// Voters whose agreeing vote the running finalize wait consumed unread; only the early-finalize
     /// check reads it (the decision's supporters stay Java's).
     late_agreeing: BTreeSet<ServerId>,
+    /// With [`ElectionConfig::finalize_early`]: voters that answered this round as FOLLOWING or
+    /// LEADING, each with when this server sends them its proposal again (once per round; `None` once
+    /// sent). See [`RECHECK_MS`].
+    recheck: BTreeMap<ServerId, Option<u64>>,
     stats: ElectionStats,
 }
+
+/// How long after a voter answered a LOOKING notification as FOLLOWING or LEADING this server sends
+/// it its proposal again (outpost's extension, with [`ElectionConfig::finalize_early`]). When a leader
+/// dies, its followers notice within a fraction of a millisecond of each other; a notification that
+/// reaches a follower in that window is answered with its old vote and dropped (Java's
+/// `WorkerReceiver` does the same), and the sender, whose vote was better, sends nothing more until
+/// its poll times out, at least 200 ms later and restarted by every message it gets. Seen in failover
+/// rounds as the new leader deciding 220-470 ms after the kill instead of a millisecond. One more
+/// notification shortly after reaches the follower once it looks; a peer that still follows only
+/// answers again.
+pub const RECHECK_MS: u64 = 20;
 
 impl Election {
     /// A new engine, not yet looking: call [`Election::start`].
@@ -293,6 +308,7 @@ impl Election {
             pending: VecDeque::new(),
             unreachable: BTreeSet::new(),
             late_agreeing: BTreeSet::new(),
+            recheck: BTreeMap::new(),
             stats: ElectionStats::default(),
         }
     }
@@ -323,6 +339,7 @@ impl Election {
         self.outofelection.clear();
         self.finalize = None;
         self.loopback.clear();
+        self.recheck.clear();
         self.not_timeout_ms = self.cfg.min_notification_interval_ms;
         self.next_timeout_at = now_ms + self.not_timeout_ms;
         self.send_notifications(&mut out);
@@ -363,6 +380,7 @@ impl Election {
         if !self.is_looking() {
             return out;
         }
+        self.send_due_rechecks(now_ms, &mut out);
         if let Some((deadline, _)) = &self.finalize {
             if now_ms >= *deadline {
                 self.finish_round(&mut out);
@@ -411,10 +429,33 @@ impl Election {
         if !self.is_looking() {
             return None;
         }
-        Some(match &self.finalize {
+        let main = match &self.finalize {
             Some((deadline, _)) => *deadline,
             None => self.next_timeout_at,
-        })
+        };
+        let recheck = self.recheck.values().flatten().min().copied();
+        Some(recheck.map_or(main, |r| r.min(main)))
+    }
+
+    /// Sends the proposal again to each voter whose [`RECHECK_MS`] has passed.
+    fn send_due_rechecks(&mut self, now_ms: u64, out: &mut Outbox) {
+        let due: Vec<ServerId> = self
+            .recheck
+            .iter()
+            .filter(|(_, at)| at.is_some_and(|at| now_ms >= at))
+            .map(|(sid, _)| *sid)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let n = self.proposal_notification();
+        for sid in due {
+            self.recheck.insert(sid, None);
+            out.actions.push(Action::Send {
+                to: sid,
+                notification: n.clone(),
+            });
+        }
     }
 
     /// True while an election runs.
@@ -625,9 +666,14 @@ impl Election {
                 ));
                 // Java drops the notification unread; only the early-finalize check notes that this
                 // voter agrees (the tallies and the supporters are untouched, so the verdict is Java's).
-                if n.state == ServerState::Looking
+                // A voter that already decided for the proposal in this round (it answers as
+                // FOLLOWING or LEADING, e.g. to a recheck) agrees with it just as well.
+                let decided_for_proposal =
+                    matches!(n.state, ServerState::Following | ServerState::Leading)
+                        && n.leader == self.proposal.leader;
+                if (n.state == ServerState::Looking && candidate_of(&n) == self.proposal
+                    || decided_for_proposal)
                     && n.election_epoch == self.logical_clock
-                    && candidate_of(&n) == self.proposal
                     && self.is_valid_voter(from)
                 {
                     self.late_agreeing.insert(from);
@@ -647,6 +693,11 @@ impl Election {
             ServerState::Looking => self.looking_notification(from, n, now_ms, out),
             ServerState::Observing => self.stats.ignored += 1,
             ServerState::Following | ServerState::Leading => {
+                if self.cfg.finalize_early && from != self.cfg.my_id {
+                    self.recheck
+                        .entry(from)
+                        .or_insert(Some(now_ms + RECHECK_MS));
+                }
                 self.received_following_notification(from, n, out)
             }
         }
@@ -929,17 +980,22 @@ impl Election {
         }
     }
 
-    /// `sendNotifications`: the proposal, as LOOKING in this round, to every voter of the committed
-    /// and last-seen configurations; this server's own copy is looped back.
-    fn send_notifications(&mut self, out: &mut Outbox) {
+    /// The proposal as a LOOKING notification of this round.
+    fn proposal_notification(&self) -> Notification {
         let p = self.proposal;
-        let n = self.notification(
+        self.notification(
             p.leader,
             p.zxid,
             self.logical_clock,
             ServerState::Looking,
             p.peer_epoch,
-        );
+        )
+    }
+
+    /// `sendNotifications`: the proposal, as LOOKING in this round, to every voter of the committed
+    /// and last-seen configurations; this server's own copy is looped back.
+    fn send_notifications(&mut self, out: &mut Outbox) {
+        let n = self.proposal_notification();
         let mut to: BTreeSet<ServerId> = self.cfg.verifier.voters().clone();
         if let Some(q) = &self.cfg.last_seen {
             to.extend(q.voters().iter().copied());
