@@ -10,10 +10,10 @@
 //!
 //! [`TurnShare`] decides when a busy server task gives the snapshot a turn: a piece (128 KiB in the
 //! server) costs hundreds of microseconds of serialization or more while a request costs a few, so
-//! the share is measured in time, not turns. After a piece that took `d`, the next piece waits until the task has had
-//! `d × (SHARE_DENOMINATOR - 1)` for everything else; a task with nothing else to do gives the snapshot
-//! every turn. Requests then never wait behind more than one piece, and a snapshot still finishes
-//! under a load that never lets the task go idle.
+//! the share is measured in time, not turns. After a piece that took `d`, the next piece waits until
+//! the task has had `d × (SHARE_DENOMINATOR - 1)` for everything else; a task with nothing else to
+//! do gives the snapshot every turn. Requests then never wait behind more than one piece, and a
+//! snapshot still finishes under a load that never lets the task go idle.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

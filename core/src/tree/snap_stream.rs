@@ -122,11 +122,12 @@ impl SnapStream {
             // a step of the scan, not a search of its level (and one of the level below for its own,
             // absent, children). The scan stops to descend into a node with children, at the end of
             // the chunk, or when the children run out.
-            let (parent, after) = (top.path.clone(), top.after.clone());
+            // The scan borrows the tree only, so the frame is not copied for it.
+            let children = tree.children_after(&top.path, top.after.as_deref());
             let mut progress: Option<&str> = None;
             let mut descend: Option<&str> = None;
             let mut exhausted = true;
-            for (path, node) in tree.children_after(&parent, after.as_deref()) {
+            for (path, node) in children {
                 if w.len() >= max_bytes {
                     exhausted = false;
                     break;
