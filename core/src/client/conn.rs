@@ -201,6 +201,9 @@ pub struct Connected {
 /// Capacity the read buffer is topped up to before each read.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// At most this many queued requests go into one write, so a flood of callers cannot hold off replies.
+const MAX_WRITE_BATCH: usize = 256;
+
 /// The next whole frame in `buf` (its body, length prefix removed), `Ok(None)` if more bytes are needed.
 fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, String> {
     let Some(head) = buf.get(..4) else {
@@ -514,14 +517,30 @@ impl ConnTask {
                     let mut batch = 0;
                     let mut next = Some(cmd);
                     let mut write_err = None;
-                    while let Some(cmd) = next.take() {
-                        if let Err(e) = self.send(conn, cmd, &mut pending, &mut auth_pending, &mut closing).await {
-                            write_err = Some(e);
+                    let mut yielded = false;
+                    loop {
+                        while let Some(cmd) = next.take() {
+                            if let Err(e) = self.send(conn, cmd, &mut pending, &mut auth_pending, &mut closing).await {
+                                write_err = Some(e);
+                                break;
+                            }
+                            batch += 1;
+                            if batch < MAX_WRITE_BATCH && !closing {
+                                next = self.cmds.try_recv().ok();
+                            }
+                        }
+                        if yielded || write_err.is_some() || closing || batch >= MAX_WRITE_BATCH {
                             break;
                         }
-                        batch += 1;
-                        if batch < 256 && !closing {
-                            next = self.cmds.try_recv().ok();
+                        // The first caller to queue a request wakes this task at once (tokio runs a
+                        // task just woken next), while the other callers woken by the same batch of
+                        // replies have yet to run. One turn of the scheduler lets them queue theirs,
+                        // so a pipelining client sends them in one write instead of one each.
+                        yielded = true;
+                        tokio::task::yield_now().await;
+                        next = self.cmds.try_recv().ok();
+                        if next.is_none() {
+                            break;
                         }
                     }
                     if write_err.is_none() {
