@@ -9,7 +9,12 @@ For each system and each topology (3 voters + {0, 1, 2, 4} observers, then {5, 7
      changes between rows, not where the clients are): throughput and p99;
   3. reads: `outpost bench --workload get` with the sessions spread over EVERY member (observers add
      read capacity): throughput;
-  4. stop the members.
+  4. voters' CPU per write: `set` again, open loop at --cpu-rate writes/s (the same offered load in every
+     row, low enough that the shared cores are not saturated), with each member's CPU time read from
+     /proc before and after: CPU microseconds per write for the leader, the busiest follower and the
+     observers: what each observer adds to the voters' work, and what it takes from the shared cores.
+     (Not a capacity forecast: under contention a delayed leader batches more and spends less per write.)
+  5. stop the members.
 Topologies alternate which system goes first, and the two systems never run at the same time.
 
 Then time-to-serve: 3 voters preloaded with --znodes znodes of 100 bytes; an observer is started and
@@ -19,6 +24,7 @@ leader's, i.e. it serves the whole tree. Repeated --serve-rounds times per syste
 Usage: scripts/bench-observers.py [--duration S] [--clients N] [--depth D] [--znodes N]
           [--serve-rounds N] [--tick MS] [--out DIR] [--only op|zk] [--topologies 3v0o,3v4o,...]
           [--observer-masters]   (outpost's observers sync from followers' observerMasterPort.N)
+          [--cpu-rate N]         (offered writes/s of the CPU-per-write run, default 4000; 0 skips it)
 Env: OUTPOST_BIN=path uses that binary instead of building a release one (copied first).
 Needs: java, /usr/share/java/zookeeper.jar (apt-get install zookeeper), cargo.
 Results: one JSON file per run, summary.json and summary.md (the README table) in --out.
@@ -197,6 +203,34 @@ class Ensemble:
             shutil.rmtree(os.path.join(self.dir, f"m{m['sid']}", "data"), ignore_errors=True)
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time of a process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_write(ens, binary, out, sys_, label, voters, observers, a):
+    """CPU microseconds per write of each role at --cpu-rate offered sets/s (open loop)."""
+    sids = [m["sid"] for m in ens.members]
+    roles = {s: mode(ens.members[s - 1]["client"]) for s in sids}
+    pids = {s: ens.procs[s].pid for s in sids}
+    before = {s: cpu_seconds(pids[s]) for s in sids}
+    w = bench(binary, out, f"cpu-{sys_}-{voters}v{observers}o", ens.servers(voters_only=True), label,
+              "--workload", "set", "--rate", str(a.cpu_rate), "--clients", str(a.clients),
+              "--depth", str(a.depth), "--duration", str(a.duration))
+    used = {s: cpu_seconds(pids[s]) - before[s] for s in sids}
+    writes = max(1, w["ops"])
+    per = {s: 1e6 * used[s] / writes for s in sids}
+    leader = [per[s] for s in sids if roles[s] == "leader"]
+    followers = [per[s] for s in sids if roles[s] == "follower"]
+    observers_ = [per[s] for s in sids if roles[s] == "observer"]
+    return {"rate": a.cpu_rate, "writes": w["ops"], "errors": w["errors"],
+            "leader_us": leader[0] if leader else None,
+            "follower_max_us": max(followers) if followers else None,
+            "observer_mean_us": statistics.mean(observers_) if observers_ else None}
+
+
 def bench(binary, out, name, servers, label, *args):
     path = os.path.join(out, name + ".json")
     with open(path, "w") as f:
@@ -221,8 +255,11 @@ def run_topology(sys_, binary, work, out, voters, observers, a):
                   "--workload", "set", *load)
         r = bench(binary, out, f"read-{sys_}-{voters}v{observers}o", ens.servers(), label,
                   "--workload", "get", *load)
-        return {"write_ops": w["ops_per_sec"], "write_p99_ms": w["p99_us"] / 1000,
-                "read_ops": r["ops_per_sec"], "read_p99_ms": r["p99_us"] / 1000}
+        res = {"write_ops": w["ops_per_sec"], "write_p99_ms": w["p99_us"] / 1000,
+               "read_ops": r["ops_per_sec"], "read_p99_ms": r["p99_us"] / 1000}
+        if a.cpu_rate > 0:
+            res["cpu"] = cpu_per_write(ens, binary, out, sys_, label, voters, observers, a)
+        return res
     finally:
         ens.stop()
 
@@ -267,6 +304,8 @@ def main():
     p.add_argument("--observer-masters", action="store_true",
                    help="outpost's observers sync from followers (observerMasterPort.N), not the leader")
     p.add_argument("--topologies", help="comma-separated subset, e.g. 3v0o,3v4o (default: all)")
+    p.add_argument("--cpu-rate", type=int, default=4000,
+                   help="offered writes/s of the CPU-per-write run (0 skips it)")
     a = p.parse_args()
 
     work = tempfile.mkdtemp(prefix="outpost-obs-bench.")
@@ -342,6 +381,26 @@ def main():
             seven = t["7v0o"]["write_ops"] / t["3v0o"]["write_ops"]
             lines.append(f"{names[s]}: 3 voters + 4 observers keep {100 * keep:.0f}% of 3 voters' write throughput "
                          f"(target >= 90%: {'met' if keep >= 0.9 else 'not met'}); 7 voters keep {100 * seven:.0f}%.")
+    if a.cpu_rate > 0:
+        lines.append("")
+        lines.append(f"Voters' CPU per write at {a.cpu_rate:,} offered sets/s (open loop, the same load in every row), "
+                     "microseconds: leader / busiest follower / mean observer.")
+        lines.append("")
+        lines.append("| ensemble | " + " | ".join(f"{names[s]} leader / follower / observer" for s in systems) + " |")
+        lines.append("| --- |" + " --- |" * len(systems))
+
+        def us(x):
+            return "-" if x is None else f"{x:.1f}"
+        for voters, observers in topologies:
+            key = f"{voters}v{observers}o"
+            cells = []
+            for s in systems:
+                c = results[s][key].get("cpu", {})
+                cells.append(f"{us(c.get('leader_us'))} / {us(c.get('follower_max_us'))} / "
+                             f"{us(c.get('observer_mean_us'))}")
+            shape = f"{voters} voters" + (f" + {observers} observer{'s' if observers > 1 else ''}" if observers else "")
+            lines.append(f"| {shape} | " + " | ".join(cells) + " |")
+        lines.append("")
     lines.append(f"Run {meta['date']} on {meta['cores']} cores shared with the load generator; load average "
                  f"{meta['load_before']} before, {meta['load_after']} after; tickTime {a.tick} ms; "
                  f"{a.clients} sessions x {a.depth} in flight, {a.duration} s per run, 100-byte values; writes "
