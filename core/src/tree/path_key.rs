@@ -14,8 +14,8 @@ const INLINE: usize = 23;
 pub enum PathKey {
     /// Up to 23 bytes, padded with 0xFF.
     Inline([u8; INLINE]),
-    /// Longer paths.
-    Heap(Box<[u8]>),
+    /// Longer paths, kept as `str` so that reading them back needs no UTF-8 check.
+    Heap(Box<str>),
 }
 
 impl PathKey {
@@ -27,7 +27,7 @@ impl PathKey {
             buf[..b.len()].copy_from_slice(b);
             PathKey::Inline(buf)
         } else {
-            PathKey::Heap(b.into())
+            PathKey::Heap(path.into())
         }
     }
 
@@ -38,14 +38,19 @@ impl PathKey {
                 let len = buf.iter().position(|&x| x == 0xFF).unwrap_or(INLINE);
                 &buf[..len]
             }
-            PathKey::Heap(b) => b,
+            PathKey::Heap(s) => s.as_bytes(),
         }
     }
 
     /// The path text.
     pub fn as_str(&self) -> &str {
-        // Keys are only built from `&str` in `new`.
-        std::str::from_utf8(self.as_bytes()).expect("path keys are built from str")
+        match self {
+            // Inline keys hold a whole `&str` from `new`, padded with 0xFF.
+            PathKey::Inline(_) => {
+                std::str::from_utf8(self.as_bytes()).expect("path keys are built from str")
+            }
+            PathKey::Heap(s) => s,
+        }
     }
 }
 
