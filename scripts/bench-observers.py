@@ -25,6 +25,8 @@ Usage: scripts/bench-observers.py [--duration S] [--clients N] [--depth D] [--zn
           [--serve-rounds N] [--tick MS] [--out DIR] [--only op|zk] [--topologies 3v0o,3v4o,...]
           [--observer-masters]   (outpost's observers sync from followers' observerMasterPort.N)
           [--cpu-rate N]         (offered writes/s of the CPU-per-write run, default 4000; 0 skips it)
+          [--pin]                (voters and the load generator on CPU 0, observers on CPU 1, with taskset:
+                                  observers that cannot take the voters' CPU, as on machines of their own)
 Env: OUTPOST_BIN=path uses that binary instead of building a release one (copied first).
 Needs: java, /usr/share/java/zookeeper.jar (apt-get install zookeeper), cargo.
 Results: one JSON file per run, summary.json and summary.md (the README table) in --out.
@@ -43,6 +45,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Set by --pin: taskset prefixes for voters (and the load generator) and for observers.
+PIN = {"voter": [], "observer": []}
 TOPOLOGIES = [(3, 0), (3, 1), (3, 2), (3, 4), (5, 0), (7, 0)]
 ZK_CP = ":".join(
     ["/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar"]
@@ -158,6 +162,7 @@ class Ensemble:
         else:
             cmd = [self.binary, "server", "--config", os.path.join(mdir, "zoo.cfg")]
             env = dict(os.environ, RUST_LOG="info")
+        cmd = PIN["observer" if m["observer"] else "voter"] + cmd
         self.procs[sid] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         return self.procs[sid]
 
@@ -234,7 +239,7 @@ def cpu_per_write(ens, binary, out, sys_, label, voters, observers, a):
 def bench(binary, out, name, servers, label, *args):
     path = os.path.join(out, name + ".json")
     with open(path, "w") as f:
-        subprocess.run([binary, "bench", "--servers", servers, "--label", label, "--json", *args],
+        subprocess.run(PIN["voter"] + [binary, "bench", "--servers", servers, "--label", label, "--json", *args],
                        stdout=f, check=True)
     with open(path) as f:
         lines = [l for l in f.read().splitlines() if l.startswith("{")]
@@ -306,7 +311,12 @@ def main():
     p.add_argument("--topologies", help="comma-separated subset, e.g. 3v0o,3v4o (default: all)")
     p.add_argument("--cpu-rate", type=int, default=4000,
                    help="offered writes/s of the CPU-per-write run (0 skips it)")
+    p.add_argument("--pin", action="store_true",
+                   help="voters and the load generator on CPU 0, observers on CPU 1 (taskset)")
     a = p.parse_args()
+    if a.pin:
+        PIN["voter"] = ["taskset", "-c", "0"]
+        PIN["observer"] = ["taskset", "-c", "1"]
 
     work = tempfile.mkdtemp(prefix="outpost-obs-bench.")
     out = a.out or os.path.join(work, "results")
@@ -346,7 +356,7 @@ def main():
     meta = {"date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()), "cores": os.cpu_count(),
             "load_before": " ".join(load_before), "load_after": " ".join(load_after), "tick_ms": a.tick,
             "clients": a.clients, "depth": a.depth, "duration_s": a.duration, "value_size": 100,
-            "znodes": a.znodes, "zookeeper_version": zk_version}
+            "znodes": a.znodes, "zookeeper_version": zk_version, "pinned": a.pin}
     summary = {"meta": meta, "topologies": results, "time_to_serve": serve}
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -401,6 +411,8 @@ def main():
             shape = f"{voters} voters" + (f" + {observers} observer{'s' if observers > 1 else ''}" if observers else "")
             lines.append(f"| {shape} | " + " | ".join(cells) + " |")
         lines.append("")
+    if a.pin:
+        lines.append("Pinned (--pin): voters and the load generator on CPU 0, observers on CPU 1.")
     lines.append(f"Run {meta['date']} on {meta['cores']} cores shared with the load generator; load average "
                  f"{meta['load_before']} before, {meta['load_after']} after; tickTime {a.tick} ms; "
                  f"{a.clients} sessions x {a.depth} in flight, {a.duration} s per run, 100-byte values; writes "
