@@ -1072,12 +1072,20 @@ async fn write_link(
             LinkOut::Chunk(bytes) => chunk = Some(bytes),
             LinkOut::Close => close = true,
         }
+        let mut yielded = false;
         while !close && chunk.is_none() && next.is_none() && batch.len() < BATCH_BYTES {
             match rx.try_recv() {
                 Ok(LinkOut::Bytes(bytes)) => batch.extend_from_slice(&bytes),
                 // Written on its own after this batch (no copy of the chunk).
                 Ok(out @ LinkOut::Chunk(_)) => next = Some(out),
                 Ok(LinkOut::Close) => close = true,
+                Err(_) if !yielded => {
+                    // The peer task woke this one with its first packet and is likely still routing
+                    // the rest of the same step (a commit goes to every learner, several commits per
+                    // fsync): one turn of the scheduler lets them join this write.
+                    yielded = true;
+                    tokio::task::yield_now().await;
+                }
                 Err(_) => break,
             }
         }
