@@ -95,8 +95,6 @@ pub struct TxnLog {
     durable_zxid: Option<Zxid>,
     /// Set by the first write or fsync failure; every later call fails (see [`TxnLog::flush`]).
     failed: Option<String>,
-    /// A run of zeros for writing ahead of the records (`LogOptions::zero_ahead_bytes`), grown on first use.
-    zeros: Vec<u8>,
 }
 
 /// The log segments in `dir`, sorted by first zxid.
@@ -461,7 +459,6 @@ impl TxnLog {
             last_zxid,
             durable_zxid: last_zxid,
             failed: None,
-            zeros: Vec::new(),
         };
         Ok((log, recovery))
     }
@@ -594,14 +591,13 @@ impl TxnLog {
         if ahead > 0 && end.saturating_add(ahead / 2) > seg.written_to {
             let from = seg.written_to;
             let to = from.saturating_add(ahead).min(seg.allocated);
-            if to > from {
-                let len = usize::try_from(to - from).unwrap_or(usize::MAX);
-                if self.zeros.len() < len {
-                    self.zeros.resize(len, 0);
-                }
-                disk.write_at(&seg.path, from, &self.zeros[..len])
+            // One step at most (zero_ahead_bytes); a zeroed allocation once per step costs nothing
+            // next to the write.
+            if let Some(len) = to.checked_sub(from).filter(|n| *n > 0) {
+                let zeros = vec![0u8; usize::try_from(len).unwrap_or(0)];
+                disk.write_at(&seg.path, from, &zeros)
                     .map_err(io_err("write zeros", &seg.path))?;
-                seg.written_to = to;
+                seg.written_to = from + zeros.len() as u64;
             }
         }
         // Step L5: one fsync for the whole batch (group commit).
