@@ -731,6 +731,14 @@ fn crash_during_segment_creation_is_repaired() {
     assert_eq!(zxids(&rec.txns), vec![1, 2, 3, 4]);
 }
 
+/// A temp dir with `data` and `logs` directories on the real file system (created by recovery).
+fn real_dirs() -> (tempfile::TempDir, PathBuf, PathBuf, DiskRef) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let logs = tmp.path().join("logs");
+    (tmp, data, logs, Arc::new(RealDisk::new()))
+}
+
 /// On the real file system zeros are written ahead of the records, in steps of `zero_ahead_bytes` within
 /// the preallocated length, so appends overwrite allocated blocks; every record still reads back, and
 /// without the option the preallocated tail stays sparse.
@@ -744,10 +752,7 @@ fn real_disk_writes_zeros_ahead_of_records() {
             .sum()
     };
     let run = |ahead: u64| -> (u64, Vec<u32>) {
-        let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("data");
-        let logs = tmp.path().join("logs");
-        let disk: DiskRef = Arc::new(RealDisk::new());
+        let (_tmp, data, logs, disk) = real_dirs();
         let opts = LogOptions {
             prealloc_bytes: 1 << 20,
             zero_ahead_bytes: ahead,
@@ -787,10 +792,7 @@ fn real_disk_writes_zeros_ahead_of_records() {
 #[test]
 fn real_disk_round_trip_and_torn_tail() {
     use std::io::{Seek, SeekFrom, Write};
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let logs = tmp.path().join("logs");
-    let disk: DiskRef = Arc::new(RealDisk::new());
+    let (_tmp, data, logs, disk) = real_dirs();
     let opts = LogOptions {
         prealloc_bytes: 16 * 1024,
         roll_after_records: 40,
