@@ -121,10 +121,27 @@ enum QuorumEvent {
     },
 }
 
+/// Events one pass of the peer task's loop takes at most: enough that under load one pass serves many
+/// acks and requests, few enough that the packets of its first input are not held back for long.
+const MAX_TURN_BATCH: usize = 32;
+
+/// One event of a pass of the peer task's loop, converted to the peer's input when its turn comes.
+enum Turn {
+    Peer(PeerInput),
+    Log(LogEvent),
+    Quorum(QuorumEvent),
+    Core(CoreEvent),
+}
+
 /// What a link's writer task is asked to do.
 #[derive(Debug)]
 enum LinkOut {
-    Bytes(Vec<u8>),
+    /// Encoded packets, written in order.
+    Bytes {
+        bytes: Vec<u8>,
+        /// How many packets `bytes` holds (the queue's bound counts packets).
+        packets: u64,
+    },
     /// A chunk of a streamed snapshot: written on its own, then reported back (the peer serializes
     /// the next chunk only then, so a slow learner holds back the serializer, not memory).
     Chunk(Vec<u8>),
@@ -138,19 +155,175 @@ struct LinkTx {
     remote: SocketAddr,
     /// Bytes queued for the writer and not yet written (`queued_packets_size`).
     queued_bytes: Arc<AtomicU64>,
+    /// Packets queued for the writer and not yet written (bounded by [`LINK_QUEUE`]).
+    queued_packets: Arc<AtomicU64>,
 }
 
 impl LinkTx {
+    /// Queues `out` for the writer; false if the link is too far behind (or gone) to take it.
     fn queue(&self, out: LinkOut) -> bool {
-        let len = match &out {
-            LinkOut::Bytes(b) | LinkOut::Chunk(b) => b.len() as u64,
-            LinkOut::Close => 0,
+        let (len, packets) = match &out {
+            LinkOut::Bytes { bytes, packets } => (bytes.len() as u64, *packets),
+            LinkOut::Chunk(b) => (b.len() as u64, 1),
+            LinkOut::Close => (0, 0),
         };
+        if self.queued_packets.load(Ordering::Relaxed) + packets > LINK_QUEUE as u64 {
+            return false;
+        }
         if self.tx.try_send(out).is_err() {
             return false;
         }
         self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        self.queued_packets.fetch_add(packets, Ordering::Relaxed);
         true
+    }
+}
+
+/// Packets gathered for one link during a pass of the peer task's loop.
+#[derive(Default)]
+struct Gathered {
+    bytes: Vec<u8>,
+    packets: u64,
+}
+
+impl Gathered {
+    fn push(&mut self, packet: &crate::proto::quorum::QuorumPacket) {
+        encode_packet(packet, &mut self.bytes);
+        self.packets += 1;
+    }
+
+    /// The gathered packets as one writer message, leaving this empty; `None` if there were none.
+    fn take(&mut self) -> Option<LinkOut> {
+        if self.packets == 0 {
+            return None;
+        }
+        let packets = std::mem::take(&mut self.packets);
+        Some(LinkOut::Bytes {
+            bytes: std::mem::take(&mut self.bytes),
+            packets,
+        })
+    }
+}
+
+/// Hands the packets gathered for the leader to its connection's writer. True if that broke the
+/// connection (the writer is too far behind or gone): a packet is never dropped from a connection that
+/// stays up, as ZAB relies on FIFO delivery.
+fn flush_leader(out: &mut Gathered, link: &mut Option<(u64, mpsc::Sender<LinkOut>)>) -> bool {
+    let Some(bytes) = out.take() else {
+        return false;
+    };
+    let Some((_, tx)) = link else {
+        return false;
+    };
+    if tx.try_send(bytes).is_err() {
+        *link = None;
+        return true;
+    }
+    false
+}
+
+/// Hands the packets gathered for one learner link to its writer, before something that must follow
+/// them (a snapshot chunk, the close); a link that cannot take them is closed and the peer told.
+fn flush_learner(
+    out: &mut BTreeMap<LinkId, Gathered>,
+    links: &mut BTreeMap<LinkId, LinkTx>,
+    link: LinkId,
+    peer: &mut Peer,
+) {
+    if let Some(bytes) = out.get_mut(&link).and_then(Gathered::take) {
+        send_link(links, link, bytes, peer);
+    }
+}
+
+/// Hands every learner link's gathered packets to its writer at the end of a pass; returns the links
+/// that could not take them (now closed) for the peer to hear of.
+fn flush_learners(
+    out: &mut BTreeMap<LinkId, Gathered>,
+    links: &mut BTreeMap<LinkId, LinkTx>,
+) -> Vec<LinkId> {
+    let mut broken = Vec::new();
+    // A link that is gone leaves its entry behind here once; drop it with its packets.
+    out.retain(|link, gathered| {
+        let Some(tx) = links.get(link) else {
+            return false;
+        };
+        if let Some(bytes) = gathered.take() {
+            if !tx.queue(bytes) {
+                broken.push(*link);
+            }
+        }
+        true
+    });
+    for link in &broken {
+        tracing::warn!("learner link {link} is not keeping up; closing it");
+        out.remove(link);
+        if let Some(tx) = links.remove(link) {
+            let _ = tx.queue(LinkOut::Close);
+        }
+    }
+    broken
+}
+
+/// The peer's input for an event from the quorum port, if it is still current: a link must be known
+/// and a leader connection's generation the current one (an older connection's packets are dropped).
+/// Learner links join and leave `links` here.
+fn quorum_input(
+    ev: QuorumEvent,
+    links: &mut BTreeMap<LinkId, LinkTx>,
+    learner_out: &mut BTreeMap<LinkId, Gathered>,
+    leader_link: &mut Option<(u64, mpsc::Sender<LinkOut>)>,
+    leader_generation: u64,
+) -> Option<PeerInput> {
+    let current = |generation: u64, link: &Option<(u64, mpsc::Sender<LinkOut>)>| {
+        generation == leader_generation && link.is_some()
+    };
+    match ev {
+        QuorumEvent::LearnerConnected {
+            link,
+            tx,
+            observer_master,
+        } => {
+            links.insert(link, tx);
+            Some(if observer_master {
+                PeerInput::ObserverConnected { link }
+            } else {
+                PeerInput::LearnerConnected { link }
+            })
+        }
+        QuorumEvent::FromLearner { link, item } => links
+            .contains_key(&link)
+            .then_some(PeerInput::FromLearner { link, item }),
+        QuorumEvent::TxnLogRead { link, txns } => Some(PeerInput::TxnLogRead { link, txns }),
+        QuorumEvent::ChunkWritten { link } => links
+            .contains_key(&link)
+            .then_some(PeerInput::SnapChunkWritten { link }),
+        QuorumEvent::LearnerGone { link } => {
+            learner_out.remove(&link);
+            links
+                .remove(&link)
+                .map(|_| PeerInput::LearnerDisconnected { link })
+        }
+        QuorumEvent::LeaderConnected { generation, tx } => {
+            (generation == leader_generation).then(|| {
+                *leader_link = Some((generation, tx));
+                PeerInput::LeaderConnected
+            })
+        }
+        QuorumEvent::LeaderConnectFailed { generation } => {
+            (generation == leader_generation).then_some(PeerInput::LeaderConnectFailed)
+        }
+        QuorumEvent::FromLeader { generation, item } => {
+            current(generation, leader_link).then_some(PeerInput::FromLeader(item))
+        }
+        QuorumEvent::SnapshotProgress {
+            generation,
+            bytes,
+            znodes,
+        } => current(generation, leader_link)
+            .then_some(PeerInput::SnapshotProgress { bytes, znodes }),
+        QuorumEvent::LeaderGone { generation } => (generation == leader_generation
+            && leader_link.take().is_some())
+        .then_some(PeerInput::LeaderDisconnected),
     }
 }
 
@@ -414,99 +587,102 @@ pub async fn run(
 
     let clock = || now_ms() as u64;
     peer.start(clock());
-    let mut inputs: Vec<PeerInput> = Vec::new();
+    // What one pass of the loop handles: the event the select returned plus whatever else is already
+    // waiting (up to MAX_TURN_BATCH), each in arrival order. Converting an event to the peer's input
+    // happens when its turn comes, not when it is received, so a link or leader generation that an
+    // earlier turn changed is what a later one is checked against, exactly as one event per pass.
+    let mut batch: Vec<Turn> = Vec::new();
+    // Packets for each learner link and for the leader, gathered during a pass and handed to their
+    // writers once at its end: one queue message and one wake-up per link per pass, not per packet
+    // (a commit goes to every learner; several commits per pass under load).
+    let mut learner_out: BTreeMap<LinkId, Gathered> = BTreeMap::new();
+    let mut leader_out = Gathered::default();
     let mut share = TurnShare::default();
     let mut shutdown_open = true;
     let result: Result<(), ShellError> = loop {
         // Biased: the order below is the priority. A snapshot whose time share is due comes
         // first; an idle task gives the rest of its time to the snapshot (see `snapshot_writer`).
         let mut snapshot_turn = None;
-        tokio::select! {
-            biased;
-            _ = snapshots.turn(), if share.due() && peer.snapshot_in_progress() => {
-                snapshot_turn = Some(Instant::now());
-                inputs.push(PeerInput::SnapshotStep);
+        // A non-empty batch here holds what the last pass's flush reported (a broken link).
+        if batch.is_empty() {
+            tokio::select! {
+                biased;
+                _ = snapshots.turn(), if share.due() && peer.snapshot_in_progress() => {
+                    snapshot_turn = Some(Instant::now());
+                    batch.push(Turn::Peer(PeerInput::SnapshotStep));
+                }
+                changed = shutdown.changed(), if shutdown_open => {
+                    // With every sender gone no stop can come; the branch must not stay ready forever.
+                    shutdown_open = changed.is_ok();
+                    if *shutdown.borrow() { break Ok(()) }
+                }
+                _ = tick.tick() => batch.push(Turn::Peer(PeerInput::Tick)),
+                ev = log_rx.recv() => match ev {
+                    Some(ev) => batch.push(Turn::Log(ev)),
+                    None => break Err(ShellError::Corrupt("txn log thread stopped".into())),
+                },
+                Some(ev) = qevents_rx.recv() => batch.push(Turn::Quorum(ev)),
+                Some((from, payload)) = election_rx.recv() => {
+                    batch.push(Turn::Peer(PeerInput::Election { from, payload }));
+                }
+                Ok(()) = unreachable_rx.changed() => {
+                    let set = unreachable_rx.borrow_and_update().clone();
+                    batch.push(Turn::Peer(PeerInput::ElectionUnreachable(set)));
+                }
+                ev = events_rx.recv() => {
+                    let Some(ev) = ev else { break Ok(()) };
+                    batch.push(Turn::Core(ev));
+                }
+                _ = snapshots.turn(), if peer.snapshot_in_progress() => {
+                    snapshot_turn = Some(Instant::now());
+                    batch.push(Turn::Peer(PeerInput::SnapshotStep));
+                }
             }
-            changed = shutdown.changed(), if shutdown_open => {
-                // With every sender gone no stop can come; the branch must not stay ready forever.
-                shutdown_open = changed.is_ok();
-                if *shutdown.borrow() { break Ok(()) }
+            // What else is already waiting joins this pass: under load one select (its futures, the
+            // watch and timer registrations) serves many events, and their packets share one write.
+            while batch.len() < MAX_TURN_BATCH {
+                if let Ok(ev) = qevents_rx.try_recv() {
+                    batch.push(Turn::Quorum(ev));
+                } else if let Ok(ev) = events_rx.try_recv() {
+                    batch.push(Turn::Core(ev));
+                } else if let Ok(ev) = log_rx.try_recv() {
+                    batch.push(Turn::Log(ev));
+                } else {
+                    break;
+                }
             }
-            _ = tick.tick() => inputs.push(PeerInput::Tick),
-            ev = log_rx.recv() => match ev {
-                Some(LogEvent::Durable(zxid)) => inputs.push(PeerInput::Durable(zxid)),
-                Some(LogEvent::Failed(err)) => {
+        }
+        // One input at a time, each followed by its actions (a TRUNC's reload must happen before the
+        // next packet is handled); carrying out an action can feed the peer again (a reload, a broken
+        // link), so each input's actions repeat until the peer is quiet.
+        let mut fatal = None;
+        let mut turns = std::mem::take(&mut batch);
+        'inputs: for turn in turns.drain(..) {
+            let input = match turn {
+                Turn::Peer(input) => Some(input),
+                Turn::Log(LogEvent::Durable(zxid)) => Some(PeerInput::Durable(zxid)),
+                Turn::Log(LogEvent::Failed(err)) => {
                     tracing::error!("txn log failed, stopping the server: {err}");
-                    break Err(ShellError::Storage(err));
+                    fatal = Some(ShellError::Storage(err));
+                    break 'inputs;
                 }
-                None => break Err(ShellError::Corrupt("txn log thread stopped".into())),
-            },
-            Some(ev) = qevents_rx.recv() => match ev {
-                QuorumEvent::LearnerConnected { link, tx, observer_master } => {
-                    links.insert(link, tx);
-                    inputs.push(if observer_master {
-                        PeerInput::ObserverConnected { link }
-                    } else {
-                        PeerInput::LearnerConnected { link }
-                    });
+                Turn::Quorum(ev) => {
+                    // Whatever was gathered for a connection goes to it before it is dropped.
+                    let broke = matches!(ev, QuorumEvent::LeaderGone { .. })
+                        && flush_leader(&mut leader_out, &mut leader_link);
+                    quorum_input(
+                        ev,
+                        &mut links,
+                        &mut learner_out,
+                        &mut leader_link,
+                        leader_generation,
+                    )
+                    .or(broke.then_some(PeerInput::LeaderDisconnected))
                 }
-                QuorumEvent::FromLearner { link, item } => {
-                    if links.contains_key(&link) {
-                        inputs.push(PeerInput::FromLearner { link, item });
-                    }
-                }
-                QuorumEvent::TxnLogRead { link, txns } => {
-                    inputs.push(PeerInput::TxnLogRead { link, txns });
-                }
-                QuorumEvent::ChunkWritten { link } => {
-                    if links.contains_key(&link) {
-                        inputs.push(PeerInput::SnapChunkWritten { link });
-                    }
-                }
-                QuorumEvent::LearnerGone { link } => {
-                    if links.remove(&link).is_some() {
-                        inputs.push(PeerInput::LearnerDisconnected { link });
-                    }
-                }
-                QuorumEvent::LeaderConnected { generation, tx } => {
-                    if generation == leader_generation {
-                        leader_link = Some((generation, tx));
-                        inputs.push(PeerInput::LeaderConnected);
-                    }
-                }
-                QuorumEvent::LeaderConnectFailed { generation } => {
-                    if generation == leader_generation {
-                        inputs.push(PeerInput::LeaderConnectFailed);
-                    }
-                }
-                QuorumEvent::FromLeader { generation, item } => {
-                    if generation == leader_generation && leader_link.is_some() {
-                        inputs.push(PeerInput::FromLeader(item));
-                    }
-                }
-                QuorumEvent::SnapshotProgress { generation, bytes, znodes } => {
-                    if generation == leader_generation && leader_link.is_some() {
-                        inputs.push(PeerInput::SnapshotProgress { bytes, znodes });
-                    }
-                }
-                QuorumEvent::LeaderGone { generation } => {
-                    if generation == leader_generation && leader_link.take().is_some() {
-                        inputs.push(PeerInput::LeaderDisconnected);
-                    }
-                }
-            },
-            Some((from, payload)) = election_rx.recv() => {
-                inputs.push(PeerInput::Election { from, payload });
-            }
-            Ok(()) = unreachable_rx.changed() => {
-                let set = unreachable_rx.borrow_and_update().clone();
-                inputs.push(PeerInput::ElectionUnreachable(set));
-            }
-            ev = events_rx.recv() => {
-                let Some(ev) = ev else { break Ok(()) };
-                match ev {
+                Turn::Core(ev) => match ev {
                     CoreEvent::Register { conn, tx, remote } => {
                         conns.insert(conn, (tx, remote, now_ms()));
+                        None
                     }
                     CoreEvent::Input(input) => {
                         if let Input::Disconnected { conn } = &input {
@@ -518,7 +694,7 @@ pub async fn run(
                             let write = request.op_code().is_write();
                             pending.insert((*conn, *xid), (Instant::now(), write));
                         }
-                        inputs.push(PeerInput::Client(input));
+                        Some(PeerInput::Client(input))
                     }
                     CoreEvent::FourLetter { word, reply } => {
                         if matches!(word, FourLetterWord::Srst) {
@@ -526,8 +702,13 @@ pub async fn run(
                         }
                         let text = peer_four_letter(word, &peer, &conns, &base, started, &latency);
                         let _ = reply.send(text);
+                        None
                     }
-                    CoreEvent::Admin { command, params, reply } => {
+                    CoreEvent::Admin {
+                        command,
+                        params,
+                        reply,
+                    } => {
                         if command.primary == "observer_connection_stat_reset" {
                             peer.reset_observer_stats();
                         }
@@ -542,19 +723,11 @@ pub async fn run(
                             &base,
                             observers,
                         ));
+                        None
                     }
-                }
-            }
-            _ = snapshots.turn(), if peer.snapshot_in_progress() => {
-                snapshot_turn = Some(Instant::now());
-                inputs.push(PeerInput::SnapshotStep);
-            }
-        }
-        // One input at a time, each followed by its actions (a TRUNC's reload must happen before the
-        // next packet is handled); carrying out an action can feed the peer again (a reload, a broken
-        // link), so each input's actions repeat until the peer is quiet.
-        let mut fatal = None;
-        'inputs: for input in inputs.drain(..) {
+                },
+            };
+            let Some(input) = input else { continue };
             peer.handle(input, clock());
             'actions: loop {
                 let actions = peer.take_actions();
@@ -565,6 +738,7 @@ pub async fn run(
                     match action {
                         PeerAction::ElectionSend { to, payload } => net.send(to, payload),
                         PeerAction::ConnectLeader { leader, delay_ms } => {
+                            flush_leader(&mut leader_out, &mut leader_link);
                             let addr = quorum_addrs.get(&leader).copied();
                             start_connect(
                                 &config,
@@ -578,6 +752,7 @@ pub async fn run(
                             );
                         }
                         PeerAction::ConnectLearnerMaster { server, delay_ms } => {
+                            flush_leader(&mut leader_out, &mut leader_link);
                             let addr = config.observer_master_addrs.get(&server).copied();
                             start_connect(
                                 &config,
@@ -591,17 +766,14 @@ pub async fn run(
                             );
                         }
                         PeerAction::SendLeader(packet) => {
-                            if let Some((_, tx)) = &leader_link {
-                                let mut bytes = Vec::with_capacity(64);
-                                encode_packet(&packet, &mut bytes);
-                                if tx.try_send(LinkOut::Bytes(bytes)).is_err() {
-                                    // Too slow or gone: break the connection rather than lose a packet.
-                                    leader_link = None;
-                                    peer.handle(PeerInput::LeaderDisconnected, clock());
-                                }
+                            if leader_link.is_some() {
+                                leader_out.push(&packet);
                             }
                         }
                         PeerAction::CloseLeader => {
+                            if flush_leader(&mut leader_out, &mut leader_link) {
+                                peer.handle(PeerInput::LeaderDisconnected, clock());
+                            }
                             if let Some((_, tx)) = leader_link.take() {
                                 let _ = tx.try_send(LinkOut::Close);
                             }
@@ -611,14 +783,18 @@ pub async fn run(
                             }
                         }
                         PeerAction::SendLearner { link, packet } => {
-                            let mut bytes = Vec::with_capacity(64);
-                            encode_packet(&packet, &mut bytes);
-                            send_link(&mut links, link, LinkOut::Bytes(bytes), &mut peer);
+                            if links.contains_key(&link) {
+                                learner_out.entry(link).or_default().push(&packet);
+                            }
                         }
                         PeerAction::SendLearnerSnapshotChunk { link, chunk } => {
+                            // In order: the packets gathered before it (the SNAP packet) go first.
+                            flush_learner(&mut learner_out, &mut links, link, &mut peer);
                             send_link(&mut links, link, LinkOut::Chunk(chunk), &mut peer);
                         }
                         PeerAction::CloseLearner { link } => {
+                            flush_learner(&mut learner_out, &mut links, link, &mut peer);
+                            learner_out.remove(&link);
                             if let Some(tx) = links.remove(&link) {
                                 let _ = tx.queue(LinkOut::Close);
                             }
@@ -811,6 +987,18 @@ pub async fn run(
                 break 'inputs;
             }
         }
+        // The pass's packets go out, one queue message per link; a link that cannot take them is
+        // broken, and the peer hears of it at the start of the next pass.
+        if flush_leader(&mut leader_out, &mut leader_link) {
+            batch.push(Turn::Peer(PeerInput::LeaderDisconnected));
+        }
+        for link in flush_learners(&mut learner_out, &mut links) {
+            batch.push(Turn::Peer(PeerInput::LearnerDisconnected { link }));
+        }
+        if batch.is_empty() {
+            // Keep the allocation for the next pass.
+            batch = turns;
+        }
         if let Some(began) = snapshot_turn {
             share.took_turn(began);
         }
@@ -994,10 +1182,12 @@ async fn quorum_accept_loop(
         tracing::debug!("learner connection {link} from {remote}");
         let (tx, rx) = mpsc::channel(LINK_QUEUE);
         let queued_bytes = Arc::new(AtomicU64::new(0));
+        let queued_packets = Arc::new(AtomicU64::new(0));
         let tx = LinkTx {
             tx,
             remote,
             queued_bytes: queued_bytes.clone(),
+            queued_packets: queued_packets.clone(),
         };
         if events
             .send(QuorumEvent::LearnerConnected {
@@ -1018,6 +1208,7 @@ async fn quorum_accept_loop(
                 link,
                 events: events.clone(),
                 queued_bytes,
+                queued_packets,
             }),
         ));
         let events = events.clone();
@@ -1042,6 +1233,7 @@ struct LinkReport {
     link: LinkId,
     events: mpsc::Sender<QuorumEvent>,
     queued_bytes: Arc<AtomicU64>,
+    queued_packets: Arc<AtomicU64>,
 }
 
 /// Writes a link's packets in order. Everything already queued goes out in one write, as
@@ -1066,16 +1258,23 @@ async fn write_link(
             },
         };
         let mut close = false;
+        let mut written_packets = 0u64;
         let mut chunk = None;
         match first {
-            LinkOut::Bytes(bytes) => batch.extend_from_slice(&bytes),
+            LinkOut::Bytes { bytes, packets } => {
+                batch.extend_from_slice(&bytes);
+                written_packets += packets;
+            }
             LinkOut::Chunk(bytes) => chunk = Some(bytes),
             LinkOut::Close => close = true,
         }
         let mut yielded = false;
         while !close && chunk.is_none() && next.is_none() && batch.len() < BATCH_BYTES {
             match rx.try_recv() {
-                Ok(LinkOut::Bytes(bytes)) => batch.extend_from_slice(&bytes),
+                Ok(LinkOut::Bytes { bytes, packets }) => {
+                    batch.extend_from_slice(&bytes);
+                    written_packets += packets;
+                }
                 // Written on its own after this batch (no copy of the chunk).
                 Ok(out @ LinkOut::Chunk(_)) => next = Some(out),
                 Ok(LinkOut::Close) => close = true,
@@ -1102,6 +1301,8 @@ async fn write_link(
         }
         if let Some(r) = &report {
             r.queued_bytes.fetch_sub(written as u64, Ordering::Relaxed);
+            let packets = written_packets + u64::from(chunk.is_some());
+            r.queued_packets.fetch_sub(packets, Ordering::Relaxed);
             if chunk.is_some() {
                 let _ = r
                     .events
