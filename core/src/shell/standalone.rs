@@ -351,11 +351,7 @@ pub async fn run(
         config.max_client_cnxns,
     ));
     let monitor_tasks = super::admin::start(&config.monitoring, &events_tx).await;
-    // Requests waiting for their reply, for the latency `srvr` and the metrics report.
-    let mut latency = Latency::default();
-    let mut pending: HashMap<(ConnId, i32), (Instant, bool)> = HashMap::new();
-
-    let mut conns: HashMap<ConnId, (OutboundTx, SocketAddr, i64)> = HashMap::new();
+    let mut clients = Clients::default();
     let tick_ms = u64::try_from(config.settings.session.tick_ms.max(10)).unwrap_or(2000);
     let mut tick = tokio::time::interval(Duration::from_millis(tick_ms / 2));
     let mut purge = tokio::time::interval(Duration::from_secs(
@@ -364,7 +360,7 @@ pub async fn run(
     purge.tick().await;
     let mut share = TurnShare::default();
     let mut shutdown_open = true;
-    let result = loop {
+    let result = 'serve: loop {
         // Biased: the order below is the priority. A snapshot whose time share is due comes
         // first, then what finishes work (durable txns) and timers, then new client input, and an idle
         // task gives the rest of its time to the snapshot (see `snapshot_writer`).
@@ -404,47 +400,37 @@ pub async fn run(
             }
             ev = events_rx.recv() => {
                 let Some(ev) = ev else { break Ok(()) };
-                match ev {
-                    CoreEvent::Register { conn, tx, remote } => {
-                        conns.insert(conn, (tx, remote, now_ms()));
-                    }
-                    CoreEvent::Input(input) => {
-                        let gone = match &input {
-                            Input::Disconnected { conn } => Some(*conn),
-                            _ => None,
-                        };
-                        if let Input::Request { conn, xid, request } = &input {
-                            let write = request.op_code().is_write();
-                            pending.insert((*conn, *xid), (Instant::now(), write));
-                        }
-                        server.handle(input, now_ms());
-                        if let Some(conn) = gone {
-                            conns.remove(&conn);
-                            pending.retain(|(c, _), _| *c != conn);
-                        }
-                    }
-                    CoreEvent::FourLetter { word, reply } => {
-                        if matches!(word, FourLetterWord::Srst) {
-                            latency.reset();
-                        }
-                        let text =
-                            four_letter_text(word, &server, &conns, &config, started, &latency);
-                        let _ = reply.send(text);
-                    }
-                    CoreEvent::Admin { command, params, reply } => {
-                        if command.primary == "stat_reset" {
-                            latency.reset();
-                        }
-                        let snap = snapshot_of(&server, &conns, &config, started, &latency);
-                        let _ = reply.send(admin_response(command, &params, snap, &server, &config, Vec::new()));
-                    }
-                }
+                on_core_event(ev, &mut server, &mut clients, &config, started);
             }
             _ = snapshots.turn(), if server.snapshot_in_progress() => {
                 snapshot_turn = Some(Instant::now());
                 server.handle(Input::SnapshotStep, now_ms())
             }
         }
+        // What else is already waiting joins this pass (bounded): under load one select (its futures,
+        // the watch and timer registrations) serves many requests. Inputs are handled in arrival order
+        // and their actions carried out in that order below, as if each had had a pass of its own.
+        for _ in 1..MAX_PASS_EVENTS {
+            if let Ok(ev) = events_rx.try_recv() {
+                on_core_event(ev, &mut server, &mut clients, &config, started);
+            } else if let Ok(ev) = log_rx.try_recv() {
+                match ev {
+                    LogEvent::Durable(zxid) => server.handle(Input::Durable(zxid), now_ms()),
+                    LogEvent::Failed(err) => {
+                        tracing::error!("txn log failed, stopping the server: {err}");
+                        break 'serve Err(ShellError::Storage(err));
+                    }
+                }
+            } else {
+                break;
+            }
+        }
+        let Clients {
+            conns,
+            pending,
+            latency,
+            gone,
+        } = &mut clients;
         for action in server.take_actions() {
             match action {
                 Action::Send { conn, frame } => {
@@ -494,6 +480,10 @@ pub async fn run(
                 action @ Action::Snapshot { .. } => snapshots.carry_out(action, &log_thread),
             }
         }
+        for conn in gone.drain(..) {
+            conns.remove(&conn);
+            pending.retain(|(c, _), _| *c != conn);
+        }
         if let Some(began) = snapshot_turn {
             share.took_turn(began);
         }
@@ -504,6 +494,78 @@ pub async fn run(
     }
     drop(log_thread);
     result
+}
+
+/// Events one pass of the server task's loop takes at most (see `run`).
+const MAX_PASS_EVENTS: usize = 32;
+
+/// What the server task keeps about client connections beside the state machine.
+#[derive(Default)]
+struct Clients {
+    conns: HashMap<ConnId, (OutboundTx, SocketAddr, i64)>,
+    /// Requests waiting for their reply, for the latency `srvr` and the metrics report.
+    pending: HashMap<(ConnId, i32), (Instant, bool)>,
+    latency: Latency,
+    /// Connections that went away during this pass: forgotten only after the pass's actions are
+    /// carried out, so what earlier inputs produced for them (a last reply before a close) still goes
+    /// to their writer, as when every input had a pass of its own.
+    gone: Vec<ConnId>,
+}
+
+/// Hands one event from the connection tasks to the state machine, or answers it (4lw, AdminServer).
+fn on_core_event(
+    ev: CoreEvent,
+    server: &mut Standalone,
+    clients: &mut Clients,
+    config: &StandaloneConfig,
+    started: Instant,
+) {
+    let Clients {
+        conns,
+        pending,
+        latency,
+        gone,
+    } = clients;
+    match ev {
+        CoreEvent::Register { conn, tx, remote } => {
+            conns.insert(conn, (tx, remote, now_ms()));
+        }
+        CoreEvent::Input(input) => {
+            if let Input::Disconnected { conn } = &input {
+                gone.push(*conn);
+            }
+            if let Input::Request { conn, xid, request } = &input {
+                let write = request.op_code().is_write();
+                pending.insert((*conn, *xid), (Instant::now(), write));
+            }
+            server.handle(input, now_ms());
+        }
+        CoreEvent::FourLetter { word, reply } => {
+            if matches!(word, FourLetterWord::Srst) {
+                latency.reset();
+            }
+            let text = four_letter_text(word, server, conns, config, started, latency);
+            let _ = reply.send(text);
+        }
+        CoreEvent::Admin {
+            command,
+            params,
+            reply,
+        } => {
+            if command.primary == "stat_reset" {
+                latency.reset();
+            }
+            let snap = snapshot_of(server, conns, config, started, latency);
+            let _ = reply.send(admin_response(
+                command,
+                &params,
+                snap,
+                server,
+                config,
+                Vec::new(),
+            ));
+        }
+    }
 }
 
 pub(crate) async fn accept_loop(
