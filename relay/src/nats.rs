@@ -6,6 +6,7 @@
 //! commit marker, so the stream's last log message says which txn is complete, and any node messages
 //! after it belong to the next txn (they are skipped, not repeated, on resume).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use async_nats::header::HeaderMap;
@@ -94,9 +95,19 @@ pub struct NatsSink {
     js: jetstream::Context,
     cfg: RelayConfig,
     log_subject: String,
-    /// The stream's last sequence as far as this relay knows: the next publish expects it.
+    /// The stream's last sequence as far as this relay knows (every publish up to it is settled).
     expected_last: u64,
+    /// The sequence the next message sent expects as the stream's last: `expected_last` plus the
+    /// publishes in flight.
+    sent_last: u64,
+    /// Publishes sent and not yet settled, oldest first, each with the txn it completes (its last
+    /// message carries the txn's zxid and commit time).
+    in_flight: VecDeque<(jetstream::context::PublishAckFuture, Option<(Zxid, i64)>)>,
 }
+
+/// Publishes in flight at most: well under the JetStream context's 5000 ack permits, which a publish
+/// waits for (sending more before settling any would never finish).
+const IN_FLIGHT: usize = 1024;
 
 /// One message ready to publish.
 #[derive(Debug)]
@@ -105,6 +116,8 @@ pub(crate) struct Outgoing {
     pub headers: HeaderMap,
     pub payload: Bytes,
     pub raw_len: usize,
+    /// Set on the last message of a txn: once it is stored, the whole txn is (its zxid and commit time).
+    pub completes: Option<(Zxid, i64)>,
 }
 
 impl NatsSink {
@@ -130,6 +143,8 @@ impl NatsSink {
             cfg: cfg.clone(),
             log_subject: cfg.nats.log_subject(),
             expected_last: 0,
+            sent_last: 0,
+            in_flight: VecDeque::new(),
         };
         Ok(sink)
     }
@@ -173,6 +188,8 @@ impl NatsSink {
             .map_err(js_err)?;
         let last_seq = stream.info().await.map_err(js_err)?.state.last_sequence;
         self.expected_last = last_seq;
+        self.sent_last = last_seq;
+        self.in_flight.clear();
         if last_seq == 0 {
             return Ok(Resume::After {
                 zxid: Zxid::ZERO,
@@ -305,6 +322,7 @@ impl NatsSink {
                 headers,
                 raw_len: enc.raw_len,
                 payload,
+                completes: None,
             });
         }
         out.push(Outgoing {
@@ -312,6 +330,7 @@ impl NatsSink {
             headers: self.headers(zxid, "log", &format!("{ens}-{:x}", zxid as u64), &log),
             raw_len: log.raw_len,
             payload: log_payload,
+            completes: None,
         });
     }
 
@@ -333,88 +352,93 @@ impl NatsSink {
                 headers: self.headers(ev.zxid, "resync", &id, &enc),
                 raw_len: enc.raw_len,
                 payload: Bytes::from(enc.payload),
+                completes: None,
             });
         }
     }
 
-    /// Publishes messages pipelined, each expecting the stream's last sequence to be the one before it.
-    /// Returns how many were stored; on an error nothing after the failed message is stored (its
-    /// successors expect a sequence that never came).
-    pub(crate) async fn publish(&mut self, messages: Vec<Outgoing>) -> Result<usize, NatsError> {
-        // At most this many acks outstanding (well under the context's 5000 ack permits, which a
-        // publish waits for: sending more before awaiting any would never finish).
-        const IN_FLIGHT: usize = 1024;
-        let mut acks = std::collections::VecDeque::with_capacity(IN_FLIGHT);
-        let base = self.expected_last;
-        let mut stored = 0;
-        let mut first_err = None;
-        for (i, m) in messages.into_iter().enumerate() {
-            if acks.len() >= IN_FLIGHT {
-                if let Some(ack) = acks.pop_front() {
-                    self.settle(ack, &mut stored, &mut first_err).await;
-                }
-                if first_err.is_some() {
-                    break;
+    /// Sends messages, each expecting the stream's last sequence to be the one before it, without
+    /// waiting for their acks beyond [`IN_FLIGHT`] outstanding: a txn goes out as soon as it is read, not
+    /// after the acks of the batch before it. Returns the newest txn whose messages are now all
+    /// stored, if any settled. On an error nothing after the failed message is stored (its successors
+    /// expect a sequence that never came); the caller resumes from the stream's end.
+    pub(crate) async fn send(
+        &mut self,
+        messages: Vec<Outgoing>,
+    ) -> Result<Option<(Zxid, i64)>, NatsError> {
+        let mut settled = None;
+        for m in messages {
+            while self.in_flight.len() >= IN_FLIGHT {
+                if let Some(done) = self.settle_one().await? {
+                    settled = Some(done);
                 }
             }
             let publish = jetstream::message::PublishMessage::build()
                 .payload(m.payload)
                 .headers(m.headers)
-                .expected_last_sequence(base + i as u64);
+                .expected_last_sequence(self.sent_last);
             match self.js.send_publish(m.subject, publish).await {
-                Ok(ack) => acks.push_back(ack),
+                Ok(ack) => {
+                    self.sent_last += 1;
+                    self.in_flight.push_back((ack, m.completes));
+                }
                 Err(e) => {
-                    first_err = Some(NatsError::JetStream(e.to_string()));
-                    break;
+                    self.in_flight.clear();
+                    return Err(NatsError::JetStream(e.to_string()));
                 }
             }
         }
-        while let Some(ack) = acks.pop_front() {
-            self.settle(ack, &mut stored, &mut first_err).await;
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(stored),
-        }
+        Ok(settled)
     }
 
-    /// Awaits one ack in publish order: counts it if it stored the expected next sequence, otherwise
-    /// records the first error (every later message was refused or must not count).
-    async fn settle(
-        &mut self,
-        ack: jetstream::context::PublishAckFuture,
-        stored: &mut usize,
-        first_err: &mut Option<NatsError>,
-    ) {
-        match ack.await {
+    /// Waits for every publish in flight; returns the newest txn now stored, if any settled.
+    pub(crate) async fn settle_all(&mut self) -> Result<Option<(Zxid, i64)>, NatsError> {
+        let mut settled = None;
+        while !self.in_flight.is_empty() {
+            if let Some(done) = self.settle_one().await? {
+                settled = Some(done);
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Sends messages and waits until all are stored (a resync's dump).
+    pub(crate) async fn publish(&mut self, messages: Vec<Outgoing>) -> Result<(), NatsError> {
+        self.send(messages).await?;
+        self.settle_all().await.map(|_| ())
+    }
+
+    /// Awaits the oldest publish in flight: fine if it stored the expected next sequence; otherwise
+    /// an error, and everything still in flight is abandoned (it was refused or must not count).
+    async fn settle_one(&mut self) -> Result<Option<(Zxid, i64)>, NatsError> {
+        let Some((ack, completes)) = self.in_flight.pop_front() else {
+            return Ok(None);
+        };
+        let result = match ack.await {
             // Stored where expected; or a duplicate id already stored exactly there (another relay of
             // the same ensemble published this very message first, or our earlier ack was lost): the
             // stream holds the message at the right position either way, so carry on.
-            Ok(a) if first_err.is_none() && a.sequence == self.expected_last + 1 => {
+            Ok(a) if a.sequence == self.expected_last + 1 => {
                 if a.duplicate {
                     metrics::counter!("outpost_relay_already_stored_total").increment(1);
                 }
                 self.expected_last = a.sequence;
-                *stored += 1;
+                return Ok(completes);
             }
-            Ok(a) if first_err.is_none() => {
-                first_err.get_or_insert(NatsError::Refused(format!(
-                    "the message is already in the stream at seq {} (expected {}): another publisher is ahead",
-                    a.sequence,
-                    self.expected_last + 1
-                )));
-            }
-            Ok(_) => {}
-            Err(e) => {
-                let mapped = match e.kind() {
-                    PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId => {
-                        NatsError::Refused(e.to_string())
-                    }
-                    _ => NatsError::JetStream(e.to_string()),
-                };
-                first_err.get_or_insert(mapped);
-            }
-        }
+            Ok(a) => NatsError::Refused(format!(
+                "the message is already in the stream at seq {} (expected {}): another publisher is ahead",
+                a.sequence,
+                self.expected_last + 1
+            )),
+            Err(e) => match e.kind() {
+                PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId => {
+                    NatsError::Refused(e.to_string())
+                }
+                _ => NatsError::JetStream(e.to_string()),
+            },
+        };
+        self.in_flight.clear();
+        Err(result)
     }
 
     /// Waits until the client's outgoing buffer is written.

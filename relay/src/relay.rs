@@ -489,8 +489,18 @@ impl Relay {
                     "relay: the sink is at zxid {after}, ahead of this server ({committed}); waiting for the server"
                 );
             }
-            match self.source.next(after).await? {
+            let next = match self.source.try_next(after) {
+                Some(t) => Next::Txn(t),
+                None => {
+                    // Nothing at hand: what is in flight is settled (and counted as relayed) before
+                    // waiting, so an idle relay reports no lag.
+                    self.settle(sink).await?;
+                    self.source.next(after).await?
+                }
+            };
+            match next {
                 Next::Closed => {
+                    self.settle(sink).await?;
                     if let Sink::Nats(n) = sink {
                         n.flush().await;
                     }
@@ -500,6 +510,7 @@ impl Relay {
                     tracing::error!(
                         "relay: {why}; publishing a resync (marker and a dump of the tree)"
                     );
+                    self.settle(sink).await?;
                     after = self.resync(sink, &why).await?;
                     self.source.feed.relayed(after, now_ms());
                     skip = 0;
@@ -513,12 +524,13 @@ impl Relay {
                             None => break,
                         }
                     }
-                    self.publish(sink, &batch, skip).await?;
-                    let last = &batch[batch.len() - 1];
-                    after = last.zxid;
+                    let stored = self.publish(sink, &batch, skip).await?;
+                    after = batch[batch.len() - 1].zxid;
                     skip = 0;
-                    self.source.feed.relayed(after, last.header.time);
-                    lag(self.source.committed(), after, last.header.time);
+                    if let Some((zxid, time)) = stored {
+                        self.source.feed.relayed(zxid, time);
+                        lag(self.source.committed(), zxid, time);
+                    }
                     metrics::gauge!("outpost_relay_queue_dropped")
                         .set(self.source.feed.dropped() as f64);
                 }
@@ -526,12 +538,25 @@ impl Relay {
         }
     }
 
+    /// Waits until everything sent is stored; reports the newest stored txn as relayed.
+    async fn settle(&mut self, sink: &mut Sink) -> Result<(), RelayError> {
+        if let Sink::Nats(n) = sink {
+            if let Some((zxid, time)) = n.settle_all().await? {
+                self.source.feed.relayed(zxid, time);
+                lag(self.source.committed(), zxid, time);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a batch of txns; returns the newest txn known stored (for NATS, those whose acks came
+    /// back; the rest settle later, see [`NatsSink::send`]).
     async fn publish(
         &mut self,
         sink: &mut Sink,
         batch: &[CommittedTxn],
         skip: usize,
-    ) -> Result<(), RelayError> {
+    ) -> Result<Option<(Zxid, i64)>, RelayError> {
         let events: Vec<_> = batch
             .iter()
             .map(|t| txn_events(&self.cfg, &t.header, &t.txn))
@@ -539,19 +564,24 @@ impl Relay {
         match sink {
             Sink::Nats(n) => {
                 let mut out = Vec::new();
-                for (i, ev) in events.iter().enumerate() {
+                for (i, (ev, t)) in events.iter().zip(batch).enumerate() {
                     n.txn_messages(ev, if i == 0 { skip } else { 0 }, &mut out);
+                    // The log message comes last: once it is stored, so is the whole txn.
+                    if let Some(last) = out.last_mut() {
+                        last.completes = Some((t.zxid, t.header.time));
+                    }
                 }
                 let raw: usize = out.iter().map(|m| m.raw_len).sum();
                 let bytes: usize = out.iter().map(|m| m.payload.len()).sum();
                 let messages = out.len();
-                n.publish(out).await?;
+                let stored = n.send(out).await?;
                 self.stats.published(
                     events.len() as u64,
                     raw as u64,
                     bytes as u64,
                     messages as u64,
                 );
+                Ok(stored)
             }
             Sink::Lines(l) => {
                 let logs: Vec<&Event> = events.iter().map(|e| &e.log).collect();
@@ -562,9 +592,10 @@ impl Relay {
                     bytes as u64,
                     logs.len() as u64,
                 );
+                let last = &batch[batch.len() - 1];
+                Ok(Some((last.zxid, last.header.time)))
             }
         }
-        Ok(())
     }
 
     /// Publishes resync_begin, the tree's znodes and resync_end at the newest committed zxid; returns it.
