@@ -1501,3 +1501,111 @@ fn peer_four_letter(
         other => four_letter_text(other, peer.server(), conns, base, started, latency),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::quorum::{PacketType, QuorumPacket};
+
+    fn link_tx() -> (LinkTx, mpsc::Receiver<LinkOut>) {
+        let (tx, rx) = mpsc::channel(LINK_QUEUE);
+        let tx = LinkTx {
+            tx,
+            remote: SocketAddr::from(([127, 0, 0, 1], 2888)),
+            queued_bytes: Arc::default(),
+            queued_packets: Arc::default(),
+        };
+        (tx, rx)
+    }
+
+    fn commit(zxid: i64) -> QuorumPacket {
+        QuorumPacket::new(PacketType::Commit, zxid)
+    }
+
+    /// A pass's packets for a link count one by one against the link's bound, though they travel as one
+    /// queue message, so batching does not let a slow learner hold more packets than before.
+    #[test]
+    fn link_queue_bound_counts_packets_not_messages() {
+        let (tx, _rx) = link_tx();
+        let mut gathered = Gathered::default();
+        for z in 1..=3 {
+            gathered.push(&commit(z));
+        }
+        assert!(tx.queue(gathered.take().expect("three packets")));
+        assert_eq!(tx.queued_packets.load(Ordering::Relaxed), 3);
+        let too_many = LinkOut::Bytes {
+            bytes: Vec::new(),
+            packets: LINK_QUEUE as u64 - 2,
+        };
+        assert!(!tx.queue(too_many), "3 + 65,534 packets exceed the bound");
+        let just_enough = LinkOut::Bytes {
+            bytes: Vec::new(),
+            packets: LINK_QUEUE as u64 - 3,
+        };
+        assert!(tx.queue(just_enough));
+        assert!(
+            Gathered::default().take().is_none(),
+            "no packets, no message"
+        );
+    }
+
+    /// The end-of-pass flush hands each link its packets in order as one message, and closes (and
+    /// reports) a link that cannot take them instead of dropping packets from a link that stays up.
+    #[test]
+    fn flush_learners_sends_in_order_and_breaks_a_full_link() {
+        let (fast, mut fast_rx) = link_tx();
+        let (slow, mut slow_rx) = link_tx();
+        slow.queued_packets
+            .store(LINK_QUEUE as u64, Ordering::Relaxed);
+        let mut links = BTreeMap::from([(1, fast), (2, slow)]);
+        let mut out: BTreeMap<LinkId, Gathered> = BTreeMap::new();
+        for z in 1..=2 {
+            out.entry(1).or_default().push(&commit(z));
+            out.entry(2).or_default().push(&commit(z));
+        }
+        // A link already gone leaves nothing behind.
+        out.entry(3).or_default().push(&commit(1));
+        assert_eq!(flush_learners(&mut out, &mut links), vec![2]);
+        assert!(links.contains_key(&1) && !links.contains_key(&2));
+        assert!(!out.contains_key(&2) && !out.contains_key(&3));
+        let Ok(LinkOut::Bytes { bytes, packets }) = fast_rx.try_recv() else {
+            panic!("the fast link gets one message");
+        };
+        assert_eq!(packets, 2);
+        let mut decoder = QuorumStreamDecoder::new(1 << 20, 0);
+        decoder.push(&bytes);
+        for z in 1..=2 {
+            match decoder.next_item() {
+                Ok(Some(QuorumItem::Packet(p))) => assert_eq!(p, commit(z)),
+                other => panic!("expected COMMIT {z}, got {other:?}"),
+            }
+        }
+        assert!(matches!(slow_rx.try_recv(), Ok(LinkOut::Close)));
+    }
+
+    /// An event is checked against the leader connection as it is when its turn comes: packets of a
+    /// connection older than the current generation, or after the connection is gone, never reach the
+    /// peer.
+    #[test]
+    fn quorum_input_drops_what_an_old_leader_connection_sent() {
+        let (tx, _rx) = mpsc::channel(4);
+        let mut links = BTreeMap::new();
+        let mut out = BTreeMap::new();
+        let mut leader = Some((3, tx));
+        let from = |generation| QuorumEvent::FromLeader {
+            generation,
+            item: QuorumItem::Packet(commit(7)),
+        };
+        assert!(quorum_input(from(2), &mut links, &mut out, &mut leader, 3).is_none());
+        assert!(matches!(
+            quorum_input(from(3), &mut links, &mut out, &mut leader, 3),
+            Some(PeerInput::FromLeader(_))
+        ));
+        let gone = QuorumEvent::LeaderGone { generation: 3 };
+        assert!(matches!(
+            quorum_input(gone, &mut links, &mut out, &mut leader, 3),
+            Some(PeerInput::LeaderDisconnected)
+        ));
+        assert!(quorum_input(from(3), &mut links, &mut out, &mut leader, 3).is_none());
+    }
+}
