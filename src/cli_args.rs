@@ -159,6 +159,9 @@ pub struct BenchArgs {
     /// Outstanding requests per client.
     #[arg(long, default_value_t = 16)]
     pub depth: usize,
+    /// Threads of the load generator's runtime (0: one per CPU).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Seconds to run.
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
