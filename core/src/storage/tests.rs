@@ -55,6 +55,17 @@ fn append_range(log: &mut TxnLog, counters: std::ops::RangeInclusive<u32>) {
     }
 }
 
+/// Appends the records with these counters, flushing after every `every`-th counter and at the end.
+fn append_flushed(log: &mut TxnLog, counters: std::ops::RangeInclusive<u32>, every: u32) {
+    for c in counters {
+        log.append(z(c), &payload(z(c)));
+        if c % every == 0 {
+            log.flush().unwrap();
+        }
+    }
+    log.flush().unwrap();
+}
+
 fn segment_path(first: Zxid) -> PathBuf {
     Path::new(LOGS)
         .join(VERSION_DIR)
@@ -198,10 +209,7 @@ fn torn_looking_record_in_older_segment_is_fatal() {
         ..small_opts()
     };
     let (mut log, _) = recover_mem(&disk, opts).unwrap();
-    for c in 1..=4 {
-        log.append(z(c), &payload(z(c)));
-        log.flush().unwrap();
-    }
+    append_flushed(&mut log, 1..=4, 1);
     mem.flip_byte(
         &segment_path(z(1)),
         record_offset(2) + RECORD_HEADER_LEN,
@@ -223,10 +231,7 @@ fn missing_segment_detected() {
         ..small_opts()
     };
     let (mut log, _) = recover_mem(&disk, opts).unwrap();
-    for c in 1..=6 {
-        log.append(z(c), &payload(z(c)));
-        log.flush().unwrap();
-    }
+    append_flushed(&mut log, 1..=6, 1);
     let middle = segment_path(z(3));
     assert!(mem.file(&middle).is_some(), "segments roll every 2 records");
     mem.remove(&middle).unwrap();
@@ -462,10 +467,7 @@ fn truncate_after_across_segments() {
         ..small_opts()
     };
     let (mut log, _) = recover_mem(&disk, opts).unwrap();
-    for c in 1..=7 {
-        log.append(z(c), &payload(z(c)));
-        log.flush().unwrap();
-    }
+    append_flushed(&mut log, 1..=7, 1);
     log.truncate_after(z(3)).unwrap();
     assert_eq!(log.last_zxid(), Some(z(3)));
     let left: Vec<u32> = log
@@ -496,10 +498,7 @@ fn read_from_serves_ranges_and_reports_purged_start() {
         ..small_opts()
     };
     let (mut log, _) = recover_mem(&disk, opts).unwrap();
-    for c in 1..=9 {
-        log.append(z(c), &payload(z(c)));
-        log.flush().unwrap();
-    }
+    append_flushed(&mut log, 1..=9, 1);
     for after in 0..=9u32 {
         let got: Vec<u32> = log
             .read_from(z(after))
@@ -524,10 +523,7 @@ fn read_for_sync_serves_connected_ranges_within_the_size_limit() {
         ..small_opts()
     };
     let (mut log, _) = recover_mem(&disk, opts).unwrap();
-    for c in 1..=9 {
-        log.append(z(c), &payload(z(c)));
-        log.flush().unwrap();
-    }
+    append_flushed(&mut log, 1..=9, 1);
     let read = |after: u32, until: u32, factor: f64| {
         read_for_sync(
             disk.clone(),
@@ -619,10 +615,7 @@ fn purge_keeps_segment_holding_snapshot_successor() {
     };
     let (mut log, _) = recover_mem(&disk, opts).unwrap();
     let store = SnapshotStore::open(disk.clone(), Path::new(DATA)).unwrap();
-    for c in 1..=12 {
-        log.append(z(c), &payload(z(c)));
-        log.flush().unwrap();
-    }
+    append_flushed(&mut log, 1..=12, 1);
     for c in [2, 6, 7] {
         store.write(z(c), b"t").unwrap();
     }
@@ -760,13 +753,7 @@ fn real_disk_writes_zeros_ahead_of_records() {
         };
         let (mut log, _) = recover(disk.clone(), &data, &logs, opts).unwrap();
         // 4,000 records of 25 bytes in batches of 10: 100,000 bytes, past the first 64 KiB step.
-        for c in 1..=4_000 {
-            log.append(z(c), &payload(z(c)));
-            if c % 10 == 0 {
-                log.flush().unwrap();
-            }
-        }
-        log.flush().unwrap();
+        append_flushed(&mut log, 1..=4_000, 10);
         let blocks = allocated_bytes(&logs);
         drop(log);
         let (_, rec) = recover(disk.clone(), &data, &logs, opts).unwrap();
@@ -799,13 +786,7 @@ fn real_disk_round_trip_and_torn_tail() {
         ..LogOptions::default()
     };
     let (mut log, _) = recover(disk.clone(), &data, &logs, opts).unwrap();
-    for c in 1..=100 {
-        log.append(z(c), &payload(z(c)));
-        if c % 7 == 0 {
-            log.flush().unwrap();
-        }
-    }
-    log.flush().unwrap();
+    append_flushed(&mut log, 1..=100, 7);
     write_snapshot(&*disk, &data, z(50), b"tree at 50").unwrap();
     write_epoch_file(&*disk, &data, ACCEPTED_EPOCH_FILE, Epoch(1)).unwrap();
     drop(log);
