@@ -242,21 +242,19 @@ fn flush_learners(
     links: &mut BTreeMap<LinkId, LinkTx>,
 ) -> Vec<LinkId> {
     let mut broken = Vec::new();
-    // A link that is gone leaves its entry behind here once; drop it with its packets.
+    // A link that is gone, or breaks now, is dropped here with its packets.
     out.retain(|link, gathered| {
         let Some(tx) = links.get(link) else {
             return false;
         };
-        if let Some(bytes) = gathered.take() {
-            if !tx.queue(bytes) {
-                broken.push(*link);
-            }
+        let kept = gathered.take().is_none_or(|bytes| tx.queue(bytes));
+        if !kept {
+            broken.push(*link);
         }
-        true
+        kept
     });
     for link in &broken {
         tracing::warn!("learner link {link} is not keeping up; closing it");
-        out.remove(link);
         if let Some(tx) = links.remove(link) {
             let _ = tx.queue(LinkOut::Close);
         }
